@@ -1,0 +1,117 @@
+//! The authorization request (RFC 6749 §4.1.1, RFC 7636 §4.3, RFC 8707 §2, OAuth 2.1 §4.1.1):
+//! the URL the user's browser is sent to.
+
+use url::Url;
+
+use crate::error::{Error, ErrorKind, Result, Step};
+use crate::scope::Scopes;
+
+/// Everything the authorization URL carries.
+#[derive(Debug, Clone, Copy)]
+pub struct AuthorizationRequest<'a> {
+    /// The authorization server's `authorization_endpoint`.
+    pub authorization_endpoint: &'a str,
+    /// The client identifier.
+    pub client_id: &'a str,
+    /// The loopback redirect URI, exactly as registered.
+    pub redirect_uri: &'a str,
+    /// Scopes to request; `None` omits the parameter.
+    pub scope: Option<&'a Scopes>,
+    /// The opaque `state` value, echoed back by the server (RFC 6749 §10.12).
+    pub state: &'a str,
+    /// The PKCE `S256` code challenge.
+    pub code_challenge: &'a str,
+    /// The RFC 8707 `resource` indicator: the MCP server's canonical URI.
+    pub resource: Option<&'a str>,
+}
+
+/// Builds the authorization URL, keeping any query the endpoint already has (RFC 6749 §3.1).
+///
+/// # Errors
+/// [`ErrorKind::InvalidResponse`] for an unparseable endpoint, [`ErrorKind::Refused`] for one
+/// that is neither HTTPS nor loopback HTTP.
+///
+/// ```
+/// use mcp_oauth_client::{build_authorization_url, AuthorizationRequest};
+/// let url = build_authorization_url(&AuthorizationRequest {
+///     authorization_endpoint: "https://as.example.com/authorize",
+///     client_id: "abc",
+///     redirect_uri: "http://127.0.0.1:8765/callback",
+///     scope: None,
+///     state: "xyz",
+///     code_challenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+///     resource: Some("https://mcp.example.com/mcp"),
+/// }).unwrap();
+/// assert!(url.as_str().starts_with("https://as.example.com/authorize?response_type=code&client_id=abc"));
+/// ```
+pub fn build_authorization_url(req: &AuthorizationRequest<'_>) -> Result<Url> {
+    let step = Step::Authorization;
+    let mut url = crate::discovery::parse_endpoint(req.authorization_endpoint, step)?;
+    crate::http::require_secure(&url, step)?;
+    if url.fragment().is_some() {
+        return Err(Error::new(
+            ErrorKind::InvalidResponse,
+            step,
+            "the authorization endpoint has a fragment",
+        ));
+    }
+    {
+        let mut q = url.query_pairs_mut();
+        q.append_pair("response_type", "code")
+            .append_pair("client_id", req.client_id)
+            .append_pair("redirect_uri", req.redirect_uri);
+        if let Some(scope) = req.scope.filter(|s| !s.is_empty()) {
+            q.append_pair("scope", &scope.to_string());
+        }
+        q.append_pair("state", req.state)
+            .append_pair("code_challenge", req.code_challenge)
+            .append_pair("code_challenge_method", "S256");
+        if let Some(resource) = req.resource {
+            q.append_pair("resource", resource);
+        }
+    }
+    Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn carries_every_parameter_and_keeps_existing_query() {
+        let scope = Scopes::parse("a b");
+        let url = build_authorization_url(&AuthorizationRequest {
+            authorization_endpoint: "https://as.example.com/authorize?tenant=t1",
+            client_id: "c 1",
+            redirect_uri: "http://127.0.0.1:1/callback",
+            scope: Some(&scope),
+            state: "s",
+            code_challenge: "ch",
+            resource: Some("https://mcp.example.com/mcp"),
+        })
+        .unwrap();
+        let pairs: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+        let get = |k: &str| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        assert_eq!(get("tenant"), Some("t1"));
+        assert_eq!(get("client_id"), Some("c 1"));
+        assert_eq!(get("scope"), Some("a b"));
+        assert_eq!(get("code_challenge_method"), Some("S256"));
+        assert_eq!(get("resource"), Some("https://mcp.example.com/mcp"));
+        assert_eq!(get("redirect_uri"), Some("http://127.0.0.1:1/callback"));
+    }
+
+    #[test]
+    fn refuses_insecure_endpoint() {
+        let e = build_authorization_url(&AuthorizationRequest {
+            authorization_endpoint: "http://as.example.com/authorize",
+            client_id: "c",
+            redirect_uri: "http://127.0.0.1:1/callback",
+            scope: None,
+            state: "s",
+            code_challenge: "ch",
+            resource: None,
+        })
+        .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Refused);
+    }
+}

@@ -1,0 +1,271 @@
+//! The crate's one error type: which step failed, on which URL, and why.
+//!
+//! Server-reported OAuth errors (RFC 6749 §5.2, RFC 7591 §3.2.2, RFC 6749 §4.1.2.1) keep their
+//! error code; transport failures, unparseable responses and policy refusals are kept apart so a
+//! caller can decide what to do. No message ever contains a token, code, verifier or secret.
+
+use std::fmt;
+
+/// A specialised `Result` for this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What went wrong, in the categories a caller makes decisions on.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The network exchange failed: connect, TLS, I/O, or an HTTP timeout.
+    Transport,
+    /// The server answered with an unexpected HTTP status and no OAuth error body.
+    Status,
+    /// The server's answer could not be parsed or broke a MUST of the spec.
+    InvalidResponse,
+    /// The server (or the authorization callback) reported an OAuth error code.
+    OAuth,
+    /// The client refused to go on for safety: insecure URL, issuer or resource mismatch,
+    /// no PKCE S256, an `iss` that does not match, and the like.
+    Refused,
+    /// The user did not finish the authorization in time.
+    Timeout,
+    /// Reading or writing the token cache failed.
+    Storage,
+    /// The caller's input or configuration is invalid (for example an unparseable URL).
+    Config,
+    /// The browser could not be opened and no other way to authorize was configured.
+    Browser,
+}
+
+/// The step of the login flow that failed.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Reading the cached token.
+    TokenCheck,
+    /// Refreshing an expired access token (RFC 6749 §6).
+    Refresh,
+    /// Protected resource metadata discovery (RFC 9728).
+    ResourceDiscovery,
+    /// Authorization server metadata discovery (RFC 8414, OpenID Connect Discovery).
+    AuthServerDiscovery,
+    /// Dynamic client registration (RFC 7591) or client selection.
+    Registration,
+    /// Building the authorization request and opening the browser.
+    Authorization,
+    /// Waiting for and validating the redirect on the loopback listener.
+    Callback,
+    /// Redeeming the authorization code (RFC 6749 §4.1.3, RFC 7636).
+    CodeExchange,
+    /// Writing or clearing the token cache.
+    Storage,
+    /// Configuring the session.
+    Configure,
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Step::TokenCheck => "token check",
+            Step::Refresh => "token refresh",
+            Step::ResourceDiscovery => "protected resource metadata discovery",
+            Step::AuthServerDiscovery => "authorization server metadata discovery",
+            Step::Registration => "client registration",
+            Step::Authorization => "authorization request",
+            Step::Callback => "authorization callback",
+            Step::CodeExchange => "code exchange",
+            Step::Storage => "token storage",
+            Step::Configure => "configuration",
+        })
+    }
+}
+
+/// The error of every fallible function in this crate.
+///
+/// Small (one pointer) so that `Result`s stay cheap. `Display` names the step, the URL when
+/// there is one, and the reason; the underlying cause is reachable through
+/// [`source()`](std::error::Error::source).
+pub struct Error(Box<Inner>);
+
+struct Inner {
+    kind: ErrorKind,
+    step: Step,
+    message: String,
+    url: Option<String>,
+    oauth_error: Option<String>,
+    oauth_description: Option<String>,
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl Error {
+    /// A new error of `kind` in `step` with a human-readable `message` (no secrets).
+    pub(crate) fn new(kind: ErrorKind, step: Step, message: impl Into<String>) -> Error {
+        Error(Box::new(Inner {
+            kind,
+            step,
+            message: message.into(),
+            url: None,
+            oauth_error: None,
+            oauth_description: None,
+            source: None,
+        }))
+    }
+
+    /// A server-reported OAuth error `code` with its optional description.
+    pub(crate) fn oauth(step: Step, code: &str, description: Option<&str>) -> Error {
+        let mut e = Error::new(ErrorKind::OAuth, step, "the server reported an OAuth error");
+        e.0.oauth_error = Some(sanitize(code, 64));
+        e.0.oauth_description = description.map(|d| sanitize(d, 200));
+        e
+    }
+
+    /// Attaches the URL the failing request went to (query and fragment are dropped).
+    pub(crate) fn with_url(mut self, url: &url::Url) -> Error {
+        let mut shown = url.clone();
+        shown.set_query(None);
+        shown.set_fragment(None);
+        self.0.url = Some(shown.to_string());
+        self
+    }
+
+    /// Attaches the underlying cause.
+    pub(crate) fn with_source(
+        mut self,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Error {
+        self.0.source = Some(source.into());
+        self
+    }
+
+    /// Puts `context` (a path, say) in front of the message.
+    pub(crate) fn prefix_message(mut self, context: &str) -> Error {
+        self.0.message = format!("{context}: {}", self.0.message);
+        self
+    }
+
+    /// Re-labels the step (a step function used inside another step).
+    pub(crate) fn at_step(mut self, step: Step) -> Error {
+        self.0.step = step;
+        self
+    }
+
+    /// The category of the failure.
+    pub fn kind(&self) -> ErrorKind {
+        self.0.kind
+    }
+
+    /// The step of the flow that failed.
+    pub fn step(&self) -> Step {
+        self.0.step
+    }
+
+    /// The URL of the failing request, without its query, when there was one.
+    pub fn url(&self) -> Option<&str> {
+        self.0.url.as_deref()
+    }
+
+    /// The OAuth error code reported by the server or the callback (`invalid_grant`,
+    /// `access_denied`, …), when the failure was one.
+    pub fn oauth_error(&self) -> Option<&str> {
+        self.0.oauth_error.as_deref()
+    }
+
+    /// The server's `error_description`, when it sent one (control characters removed).
+    pub fn oauth_description(&self) -> Option<&str> {
+        self.0.oauth_description.as_deref()
+    }
+
+    /// True when the stored grant is no longer usable and only a new authorization helps:
+    /// `invalid_grant` on refresh or exchange.
+    pub fn needs_reauthorization(&self) -> bool {
+        self.oauth_error() == Some("invalid_grant")
+    }
+
+    /// True when the authorization server rejected the client's credentials (`invalid_client`).
+    pub fn is_invalid_client(&self) -> bool {
+        matches!(
+            self.oauth_error(),
+            Some("invalid_client" | "unauthorized_client")
+        )
+    }
+
+    /// True when the user (or the authorization server) denied the authorization request.
+    pub fn is_access_denied(&self) -> bool {
+        self.oauth_error() == Some("access_denied")
+    }
+}
+
+/// Keeps server-supplied text printable and short, so it cannot forge log lines.
+fn sanitize(text: &str, max: usize) -> String {
+    text.chars().filter(|c| !c.is_control()).take(max).collect()
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} failed", self.0.step)?;
+        if let Some(url) = &self.0.url {
+            write!(f, " ({url})")?;
+        }
+        write!(f, ": {}", self.0.message)?;
+        if let Some(code) = &self.0.oauth_error {
+            write!(f, ": {code}")?;
+            if let Some(d) = &self.0.oauth_description {
+                write!(f, " ({d})")?;
+            }
+        }
+        if let Some(source) = &self.0.source {
+            write!(f, ": {source}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Error")
+            .field("kind", &self.0.kind)
+            .field("step", &self.0.step)
+            .field("url", &self.0.url)
+            .field("message", &self.0.message)
+            .field("oauth_error", &self.0.oauth_error)
+            .field("source", &self.0.source)
+            .finish()
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0
+            .source
+            .as_deref()
+            .map(|s| s as &(dyn std::error::Error + 'static))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_is_one_pointer() {
+        assert_eq!(std::mem::size_of::<Error>(), std::mem::size_of::<usize>());
+    }
+
+    #[test]
+    fn error_is_send_sync_static() {
+        fn check<T: std::error::Error + Send + Sync + 'static>() {}
+        check::<Error>();
+    }
+
+    #[test]
+    fn display_names_step_url_and_code() {
+        let url = url::Url::parse("https://as.example/token?code=SECRET").unwrap();
+        let e = Error::oauth(Step::Refresh, "invalid_grant", Some("expired\nforged line"))
+            .with_url(&url);
+        let text = e.to_string();
+        assert_eq!(
+            text,
+            "token refresh failed (https://as.example/token): the server reported an OAuth \
+             error: invalid_grant (expiredforged line)"
+        );
+        assert!(e.needs_reauthorization());
+        assert!(!text.contains("SECRET"));
+    }
+}

@@ -1,0 +1,653 @@
+//! `Session`: one MCP server, the whole flow run in order and only as far as needed.
+//!
+//! token check → refresh → discovery → client → loopback listener + browser → code exchange →
+//! storage (MCP authorization, all revisions this crate implements; see the crate docs).
+
+use std::path::PathBuf;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use url::Url;
+
+use crate::authorize::{AuthorizationRequest, build_authorization_url};
+use crate::browser::{AuthorizeHook, open_browser};
+use crate::callback::{CallbackExpectation, CallbackHost, CallbackListener};
+use crate::discovery::{
+    self, AuthServerMetadata, canonical_resource, discover_auth_server_metadata,
+    discover_resource_metadata,
+};
+use crate::error::{Error, ErrorKind, Result, Step};
+use crate::pkce::PkceVerifier;
+use crate::registration::{
+    AuthMethod, ClientRegistration, RegistrationRequest, choose_auth_method, register,
+};
+use crate::scope::{ScopeSources, Scopes, select_scopes};
+use crate::secret::Secret;
+use crate::storage::{FORMAT_VERSION, FileTokenStorage, StoredTokens};
+use crate::token::{self, CodeExchange, RefreshRequest, TokenSet, unix_now};
+use crate::www_authenticate::Challenge;
+
+/// A stored access token closer than this to its expiry is refreshed first (seconds).
+pub const EXPIRY_MARGIN: u64 = 60;
+
+/// The default client name sent on dynamic registration.
+pub const DEFAULT_CLIENT_NAME: &str = "mcp-oauth-client";
+
+/// The default time the user has to finish the authorization in the browser.
+pub const DEFAULT_CALLBACK_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Builds a [`Session`]; see [`Session::builder`].
+#[must_use]
+pub struct SessionBuilder {
+    server_url: String,
+    scopes: Option<Scopes>,
+    client_name: String,
+    cache_dir: Option<PathBuf>,
+    client_metadata: Option<serde_json::Map<String, serde_json::Value>>,
+    callback_port: Option<u16>,
+    callback_host: CallbackHost,
+    callback_timeout: Duration,
+    client_id: Option<String>,
+    client_secret: Option<Secret>,
+    client_metadata_url: Option<String>,
+    authorize_hook: Option<AuthorizeHook>,
+    agent: Option<ureq::Agent>,
+}
+
+impl SessionBuilder {
+    /// Scopes to request: a space-separated string or a list. Without them the scopes come
+    /// from the server (challenge `scope`, then resource metadata `scopes_supported`).
+    pub fn scopes(mut self, scopes: impl Into<Scopes>) -> Self {
+        self.scopes = Some(scopes.into());
+        self
+    }
+
+    /// The client name for dynamic registration (default `mcp-oauth-client`).
+    pub fn client_name(mut self, name: impl Into<String>) -> Self {
+        self.client_name = name.into();
+        self
+    }
+
+    /// The token cache directory (default: `$MCP_OAUTH_CACHE_DIR`, else
+    /// `~/.fastmcp/oauth-mcp-client-cache`).
+    pub fn cache_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.cache_dir = Some(dir.into());
+        self
+    }
+
+    /// Extra client metadata merged into the registration request (RFC 7591 §2), for example
+    /// `{"logo_uri": "…"}`. Anything but a JSON object is ignored.
+    pub fn client_metadata(mut self, metadata: serde_json::Value) -> Self {
+        if let serde_json::Value::Object(map) = metadata {
+            self.client_metadata = Some(map);
+        }
+        self
+    }
+
+    /// A fixed callback port (default: a cached client's registered port if free, else any
+    /// free port).
+    pub fn callback_port(mut self, port: u16) -> Self {
+        self.callback_port = Some(port);
+        self
+    }
+
+    /// The host name in the redirect URI (default `127.0.0.1`).
+    pub fn callback_host(mut self, host: CallbackHost) -> Self {
+        self.callback_host = host;
+        self
+    }
+
+    /// How long to wait for the user to finish in the browser (default 300 s).
+    pub fn callback_timeout(mut self, timeout: Duration) -> Self {
+        self.callback_timeout = timeout;
+        self
+    }
+
+    /// A pre-registered client identifier: no dynamic registration is attempted.
+    pub fn client_id(mut self, client_id: impl Into<String>) -> Self {
+        self.client_id = Some(client_id.into());
+        self
+    }
+
+    /// The secret of the pre-registered client.
+    pub fn client_secret(mut self, secret: impl Into<String>) -> Self {
+        self.client_secret = Some(Secret::new(secret));
+        self
+    }
+
+    /// An HTTPS URL of a client ID metadata document, used as the `client_id` when the
+    /// authorization server advertises `client_id_metadata_document_supported`.
+    pub fn client_metadata_url(mut self, url: impl Into<String>) -> Self {
+        self.client_metadata_url = Some(url.into());
+        self
+    }
+
+    /// Replaces the browser: `hook` receives the authorization URL once the callback listener
+    /// is ready. It must return promptly (drive a login from another thread).
+    pub fn authorize_hook(mut self, hook: impl FnMut(&Url) + Send + 'static) -> Self {
+        self.authorize_hook = Some(Box::new(hook));
+        self
+    }
+
+    /// The agent for OAuth requests (default [`new_agent`](crate::new_agent)). Step functions
+    /// apply the transport rules per request, so any agent is safe.
+    pub fn agent(mut self, agent: ureq::Agent) -> Self {
+        self.agent = Some(agent);
+        self
+    }
+
+    /// Builds the session. Nothing is requested yet.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Config`] when the server URL is not an absolute http(s) URL or no cache
+    /// directory can be found; [`ErrorKind::Refused`] for plain HTTP to a non-loopback host.
+    pub fn build(self) -> Result<Session> {
+        let step = Step::Configure;
+        let server_url = Url::parse(&self.server_url)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https") && u.has_host())
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::Config,
+                    step,
+                    format!(
+                        "{:?} is not an absolute http(s) URL",
+                        discovery::shorten(&self.server_url)
+                    ),
+                )
+            })?;
+        crate::http::require_secure(&server_url, step)?;
+        let dir = match self.cache_dir {
+            Some(d) => d,
+            None => FileTokenStorage::default_dir()?,
+        };
+        Ok(Session {
+            storage: FileTokenStorage::new(dir),
+            agent: self.agent.unwrap_or_else(crate::http::new_agent),
+            config: Config {
+                scopes: self.scopes,
+                client_name: self.client_name,
+                client_metadata: self.client_metadata,
+                callback_port: self.callback_port,
+                callback_host: self.callback_host,
+                callback_timeout: self.callback_timeout,
+                client_id: self.client_id,
+                client_secret: self.client_secret,
+                client_metadata_url: self.client_metadata_url,
+            },
+            server_url,
+            state: Mutex::new(State {
+                hook: self.authorize_hook,
+                tokens: None,
+            }),
+        })
+    }
+}
+
+struct Config {
+    scopes: Option<Scopes>,
+    client_name: String,
+    client_metadata: Option<serde_json::Map<String, serde_json::Value>>,
+    callback_port: Option<u16>,
+    callback_host: CallbackHost,
+    callback_timeout: Duration,
+    client_id: Option<String>,
+    client_secret: Option<Secret>,
+    client_metadata_url: Option<String>,
+}
+
+/// What one flow at a time may touch.
+struct State {
+    hook: Option<AuthorizeHook>,
+    /// The last tokens this process obtained, for when the cache cannot be written.
+    tokens: Option<StoredTokens>,
+}
+
+/// A login to one OAuth-protected MCP server.
+///
+/// `Send + Sync`: share it between threads; concurrent callers wait for one flow.
+///
+/// # Example
+/// ```no_run
+/// let session = mcp_oauth_client::Session::builder("https://mcp.example.com/mcp")
+///     .scopes("files:read")
+///     .build()?;
+/// let header = session.authorization_header()?; // logs in on first use
+/// # Ok::<(), mcp_oauth_client::Error>(())
+/// ```
+pub struct Session {
+    server_url: Url,
+    config: Config,
+    storage: FileTokenStorage,
+    agent: ureq::Agent,
+    state: Mutex<State>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("server_url", &self.server_url.as_str())
+            .field("cache_dir", &self.storage.dir())
+            .finish_non_exhaustive()
+    }
+}
+
+/// How a login came about.
+#[derive(Default)]
+struct LoginContext<'a> {
+    /// The Bearer challenge of a 401, when one was seen.
+    challenge: Option<&'a Challenge>,
+}
+
+impl Session {
+    /// A builder for the MCP server at `server_url` with every option at its default.
+    pub fn builder(server_url: impl Into<String>) -> SessionBuilder {
+        SessionBuilder {
+            server_url: server_url.into(),
+            scopes: None,
+            client_name: DEFAULT_CLIENT_NAME.into(),
+            cache_dir: None,
+            client_metadata: None,
+            callback_port: None,
+            callback_host: CallbackHost::default(),
+            callback_timeout: DEFAULT_CALLBACK_TIMEOUT,
+            client_id: None,
+            client_secret: None,
+            client_metadata_url: None,
+            authorize_hook: None,
+            agent: None,
+        }
+    }
+
+    /// A session with every default (FastMCP's `auth="oauth"`).
+    ///
+    /// # Errors
+    /// As [`SessionBuilder::build`].
+    pub fn new(server_url: impl Into<String>) -> Result<Session> {
+        Session::builder(server_url).build()
+    }
+
+    /// The MCP server URL.
+    pub fn server_url(&self) -> &Url {
+        &self.server_url
+    }
+
+    /// The token cache.
+    pub fn storage(&self) -> &FileTokenStorage {
+        &self.storage
+    }
+
+    /// A valid access token: the cached one, else a refreshed one, else one from a new login
+    /// through the browser.
+    ///
+    /// # Errors
+    /// The error of the step that failed; see [`Error::step`].
+    pub fn access_token(&self) -> Result<Secret> {
+        let mut state = self.lock();
+        self.token(&mut state, &LoginContext::default())
+    }
+
+    /// `Bearer <access token>`, for an `Authorization` header.
+    ///
+    /// # Errors
+    /// As [`access_token`](Self::access_token).
+    pub fn authorization_header(&self) -> Result<String> {
+        self.access_token()
+            .map(|t| format!("Bearer {}", t.secret()))
+    }
+
+    /// Logs in through the browser even when a valid token is cached, and stores the result.
+    ///
+    /// # Errors
+    /// As [`access_token`](Self::access_token).
+    pub fn login(&self) -> Result<Secret> {
+        let mut state = self.lock();
+        self.full_login(&mut state, &LoginContext::default())
+    }
+
+    /// Forgets this server's tokens, here and on disk (see [`FileTokenStorage::clear`]).
+    ///
+    /// # Errors
+    /// [`ErrorKind::Storage`] when a file cannot be removed.
+    pub fn clear(&self) -> Result<()> {
+        let mut state = self.lock();
+        state.tokens = None;
+        self.storage.clear(&self.server_url)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic inside a hook must not make the session unusable.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Token check → refresh → login.
+    fn token(&self, state: &mut State, ctx: &LoginContext<'_>) -> Result<Secret> {
+        if let Some(stored) = self.stored_tokens(state) {
+            if stored.tokens.is_fresh(unix_now(), EXPIRY_MARGIN) {
+                log::debug!("token check: cached token for {} is valid", self.server_url);
+                return Ok(stored.tokens.access_token);
+            }
+            if let Some(refresh_token) = &stored.tokens.refresh_token {
+                match self.refresh_stored(&stored, refresh_token) {
+                    Ok(tokens) => return Ok(self.save(state, stored.with_tokens(tokens))),
+                    Err(e)
+                        if e.needs_reauthorization()
+                            || e.is_invalid_client()
+                            || e.kind() == ErrorKind::Config =>
+                    {
+                        log::info!("token refresh: {e}; logging in again");
+                        if e.is_invalid_client() {
+                            self.forget_client(&stored.issuer);
+                        }
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        self.full_login(state, ctx)
+    }
+
+    /// The stored tokens of this server: the cache file, else what this process holds.
+    fn stored_tokens(&self, state: &State) -> Option<StoredTokens> {
+        match self.storage.load_tokens(&self.server_url) {
+            Ok(Some(t)) => return Some(t),
+            Ok(None) => {}
+            Err(e) => log::warn!("ignoring the cached tokens: {e}"),
+        }
+        state.tokens.clone()
+    }
+
+    fn refresh_stored(&self, stored: &StoredTokens, refresh_token: &Secret) -> Result<TokenSet> {
+        // Without the client that obtained the grant there is nothing to refresh with; the
+        // grant is as good as rejected.
+        let Some(client) = self.client_for(stored) else {
+            return Err(Error::new(
+                ErrorKind::Config,
+                Step::Refresh,
+                "the client that obtained the tokens is no longer known",
+            ));
+        };
+        log::info!("token refresh at {}", stored.token_endpoint);
+        token::refresh(
+            &self.agent,
+            &RefreshRequest {
+                token_endpoint: &stored.token_endpoint,
+                refresh_token,
+                client: &client,
+                resource: stored.resource.as_deref(),
+            },
+        )
+    }
+
+    /// The client that obtained `stored`: the configured one, or the cached registration.
+    fn client_for(&self, stored: &StoredTokens) -> Option<ClientRegistration> {
+        let configured = self
+            .config
+            .client_id
+            .as_ref()
+            .map(|id| (id, self.config.client_secret.clone()))
+            .or(self.config.client_metadata_url.as_ref().map(|u| (u, None)));
+        if let Some((id, secret)) = configured.filter(|(id, _)| **id == stored.client_id) {
+            return Some(ClientRegistration {
+                issuer: stored.issuer.clone(),
+                client_id: id.clone(),
+                client_secret: secret,
+                auth_method: stored.auth_method,
+                redirect_uris: Vec::new(),
+                client_secret_expires_at: None,
+            });
+        }
+        self.storage
+            .load_client(&stored.issuer)
+            .unwrap_or_else(|e| {
+                log::warn!("ignoring the cached client: {e}");
+                None
+            })
+            .filter(|c| c.client_id == stored.client_id && !c.secret_expired(unix_now()))
+    }
+
+    fn forget_client(&self, issuer: &str) {
+        if let Err(e) = self.storage.remove_client(issuer) {
+            log::warn!("{e}");
+        }
+    }
+
+    /// Discovery → client → browser → exchange → storage; once more with a new registration
+    /// when a cached client is rejected.
+    fn full_login(&self, state: &mut State, ctx: &LoginContext<'_>) -> Result<Secret> {
+        let (metadata, resource, prm_scopes) = self.discover(ctx)?;
+        let scopes = select_scopes(&ScopeSources {
+            configured: self.config.scopes.as_ref(),
+            challenged: ctx.challenge.and_then(Challenge::scope),
+            resource_supported: prm_scopes.as_deref(),
+            server_supported: metadata.scopes_supported.as_deref(),
+        });
+        match self.authorize(state, &metadata, &resource, scopes.as_ref(), true) {
+            Err(e) if e.is_invalid_client() => {
+                log::info!("{e}; registering a new client");
+                self.forget_client(&metadata.issuer);
+                self.authorize(state, &metadata, &resource, scopes.as_ref(), false)
+            }
+            other => other,
+        }
+    }
+
+    /// Resource metadata, then authorization server metadata (or the 2025-03-26 fallback).
+    /// Returns the metadata, the resource indicator and the resource's `scopes_supported`.
+    fn discover(
+        &self,
+        ctx: &LoginContext<'_>,
+    ) -> Result<(AuthServerMetadata, String, Option<Vec<String>>)> {
+        let hint = ctx
+            .challenge
+            .and_then(Challenge::resource_metadata)
+            .and_then(|u| Url::parse(u).ok());
+        let prm = discover_resource_metadata(&self.agent, &self.server_url, hint.as_ref())?;
+        let (metadata, resource, scopes) = match prm {
+            Some(prm) => {
+                log::info!(
+                    "resource metadata: authorization server {}",
+                    prm.authorization_servers[0]
+                );
+                let issuer = &prm.authorization_servers[0];
+                let metadata =
+                    discover_auth_server_metadata(&self.agent, issuer)?.ok_or_else(|| {
+                        Error::new(
+                            ErrorKind::InvalidResponse,
+                            Step::AuthServerDiscovery,
+                            format!("no metadata found for authorization server {issuer}"),
+                        )
+                    })?;
+                (metadata, prm.resource, prm.scopes_supported)
+            }
+            None => {
+                let origin = self.server_url.origin().ascii_serialization();
+                log::info!("no resource metadata; trying {origin} as the authorization server");
+                let metadata = discover_auth_server_metadata(&self.agent, &origin)?
+                    .unwrap_or_else(|| discovery::fallback_auth_server_metadata(&self.server_url));
+                (metadata, canonical_resource(&self.server_url), None)
+            }
+        };
+        log::info!("authorization server metadata: issuer {}", metadata.issuer);
+        metadata.require_s256()?;
+        Ok((metadata, resource, scopes))
+    }
+
+    /// Client → listener → browser → callback → exchange → storage.
+    fn authorize(
+        &self,
+        state: &mut State,
+        metadata: &AuthServerMetadata,
+        resource: &str,
+        scopes: Option<&Scopes>,
+        reuse_client: bool,
+    ) -> Result<Secret> {
+        let (client, listener) = self.client_and_listener(metadata, scopes, reuse_client)?;
+        let verifier = PkceVerifier::generate()?;
+        let state_value = crate::secret::random_token(32, Step::Authorization)?;
+        let redirect_uri = listener.redirect_uri().to_string();
+        let url = build_authorization_url(&AuthorizationRequest {
+            authorization_endpoint: &metadata.authorization_endpoint,
+            client_id: &client.client_id,
+            redirect_uri: &redirect_uri,
+            scope: scopes,
+            state: &state_value,
+            code_challenge: &verifier.challenge(),
+            resource: Some(resource),
+        })?;
+        log::info!("waiting for the browser at {redirect_uri}");
+        match state.hook.as_mut() {
+            Some(hook) => hook(&url),
+            None => {
+                open_browser(&url);
+            }
+        }
+        let code = listener.wait(
+            &CallbackExpectation {
+                state: &state_value,
+                issuer: &metadata.issuer,
+                iss_required: metadata.authorization_response_iss_parameter_supported,
+            },
+            self.config.callback_timeout,
+        )?;
+        log::info!("authorization code received; exchanging it");
+        let tokens = token::exchange_code(
+            &self.agent,
+            &CodeExchange {
+                token_endpoint: &metadata.token_endpoint,
+                code: &code,
+                verifier: &verifier,
+                redirect_uri: &redirect_uri,
+                client: &client,
+                resource: Some(resource),
+            },
+        )?;
+        let stored = StoredTokens {
+            version: FORMAT_VERSION,
+            server_url: canonical_resource(&self.server_url),
+            issuer: metadata.issuer.clone(),
+            token_endpoint: metadata.token_endpoint.clone(),
+            revocation_endpoint: metadata.revocation_endpoint.clone(),
+            resource: Some(resource.to_owned()),
+            requested_scope: scopes.map(ToString::to_string),
+            client_id: client.client_id.clone(),
+            auth_method: client.auth_method,
+            tokens,
+        };
+        Ok(self.save(state, stored))
+    }
+
+    /// The client for this login and a listener on a redirect URI it may use: the configured
+    /// client, a client ID metadata document, the cached registration (on a port it
+    /// registered), or a new registration.
+    fn client_and_listener(
+        &self,
+        metadata: &AuthServerMetadata,
+        scopes: Option<&Scopes>,
+        reuse_client: bool,
+    ) -> Result<(ClientRegistration, CallbackListener)> {
+        let host = self.config.callback_host;
+        let bind = |port: Option<u16>| CallbackListener::bind(host, port.unwrap_or(0));
+        let fixed = |id: &str, secret: Option<Secret>, method: AuthMethod| ClientRegistration {
+            issuer: metadata.issuer.clone(),
+            client_id: id.to_owned(),
+            client_secret: secret,
+            auth_method: method,
+            redirect_uris: Vec::new(),
+            client_secret_expires_at: None,
+        };
+        if let Some(id) = &self.config.client_id {
+            let secret = self.config.client_secret.clone();
+            let method = choose_auth_method(metadata, secret.is_some());
+            return Ok((fixed(id, secret, method), bind(self.config.callback_port)?));
+        }
+        if let Some(url) = &self.config.client_metadata_url
+            && metadata.client_id_metadata_document_supported
+        {
+            let listener = bind(self.config.callback_port)?;
+            return Ok((fixed(url, None, AuthMethod::None), listener));
+        }
+        if reuse_client && let Some(found) = self.cached_client(metadata) {
+            return Ok(found);
+        }
+        let listener = bind(self.config.callback_port)?;
+        let endpoint = metadata.registration_endpoint.as_deref().ok_or_else(|| {
+            Error::new(
+                ErrorKind::Config,
+                Step::Registration,
+                format!(
+                    "authorization server {} offers no dynamic registration; configure a client_id",
+                    metadata.issuer
+                ),
+            )
+        })?;
+        let redirect_uri = listener.redirect_uri().to_string();
+        let client = register(
+            &self.agent,
+            endpoint,
+            &metadata.issuer,
+            &RegistrationRequest {
+                client_name: &self.config.client_name,
+                redirect_uri: &redirect_uri,
+                auth_method: choose_auth_method(metadata, false),
+                scope: scopes,
+                extra: self.config.client_metadata.as_ref(),
+            },
+        )?;
+        log::info!(
+            "registered client {} with {}",
+            client.client_id,
+            metadata.issuer
+        );
+        if let Err(e) = self.storage.save_client(&client) {
+            log::warn!("the client registration is not cached: {e}");
+        }
+        Ok((client, listener))
+    }
+
+    /// The cached registration for this issuer with a listener on one of its registered
+    /// loopback redirect URIs, when one of them can be bound.
+    fn cached_client(
+        &self,
+        metadata: &AuthServerMetadata,
+    ) -> Option<(ClientRegistration, CallbackListener)> {
+        let client = match self.storage.load_client(&metadata.issuer) {
+            Ok(c) => c?,
+            Err(e) => {
+                log::warn!("ignoring the cached client: {e}");
+                return None;
+            }
+        };
+        if client.secret_expired(unix_now()) {
+            return None;
+        }
+        let host = self.config.callback_host;
+        client.redirect_uris.iter().find_map(|uri| {
+            let uri = Url::parse(uri).ok()?;
+            let port = uri.port()?;
+            if self.config.callback_port.is_some_and(|p| p != port) {
+                return None;
+            }
+            let listener = CallbackListener::bind(host, port).ok()?;
+            (listener.redirect_uri() == &uri).then(|| (client.clone(), listener))
+        })
+    }
+
+    /// Stores the tokens (keeping them in memory when the cache cannot be written) and returns
+    /// the access token.
+    fn save(&self, state: &mut State, stored: StoredTokens) -> Secret {
+        if let Err(e) = self.storage.save_tokens(&self.server_url, &stored) {
+            log::warn!("the tokens are not cached: {e}");
+        }
+        let access = stored.tokens.access_token.clone();
+        state.tokens = Some(stored);
+        access
+    }
+}
+
+impl StoredTokens {
+    fn with_tokens(mut self, tokens: TokenSet) -> StoredTokens {
+        self.tokens = tokens;
+        self
+    }
+}

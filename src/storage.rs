@@ -1,0 +1,458 @@
+//! The on-disk token cache.
+//!
+//! Layout (one directory, FastMCP style, one file per key):
+//! - `{server key}_tokens.json`: the tokens of one MCP server with their absolute expiry, the
+//!   issuer, the token endpoint and the resource, so that a refresh after a restart needs no
+//!   discovery;
+//! - `{issuer key}_client_info.json`: the client registered with one authorization server.
+//!
+//! A key is the URL made filename-safe plus eight hex digits of its SHA-256, so two URLs never
+//! share a file. The directory is created 0700 and files 0600 (Unix), each write goes to a
+//! temporary file that is flushed to disk and renamed over the old one, so a reader sees the
+//! old or the new file, never a torn one. Files carry a format version; a corrupt, foreign or
+//! newer file is an error for the caller to report and treat as absent.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use url::Url;
+
+use crate::error::{Error, ErrorKind, Result, Step};
+use crate::registration::{AuthMethod, ClientRegistration};
+use crate::token::TokenSet;
+
+/// The version written in every file this crate stores.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// The environment variable that overrides the default cache directory.
+pub const CACHE_DIR_ENV: &str = "MCP_OAUTH_CACHE_DIR";
+
+const TOKENS_SUFFIX: &str = "_tokens.json";
+const CLIENT_SUFFIX: &str = "_client_info.json";
+const TEMP_SUFFIX: &str = ".tmp";
+/// Files larger than this are not read (a token file is a few KiB).
+const MAX_FILE: u64 = 256 * 1024;
+
+/// The tokens of one MCP server as stored on disk.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoredTokens {
+    /// The format version, [`FORMAT_VERSION`].
+    pub version: u32,
+    /// The MCP server URL the tokens are for.
+    pub server_url: String,
+    /// The issuer that granted them; its client registration refreshes them.
+    pub issuer: String,
+    /// The issuer's token endpoint, for refreshing without discovery.
+    pub token_endpoint: String,
+    /// The issuer's revocation endpoint, when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revocation_endpoint: Option<String>,
+    /// The RFC 8707 resource the grant is bound to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
+    /// The scopes that were requested (granted ones are in `tokens.scope`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_scope: Option<String>,
+    /// The client that obtained the tokens (its credentials are in the client file, or
+    /// configured).
+    pub client_id: String,
+    /// How that client authenticates at the token endpoint.
+    pub auth_method: AuthMethod,
+    /// The tokens.
+    pub tokens: TokenSet,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredClient {
+    version: u32,
+    client: ClientRegistration,
+}
+
+/// Parses a stored token file.
+///
+/// # Errors
+/// [`ErrorKind::Storage`] for a file that is not valid JSON of this format, or of another
+/// version.
+pub fn parse_stored_tokens(bytes: &[u8]) -> Result<StoredTokens> {
+    let t: StoredTokens = parse_versioned(bytes, "token file")?;
+    Ok(t)
+}
+
+/// Parses a stored client file.
+///
+/// # Errors
+/// As [`parse_stored_tokens`].
+pub fn parse_stored_client(bytes: &[u8]) -> Result<ClientRegistration> {
+    let c: StoredClient = parse_versioned(bytes, "client file")?;
+    Ok(c.client)
+}
+
+fn parse_versioned<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T> {
+    #[derive(Deserialize)]
+    struct Version {
+        version: u32,
+    }
+    let storage_error = |msg: String| Error::new(ErrorKind::Storage, Step::TokenCheck, msg);
+    let v: Version = serde_json::from_slice(bytes)
+        .map_err(|e| storage_error(format!("the {what} is not readable")).with_source(e))?;
+    if v.version != FORMAT_VERSION {
+        return Err(storage_error(format!(
+            "the {what} has format version {}, this crate reads {FORMAT_VERSION}",
+            v.version
+        )));
+    }
+    serde_json::from_slice(bytes)
+        .map_err(|e| storage_error(format!("the {what} is not readable")).with_source(e))
+}
+
+/// The filename-safe key of a URL: readable characters plus a short hash.
+///
+/// ```
+/// use mcp_oauth_client::cache_key;
+/// assert!(cache_key("http://127.0.0.1:8000/mcp").starts_with("http_127_0_0_1_8000_mcp-"));
+/// assert_ne!(cache_key("https://a.example/x-y"), cache_key("https://a.example/x_y"));
+/// ```
+pub fn cache_key(url: &str) -> String {
+    let mut readable = String::new();
+    for c in url.chars() {
+        let c = if c.is_ascii_alphanumeric() { c } else { '_' };
+        if !(c == '_' && readable.ends_with('_')) {
+            readable.push(c);
+        }
+        if readable.len() >= 80 {
+            break;
+        }
+    }
+    let digest = Sha256::digest(url.as_bytes());
+    let hash: String = digest[..4].iter().map(|b| format!("{b:02x}")).collect();
+    format!("{}-{hash}", readable.trim_matches('_'))
+}
+
+/// True for names this crate writes: `{key}-{8 hex}{suffix}` or one of its temporary files.
+fn is_ours(name: &str) -> bool {
+    let base = name
+        .strip_prefix('.')
+        .and_then(|n| n.strip_suffix(TEMP_SUFFIX))
+        .and_then(|n| n.rsplit_once(".pid").map(|(b, _)| b))
+        .unwrap_or(name);
+    let Some(stem) = base
+        .strip_suffix(TOKENS_SUFFIX)
+        .or_else(|| base.strip_suffix(CLIENT_SUFFIX))
+    else {
+        return false;
+    };
+    stem.rsplit_once('-').is_some_and(|(_, h)| {
+        h.len() == 8
+            && h.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
+}
+
+/// A token cache in one directory.
+#[derive(Debug, Clone)]
+pub struct FileTokenStorage {
+    dir: PathBuf,
+}
+
+impl FileTokenStorage {
+    /// A cache in `dir` (created on first write).
+    pub fn new(dir: impl Into<PathBuf>) -> FileTokenStorage {
+        FileTokenStorage { dir: dir.into() }
+    }
+
+    /// The default directory: `$MCP_OAUTH_CACHE_DIR`, else `~/.fastmcp/oauth-mcp-client-cache`.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Config`] when neither the variable nor a home directory is known.
+    pub fn default_dir() -> Result<PathBuf> {
+        if let Some(dir) = std::env::var_os(CACHE_DIR_ENV).filter(|d| !d.is_empty()) {
+            return Ok(PathBuf::from(dir));
+        }
+        std::env::home_dir()
+            .map(|h| h.join(".fastmcp").join("oauth-mcp-client-cache"))
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::Config,
+                    Step::Configure,
+                    format!("no home directory; set {CACHE_DIR_ENV}"),
+                )
+            })
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The token file of the MCP server at `server_url`.
+    pub fn tokens_path(&self, server_url: &Url) -> PathBuf {
+        let key = cache_key(&crate::discovery::canonical_resource(server_url));
+        self.dir.join(format!("{key}{TOKENS_SUFFIX}"))
+    }
+
+    /// The client file of the authorization server `issuer`.
+    pub fn client_path(&self, issuer: &str) -> PathBuf {
+        self.dir
+            .join(format!("{}{CLIENT_SUFFIX}", cache_key(issuer)))
+    }
+
+    /// The stored tokens of `server_url`, `Ok(None)` when there are none.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Storage`] when the file cannot be read or is corrupt, foreign or of
+    /// another version.
+    pub fn load_tokens(&self, server_url: &Url) -> Result<Option<StoredTokens>> {
+        let path = self.tokens_path(server_url);
+        read_file(&path)?
+            .map(|b| parse_stored_tokens(&b).map_err(|e| name_path(e, &path)))
+            .transpose()
+    }
+
+    /// Stores the tokens of `server_url`, atomically.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Storage`] naming the path when the directory or file cannot be written.
+    pub fn save_tokens(&self, server_url: &Url, tokens: &StoredTokens) -> Result<()> {
+        self.write(&self.tokens_path(server_url), tokens)
+    }
+
+    /// The client registered with `issuer`, `Ok(None)` when there is none.
+    ///
+    /// # Errors
+    /// As [`load_tokens`](Self::load_tokens).
+    pub fn load_client(&self, issuer: &str) -> Result<Option<ClientRegistration>> {
+        let path = self.client_path(issuer);
+        let client = read_file(&path)?
+            .map(|b| parse_stored_client(&b).map_err(|e| name_path(e, &path)))
+            .transpose()?;
+        // A file whose client belongs to another issuer is not this issuer's client.
+        Ok(client.filter(|c| c.issuer == issuer))
+    }
+
+    /// Stores a client registration under its issuer, atomically.
+    ///
+    /// # Errors
+    /// As [`save_tokens`](Self::save_tokens).
+    pub fn save_client(&self, client: &ClientRegistration) -> Result<()> {
+        let stored = StoredClient {
+            version: FORMAT_VERSION,
+            client: client.clone(),
+        };
+        self.write(&self.client_path(&client.issuer), &stored)
+    }
+
+    /// Forgets the client registered with `issuer`.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Storage`] when the file exists and cannot be removed.
+    pub fn remove_client(&self, issuer: &str) -> Result<()> {
+        remove(&self.client_path(issuer))
+    }
+
+    /// Forgets the tokens of `server_url`.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Storage`] when the file exists and cannot be removed.
+    pub fn remove_tokens(&self, server_url: &Url) -> Result<()> {
+        remove(&self.tokens_path(server_url))
+    }
+
+    /// Removes the files of one MCP server: its tokens, and the client registration of its
+    /// issuer unless another server's tokens still use that issuer.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Storage`] when a file cannot be removed.
+    pub fn clear(&self, server_url: &Url) -> Result<()> {
+        let issuer = self
+            .load_tokens(server_url)
+            .ok()
+            .flatten()
+            .map(|t| t.issuer);
+        self.remove_tokens(server_url)?;
+        if let Some(issuer) = issuer
+            && !self.issuer_in_use(&issuer)
+        {
+            self.remove_client(&issuer)?;
+        }
+        Ok(())
+    }
+
+    fn issuer_in_use(&self, issuer: &str) -> bool {
+        let Ok(entries) = fs::read_dir(&self.dir) else {
+            return false;
+        };
+        entries.flatten().any(|e| {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            is_ours(&name)
+                && name.ends_with(TOKENS_SUFFIX)
+                && read_file(&e.path())
+                    .ok()
+                    .flatten()
+                    .and_then(|b| parse_stored_tokens(&b).ok())
+                    .is_some_and(|t| t.issuer == issuer)
+        })
+    }
+
+    /// Removes every file this crate wrote in the directory, and nothing else. Returns how
+    /// many files were removed.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Storage`] when the directory cannot be listed or a file removed.
+    pub fn clear_all(&self) -> Result<usize> {
+        let entries = match fs::read_dir(&self.dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(storage_io("cannot list", &self.dir, e)),
+        };
+        let mut removed = 0;
+        for entry in entries.flatten() {
+            if is_ours(&entry.file_name().to_string_lossy()) && entry.path().is_file() {
+                remove(&entry.path())?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
+    fn write(&self, path: &Path, value: &impl Serialize) -> Result<()> {
+        let bytes = serde_json::to_vec_pretty(value).map_err(|e| {
+            Error::new(
+                ErrorKind::Storage,
+                Step::Storage,
+                "cannot encode the cache file",
+            )
+            .with_source(e)
+        })?;
+        self.ensure_dir()?;
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let suffix = crate::secret::random_token(6, Step::Storage)?;
+        let temp = self.dir.join(format!(
+            ".{name}.pid{}-{suffix}{TEMP_SUFFIX}",
+            std::process::id()
+        ));
+        let result = write_new_file(&temp, &bytes)
+            .and_then(|()| fs::rename(&temp, path))
+            .map_err(|e| storage_io("cannot write", path, e));
+        if result.is_err() {
+            let _ = fs::remove_file(&temp);
+        }
+        result?;
+        sync_dir(&self.dir);
+        Ok(())
+    }
+
+    fn ensure_dir(&self) -> Result<()> {
+        let mut builder = fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder
+            .create(&self.dir)
+            .map_err(|e| storage_io("cannot create", &self.dir, e))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let meta =
+                fs::metadata(&self.dir).map_err(|e| storage_io("cannot read", &self.dir, e))?;
+            if meta.permissions().mode() & 0o077 != 0 {
+                fs::set_permissions(&self.dir, fs::Permissions::from_mode(0o700))
+                    .map_err(|e| storage_io("cannot restrict the mode of", &self.dir, e))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn write_new_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
+/// Makes a rename durable (Unix; elsewhere a no-op).
+fn sync_dir(dir: &Path) {
+    #[cfg(unix)]
+    if let Ok(d) = fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
+}
+
+fn read_file(path: &Path) -> Result<Option<Vec<u8>>> {
+    use std::io::Read;
+    let file = match fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(storage_io("cannot read", path, e).at_step(Step::TokenCheck)),
+    };
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| storage_io("cannot read", path, e).at_step(Step::TokenCheck))?;
+    if bytes.len() as u64 > MAX_FILE {
+        return Err(Error::new(
+            ErrorKind::Storage,
+            Step::TokenCheck,
+            format!("{} is larger than a cache file can be", path.display()),
+        ));
+    }
+    Ok(Some(bytes))
+}
+
+fn remove(path: &Path) -> Result<()> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(storage_io("cannot remove", path, e))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn storage_io(what: &str, path: &Path, e: std::io::Error) -> Error {
+    Error::new(
+        ErrorKind::Storage,
+        Step::Storage,
+        format!("{what} {}", path.display()),
+    )
+    .with_source(e)
+}
+
+fn name_path(e: Error, path: &Path) -> Error {
+    e.prefix_message(&path.display().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn our_names() {
+        let k = cache_key("https://a.example/mcp");
+        assert!(is_ours(&format!("{k}_tokens.json")));
+        assert!(is_ours(&format!("{k}_client_info.json")));
+        assert!(is_ours(&format!(".{k}_tokens.json.pid12-abcdefgh.tmp")));
+        assert!(!is_ours("https_a_example_mcp_tokens.json")); // FastMCP's own naming
+        assert!(!is_ours("notes.txt"));
+        assert!(!is_ours(&format!("{k}_tokens.json.bak")));
+    }
+
+    #[test]
+    fn stored_file_versions() {
+        assert!(parse_stored_tokens(b"{").is_err());
+        assert!(parse_stored_tokens(br#"{"version":2}"#).is_err());
+        assert!(parse_stored_tokens(br#"{"version":1}"#).is_err());
+        assert!(parse_stored_client(br#"{"version":1,"client":{}}"#).is_err());
+    }
+}

@@ -1,0 +1,270 @@
+//! The token endpoint: redeeming the code (RFC 6749 §4.1.3, RFC 7636 §4.5) and refreshing
+//! (RFC 6749 §6), both with the RFC 8707 `resource`, and the token response (RFC 6749 §5.1).
+
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use crate::error::{Error, ErrorKind, Result, Step};
+use crate::http::{self, Body};
+use crate::pkce::PkceVerifier;
+use crate::registration::{AuthMethod, ClientRegistration};
+use crate::secret::Secret;
+
+/// The longest lifetime believed, in seconds (ten years); longer values are capped.
+pub const MAX_EXPIRES_IN: u64 = 10 * 365 * 24 * 3600;
+
+/// Tokens issued by the authorization server.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TokenSet {
+    /// The bearer token sent to the MCP server.
+    pub access_token: Secret,
+    /// Always `Bearer` here (other types are refused).
+    pub token_type: String,
+    /// The refresh token, when one was issued.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<Secret>,
+    /// When the access token expires, in seconds since the Unix epoch; `None` when unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<u64>,
+    /// The granted scope, space-separated, when the server said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+}
+
+impl TokenSet {
+    /// True when the access token is usable at `now` with `margin` seconds to spare.
+    pub fn is_fresh(&self, now: u64, margin: u64) -> bool {
+        self.expires_at
+            .is_none_or(|t| now.saturating_add(margin) < t)
+    }
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Parses a successful token response received at `now` (seconds since the epoch).
+///
+/// `expires_in` may be a number or a numeric string; a negative value means already
+/// expired, a huge one is capped at [`MAX_EXPIRES_IN`], and an absent or unreadable one leaves
+/// the expiry unknown. `token_type` must be `Bearer` (any case) when present.
+///
+/// # Errors
+/// [`ErrorKind::InvalidResponse`] for a body that is not a token response or a token type
+/// other than Bearer.
+pub fn parse_token_response(body: &[u8], now: u64, step: Step) -> Result<TokenSet> {
+    #[derive(Deserialize)]
+    struct Response {
+        access_token: String,
+        token_type: Option<String>,
+        refresh_token: Option<String>,
+        expires_in: Option<serde_json::Value>,
+        scope: Option<String>,
+    }
+    let r: Response = http::parse_json(body, step, "token response")?;
+    if r.access_token.is_empty() {
+        return Err(Error::new(
+            ErrorKind::InvalidResponse,
+            step,
+            "the token response has an empty access_token",
+        ));
+    }
+    let token_type = r.token_type.unwrap_or_else(|| "Bearer".into());
+    if !token_type.eq_ignore_ascii_case("bearer") {
+        return Err(Error::new(
+            ErrorKind::InvalidResponse,
+            step,
+            format!(
+                "unsupported token_type {:?}; only Bearer is supported",
+                crate::discovery::shorten(&token_type)
+            ),
+        ));
+    }
+    let expires_in = r.expires_in.as_ref().and_then(|v| match v {
+        serde_json::Value::Number(n) => n.as_f64(),
+        serde_json::Value::String(s) => s.trim().parse::<f64>().ok(),
+        _ => None,
+    });
+    let expires_at = expires_in
+        .filter(|s| s.is_finite())
+        .map(|s| now.saturating_add(s.clamp(0.0, MAX_EXPIRES_IN as f64) as u64));
+    Ok(TokenSet {
+        access_token: Secret::new(r.access_token),
+        token_type: "Bearer".into(),
+        refresh_token: r.refresh_token.filter(|t| !t.is_empty()).map(Secret::new),
+        expires_at,
+        scope: r.scope,
+    })
+}
+
+/// A code exchange (RFC 6749 §4.1.3 with RFC 7636 §4.5 and RFC 8707 §2.2).
+#[derive(Debug)]
+pub struct CodeExchange<'a> {
+    /// The token endpoint of the client's issuer.
+    pub token_endpoint: &'a str,
+    /// The authorization code from the callback.
+    pub code: &'a Secret,
+    /// The PKCE verifier of this authorization.
+    pub verifier: &'a PkceVerifier,
+    /// The redirect URI used on the authorization request.
+    pub redirect_uri: &'a str,
+    /// The client and its credentials.
+    pub client: &'a ClientRegistration,
+    /// The resource indicator sent on the authorization request.
+    pub resource: Option<&'a str>,
+}
+
+/// Redeems an authorization code for tokens.
+///
+/// # Errors
+/// Transport failures, the server's OAuth error (`invalid_grant`, `invalid_client`, …) and an
+/// invalid response, all in [`Step::CodeExchange`].
+pub fn exchange_code(agent: &ureq::Agent, req: &CodeExchange<'_>) -> Result<TokenSet> {
+    let mut form = vec![
+        ("grant_type", "authorization_code"),
+        ("code", req.code.secret()),
+        ("redirect_uri", req.redirect_uri),
+        ("code_verifier", req.verifier.secret()),
+    ];
+    form.extend(req.resource.map(|r| ("resource", r)));
+    token_request(
+        agent,
+        req.token_endpoint,
+        form,
+        req.client,
+        Step::CodeExchange,
+    )
+}
+
+/// A refresh (RFC 6749 §6 with RFC 8707 §2.2).
+#[derive(Debug)]
+pub struct RefreshRequest<'a> {
+    /// The token endpoint of the client's issuer.
+    pub token_endpoint: &'a str,
+    /// The refresh token to spend.
+    pub refresh_token: &'a Secret,
+    /// The client and its credentials.
+    pub client: &'a ClientRegistration,
+    /// The resource indicator of the grant.
+    pub resource: Option<&'a str>,
+}
+
+/// Refreshes an access token. When the server sends no new refresh token, the returned set
+/// carries the one spent (RFC 6749 §6: it stays valid).
+///
+/// # Errors
+/// Transport failures, the server's OAuth error (`invalid_grant` means: log in again) and an
+/// invalid response, all in [`Step::Refresh`].
+pub fn refresh(agent: &ureq::Agent, req: &RefreshRequest<'_>) -> Result<TokenSet> {
+    let mut form = vec![
+        ("grant_type", "refresh_token"),
+        ("refresh_token", req.refresh_token.secret()),
+    ];
+    form.extend(req.resource.map(|r| ("resource", r)));
+    let mut tokens = token_request(agent, req.token_endpoint, form, req.client, Step::Refresh)?;
+    if tokens.refresh_token.is_none() {
+        tokens.refresh_token = Some(req.refresh_token.clone());
+    }
+    Ok(tokens)
+}
+
+fn token_request<'a>(
+    agent: &ureq::Agent,
+    token_endpoint: &str,
+    mut form: Vec<(&'a str, &'a str)>,
+    client: &'a ClientRegistration,
+    step: Step,
+) -> Result<TokenSet> {
+    let url: Url = crate::discovery::parse_endpoint(token_endpoint, step)?;
+    let secret = client.client_secret.as_ref().map(Secret::secret);
+    let basic = match (client.auth_method, secret) {
+        (AuthMethod::ClientSecretBasic, Some(s)) => Some((client.client_id.as_str(), s)),
+        (AuthMethod::ClientSecretPost, Some(s)) => {
+            form.push(("client_id", &client.client_id));
+            form.push(("client_secret", s));
+            None
+        }
+        _ => {
+            form.push(("client_id", &client.client_id));
+            None
+        }
+    };
+    let response = http::send(agent, &url, Body::Form(&form, basic), step)?;
+    if response.status != 200 {
+        return Err(http::status_error(&response, step, &url));
+    }
+    parse_token_response(&response.body, unix_now(), step).map_err(|e| e.with_url(&url))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(body: &str) -> Result<TokenSet> {
+        parse_token_response(body.as_bytes(), 1000, Step::CodeExchange)
+    }
+
+    #[test]
+    fn rfc6749_section5_1_example() {
+        let t = parse(
+            r#"{"access_token":"2YotnFZFEjr1zCsicMWpAA","token_type":"example","expires_in":3600}"#,
+        );
+        // The RFC's example uses token_type "example", which this client refuses.
+        assert_eq!(t.unwrap_err().kind(), ErrorKind::InvalidResponse);
+        let t = parse(
+            r#"{"access_token":"2YotnFZFEjr1zCsicMWpAA","token_type":"bearer","expires_in":3600,"refresh_token":"tGzv3JOkF0XG5Qx2TlKWIA","example_parameter":"example_value"}"#,
+        )
+        .unwrap();
+        assert_eq!(t.expires_at, Some(4600));
+        assert_eq!(t.refresh_token.unwrap().secret(), "tGzv3JOkF0XG5Qx2TlKWIA");
+        assert!(!format!("{:?}", t.access_token).contains("2Yot"));
+    }
+
+    #[test]
+    fn expires_in_variants() {
+        let at = |v: &str| {
+            parse(&format!(
+                r#"{{"access_token":"a","token_type":"Bearer","expires_in":{v}}}"#
+            ))
+            .unwrap()
+            .expires_at
+        };
+        assert_eq!(at("\"60\""), Some(1060));
+        assert_eq!(at("-5"), Some(1000));
+        assert_eq!(at("1e300"), Some(1000 + MAX_EXPIRES_IN));
+        assert_eq!(at("12.7"), Some(1012));
+        assert_eq!(at("\"soon\""), None);
+        assert_eq!(at("null"), None);
+        assert_eq!(parse(r#"{"access_token":"a"}"#).unwrap().expires_at, None);
+    }
+
+    #[test]
+    fn malformed_responses() {
+        for body in [
+            "",
+            "{}",
+            "[]",
+            r#"{"access_token":""}"#,
+            r#"{"access_token":5}"#,
+        ] {
+            assert_eq!(
+                parse(body).unwrap_err().kind(),
+                ErrorKind::InvalidResponse,
+                "{body}"
+            );
+        }
+    }
+
+    #[test]
+    fn freshness_margin() {
+        let t = parse(r#"{"access_token":"a","expires_in":100}"#).unwrap();
+        assert!(t.is_fresh(1000, 60));
+        assert!(!t.is_fresh(1040, 60));
+        let forever = parse(r#"{"access_token":"a"}"#).unwrap();
+        assert!(forever.is_fresh(u64::MAX, 60));
+    }
+}
