@@ -372,6 +372,22 @@ fn read_head(stream: &mut TcpStream) -> Vec<u8> {
     buf
 }
 
+/// Escapes text for HTML element content and attribute values.
+pub(crate) fn html_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
 fn respond(stream: &mut TcpStream, status: u16, body: &str) {
     let reason = match status {
         200 => "OK",
@@ -398,21 +414,7 @@ fn respond(stream: &mut TcpStream, status: u16, body: &str) {
 
 /// The pages shown in the user's browser.
 mod page {
-    /// Escapes text for HTML element content and attribute values.
-    pub(super) fn escape(text: &str) -> String {
-        let mut out = String::with_capacity(text.len());
-        for c in text.chars() {
-            match c {
-                '&' => out.push_str("&amp;"),
-                '<' => out.push_str("&lt;"),
-                '>' => out.push_str("&gt;"),
-                '"' => out.push_str("&quot;"),
-                '\'' => out.push_str("&#39;"),
-                _ => out.push(c),
-            }
-        }
-        out
-    }
+    use super::html_escape as escape;
 
     fn page(title: &str, message: &str, accent: &str) -> String {
         format!(

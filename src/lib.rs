@@ -14,7 +14,8 @@
 //! let header = session.authorization_header()?;
 //! let response = ureq::post("https://mcp.example.com/mcp")
 //!     .header("authorization", &header)
-//!     .send_json(serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}));
+//!     .content_type("application/json")
+//!     .send(r#"{"jsonrpc": "2.0", "id": 1, "method": "ping"}"#)?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!

@@ -237,6 +237,8 @@ impl std::fmt::Debug for Session {
 struct LoginContext<'a> {
     /// The Bearer challenge of a 401, when one was seen.
     challenge: Option<&'a Challenge>,
+    /// The MCP server rejected the cached access token: do not trust its expiry.
+    rejected: bool,
 }
 
 impl Session {
@@ -296,6 +298,22 @@ impl Session {
             .map(|t| format!("Bearer {}", t.secret()))
     }
 
+    /// Handles a 401 from the MCP server: the cached access token was not accepted. Reads the
+    /// `WWW-Authenticate` value (its `resource_metadata` and `scope`), then refreshes or logs
+    /// in again, and returns the new access token.
+    ///
+    /// # Errors
+    /// As [`access_token`](Self::access_token).
+    pub fn on_unauthorized(&self, www_authenticate: Option<&str>) -> Result<Secret> {
+        let challenge = www_authenticate.and_then(crate::www_authenticate::bearer_challenge);
+        let mut state = self.lock();
+        let ctx = LoginContext {
+            challenge: challenge.as_ref(),
+            rejected: true,
+        };
+        self.token(&mut state, &ctx)
+    }
+
     /// Logs in through the browser even when a valid token is cached, and stores the result.
     ///
     /// # Errors
@@ -323,11 +341,22 @@ impl Session {
     /// Token check → refresh → login.
     fn token(&self, state: &mut State, ctx: &LoginContext<'_>) -> Result<Secret> {
         if let Some(stored) = self.stored_tokens(state) {
-            if stored.tokens.is_fresh(unix_now(), EXPIRY_MARGIN) {
+            if !ctx.rejected && stored.tokens.is_fresh(unix_now(), EXPIRY_MARGIN) {
                 log::debug!("token check: cached token for {} is valid", self.server_url);
                 return Ok(stored.tokens.access_token);
             }
-            if let Some(refresh_token) = &stored.tokens.refresh_token {
+            // A challenge asking for scopes the grant lacks needs a new authorization.
+            let more_scope = ctx.challenge.and_then(Challenge::scope).is_some_and(|c| {
+                let granted = stored
+                    .tokens
+                    .scope
+                    .as_deref()
+                    .or(stored.requested_scope.as_deref());
+                !Scopes::parse(granted.unwrap_or("")).contains_all(&Scopes::parse(c))
+            });
+            if let Some(refresh_token) =
+                stored.tokens.refresh_token.as_ref().filter(|_| !more_scope)
+            {
                 match self.refresh_stored(&stored, refresh_token) {
                     Ok(tokens) => return Ok(self.save(state, stored.with_tokens(tokens))),
                     Err(e)

@@ -1,0 +1,140 @@
+//! [`ServerConfig`]: how a [`TestServer`](super::TestServer) presents itself.
+
+/// Which well-known URLs serve the authorization server metadata.
+///
+/// Real servers differ here, and MCP clients are expected to try them in turn, so tests can pick
+/// one. `{issuer_path}` is [`ServerConfig::issuer_path`] (empty for an issuer without a path).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AsMetadataPaths {
+    /// RFC 8414 OAuth metadata, path inserted:
+    /// `/.well-known/oauth-authorization-server{issuer_path}`.
+    #[default]
+    OAuth,
+    /// OpenID Connect discovery, path inserted: `/.well-known/openid-configuration{issuer_path}`.
+    OpenIdInserted,
+    /// OpenID Connect discovery, path appended: `{issuer_path}/.well-known/openid-configuration`.
+    OpenIdAppended,
+    /// All three of the above.
+    All,
+}
+
+/// The configuration a [`TestServer`](super::TestServer) starts with.
+///
+/// Start from [`ServerConfig::default`] and change the fields a test cares about:
+///
+/// ```
+/// use mcp_oauth_client::testing::{AsMetadataPaths, ServerConfig};
+///
+/// let config = ServerConfig {
+///     issuer_path: "/tenant1".into(),
+///     as_metadata_paths: AsMetadataPaths::OpenIdAppended,
+///     ..ServerConfig::default()
+/// };
+/// # let _ = config;
+/// ```
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// The path part of the issuer, e.g. `"/tenant1"`; empty (the default) for an issuer at the
+    /// root. The authorization server endpoints live under it (`/tenant1/authorize`, ...).
+    /// A missing leading slash is added and a trailing slash removed.
+    pub issuer_path: String,
+    /// Which well-known URLs serve the authorization server metadata (default
+    /// [`AsMetadataPaths::OAuth`]).
+    pub as_metadata_paths: AsMetadataPaths,
+    /// Whether the Protected Resource Metadata (RFC 9728) is served (default `true`). When
+    /// `false`, its URLs answer 404 and the MCP endpoint's 401 challenge has no
+    /// `resource_metadata`, as with servers following the 2025-03-26 MCP specification.
+    pub serve_resource_metadata: bool,
+    /// Whether the 401 challenge carries
+    /// `resource_metadata="http://127.0.0.1:PORT/.well-known/oauth-protected-resource/mcp"`
+    /// (default `true`; ignored when `serve_resource_metadata` is `false`).
+    pub resource_metadata_in_challenge: bool,
+    /// When set, the MCP endpoint's 401 challenge also carries `scope="..."` (default `None`).
+    pub challenge_scope: Option<String>,
+    /// The Protected Resource Metadata `scopes_supported` (omitted when `None`); default
+    /// `mcp:read` and `mcp:write`. The authorization server metadata lists these too, plus
+    /// `offline_access` when `advertise_offline_access` is set.
+    pub scopes_supported: Option<Vec<String>>,
+    /// Whether the authorization server metadata lists `offline_access` in `scopes_supported`
+    /// (default `true`). Refresh tokens are issued either way.
+    pub advertise_offline_access: bool,
+    /// The metadata `code_challenge_methods_supported` (default `S256`); `None` leaves the
+    /// field out, which MCP clients must treat as "PKCE not supported". The server itself
+    /// always requires S256.
+    pub code_challenge_methods: Option<Vec<String>>,
+    /// The client authentication methods the token endpoint supports, and registration accepts
+    /// (default `none`, `client_secret_post`, `client_secret_basic`).
+    pub token_endpoint_auth_methods: Vec<String>,
+    /// Whether the metadata has `authorization_response_iss_parameter_supported: true` and
+    /// `/authorize` redirects carry `iss` (RFC 9207); default `true`.
+    pub iss_parameter: bool,
+    /// When `true`, `/authorize` redirects back with `error=access_denied` as if the user had
+    /// refused (default `false`).
+    pub deny_authorization: bool,
+    /// The initial `expires_in` of access tokens, in seconds (default 3600); see also
+    /// [`TestServer::set_access_token_lifetime`](super::TestServer::set_access_token_lifetime).
+    pub access_token_lifetime: i64,
+    /// Whether each refresh issues a new refresh token and invalidates the old one (default
+    /// `true`; reusing the old one then fails with `invalid_grant`). When `false`, the refresh
+    /// token stays valid and refresh responses have no `refresh_token` field, so the client
+    /// must keep the one it has.
+    pub rotate_refresh_tokens: bool,
+    /// When set, the Protected Resource Metadata `resource` is this string instead of the MCP
+    /// endpoint URL, for testing that clients reject a mismatch (default `None`).
+    pub prm_resource_override: Option<String>,
+    /// When set, the authorization server metadata `issuer` is this string instead of the real
+    /// issuer, for testing that clients reject a mismatch (default `None`).
+    pub issuer_override: Option<String>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> ServerConfig {
+        ServerConfig {
+            issuer_path: String::new(),
+            as_metadata_paths: AsMetadataPaths::OAuth,
+            serve_resource_metadata: true,
+            resource_metadata_in_challenge: true,
+            challenge_scope: None,
+            scopes_supported: Some(vec!["mcp:read".into(), "mcp:write".into()]),
+            advertise_offline_access: true,
+            code_challenge_methods: Some(vec!["S256".into()]),
+            token_endpoint_auth_methods: vec![
+                "none".into(),
+                "client_secret_post".into(),
+                "client_secret_basic".into(),
+            ],
+            iss_parameter: true,
+            deny_authorization: false,
+            access_token_lifetime: 3600,
+            rotate_refresh_tokens: true,
+            prm_resource_override: None,
+            issuer_override: None,
+        }
+    }
+}
+
+impl ServerConfig {
+    /// The issuer path in canonical form: empty, or `/segment...` without a trailing slash.
+    pub(super) fn normalized_issuer_path(&self) -> String {
+        let trimmed = self.issuer_path.trim().trim_end_matches('/');
+        if trimmed.is_empty() || trimmed.starts_with('/') {
+            trimmed.to_owned()
+        } else {
+            format!("/{trimmed}")
+        }
+    }
+
+    /// The paths that serve the authorization server metadata.
+    pub(super) fn metadata_paths(&self) -> Vec<String> {
+        let issuer_path = self.normalized_issuer_path();
+        let oauth = format!("/.well-known/oauth-authorization-server{issuer_path}");
+        let inserted = format!("/.well-known/openid-configuration{issuer_path}");
+        let appended = format!("{issuer_path}/.well-known/openid-configuration");
+        match self.as_metadata_paths {
+            AsMetadataPaths::OAuth => vec![oauth],
+            AsMetadataPaths::OpenIdInserted => vec![inserted],
+            AsMetadataPaths::OpenIdAppended => vec![appended],
+            AsMetadataPaths::All => vec![oauth, inserted, appended],
+        }
+    }
+}

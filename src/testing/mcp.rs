@@ -1,0 +1,204 @@
+//! The protected MCP endpoint: bearer token checks, then a little JSON-RPC 2.0.
+
+use std::time::Instant;
+
+use serde_json::{Map, Value, json};
+
+use super::http::{Request, Response};
+use super::server::{Shared, method_not_allowed};
+use super::util::{has_scopes, random_token};
+
+/// The protocol version answered when the client does not ask for one.
+const DEFAULT_PROTOCOL_VERSION: &str = "2025-06-18";
+
+/// `/mcp`: checks the bearer token, then serves `POST` (JSON-RPC) and `DELETE` (end session).
+pub(super) fn handle(s: &Shared, req: &Request) -> Response {
+    if let Err(response) = check_token(s, req) {
+        return response;
+    }
+    match req.method.as_str() {
+        "POST" => rpc(req),
+        // Session termination: there is nothing to clean up.
+        "DELETE" => Response::empty(200),
+        // No server-initiated SSE stream (allowed by the Streamable HTTP transport).
+        _ => method_not_allowed(&["POST", "DELETE"]),
+    }
+}
+
+/// Accepts a request with a live, unexpired token for this resource carrying the required
+/// scopes; otherwise builds the 401 or 403 challenge.
+fn check_token(s: &Shared, req: &Request) -> Result<(), Response> {
+    let Some(authorization) = req.header("authorization") else {
+        return Err(unauthorized(s, None, "no access token"));
+    };
+    let token = match authorization.split_once(' ') {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
+        _ => return Err(unauthorized(s, Some("invalid_token"), "not a Bearer token")),
+    };
+    let state = s.lock();
+    let Some(grant) = state.access_tokens.get(token) else {
+        return Err(unauthorized(
+            s,
+            Some("invalid_token"),
+            "unknown or revoked access token",
+        ));
+    };
+    if Instant::now() >= grant.expires {
+        return Err(unauthorized(
+            s,
+            Some("invalid_token"),
+            "the access token expired",
+        ));
+    }
+    // RFC 8707 audience check: a token bound to another resource is not for us.
+    let trim = |r: &str| r.trim_end_matches('/').to_owned();
+    if let Some(resource) = &grant.resource {
+        let ours = [trim(s.mcp_url.as_str()), trim(&s.advertised_resource())];
+        if !ours.contains(&trim(resource)) {
+            return Err(unauthorized(
+                s,
+                Some("invalid_token"),
+                "the access token is for another resource",
+            ));
+        }
+    }
+    if let Some(required) = &state.required_scope
+        && !has_scopes(grant.scope.as_deref(), required)
+    {
+        let challenge = challenge(s, Some("insufficient_scope"), Some(required));
+        let body = json!({
+            "error": "insufficient_scope",
+            "error_description": format!("this endpoint requires scope {required}"),
+        });
+        return Err(Response::json(403, &body).header("WWW-Authenticate", &challenge));
+    }
+    Ok(())
+}
+
+/// A `401` with a Bearer challenge (RFC 6750 §3, RFC 9728 §5.1).
+fn unauthorized(s: &Shared, error: Option<&str>, description: &str) -> Response {
+    let challenge = challenge(s, error, s.config.challenge_scope.as_deref());
+    Response::json(
+        401,
+        &json!({ "error": "unauthorized", "error_description": description }),
+    )
+    .header("WWW-Authenticate", &challenge)
+}
+
+/// `Bearer error="...", scope="...", resource_metadata="..."`, each part only when relevant.
+fn challenge(s: &Shared, error: Option<&str>, scope: Option<&str>) -> String {
+    let quote = |v: &str| v.replace('\\', "\\\\").replace('"', "\\\"");
+    let mut params = Vec::new();
+    if let Some(error) = error {
+        params.push(format!("error=\"{}\"", quote(error)));
+    }
+    if let Some(scope) = scope {
+        params.push(format!("scope=\"{}\"", quote(scope)));
+    }
+    if s.config.serve_resource_metadata && s.config.resource_metadata_in_challenge {
+        let url = s.resource_metadata_url();
+        params.push(format!("resource_metadata=\"{}\"", quote(&url)));
+    }
+    if params.is_empty() {
+        "Bearer".to_owned()
+    } else {
+        format!("Bearer {}", params.join(", "))
+    }
+}
+
+/// Answers one JSON-RPC message.
+fn rpc(req: &Request) -> Response {
+    let Ok(message) = serde_json::from_slice::<Value>(&req.body) else {
+        return Response::json(400, &error_message(&Value::Null, -32700, "Parse error"));
+    };
+    let Some(message) = message.as_object() else {
+        // Batches were removed from MCP in 2025-06-18.
+        return Response::json(400, &error_message(&Value::Null, -32600, "Invalid Request"));
+    };
+    let method = message.get("method");
+    let Some(id) = message.get("id") else {
+        // A notification: accepted, nothing to answer.
+        return Response::empty(202);
+    };
+    if method.is_none() && (message.contains_key("result") || message.contains_key("error")) {
+        // A response to a server request (this server sends none).
+        return Response::empty(202);
+    }
+    let (Some("2.0"), Some(Value::String(method))) =
+        (message.get("jsonrpc").and_then(Value::as_str), method)
+    else {
+        return Response::json(400, &error_message(id, -32600, "Invalid Request"));
+    };
+    let params = message.get("params").and_then(Value::as_object);
+    let (reply, session) = match call(method, params) {
+        Ok(result) => {
+            let session = (method == "initialize").then(random_token);
+            (
+                json!({ "jsonrpc": "2.0", "id": id, "result": result }),
+                session,
+            )
+        }
+        Err((code, text)) => (error_message(id, code, &text), None),
+    };
+    let mut response = if wants_sse(req) {
+        let event = format!("event: message\ndata: {reply}\n\n");
+        Response::with_body(200, "text/event-stream", event).header("Cache-Control", "no-cache")
+    } else {
+        Response::json(200, &reply)
+    };
+    if let Some(session) = session {
+        response = response.header("Mcp-Session-Id", &session);
+    }
+    response
+}
+
+/// Runs a method; the error is a JSON-RPC error code and message.
+fn call(method: &str, params: Option<&Map<String, Value>>) -> Result<Value, (i64, String)> {
+    let param = |name: &str| params.and_then(|p| p.get(name));
+    match method {
+        "initialize" => Ok(json!({
+            "protocolVersion": param("protocolVersion")
+                .and_then(Value::as_str)
+                .unwrap_or(DEFAULT_PROTOCOL_VERSION),
+            "capabilities": { "tools": {} },
+            "serverInfo": { "name": "mcp-oauth-client test server", "version": "0.1.0" },
+        })),
+        "ping" => Ok(json!({})),
+        "tools/list" => Ok(json!({
+            "tools": [{
+                "name": "echo",
+                "description": "Echoes its text argument",
+                "inputSchema": {
+                    "type": "object",
+                    "properties": { "text": { "type": "string" } },
+                    "required": ["text"],
+                },
+            }],
+        })),
+        "tools/call" => match param("name").and_then(Value::as_str) {
+            Some("echo") => {
+                let text = param("arguments")
+                    .and_then(|a| a.get("text"))
+                    .and_then(Value::as_str)
+                    .ok_or((-32602, "echo needs a string argument text".to_owned()))?;
+                Ok(json!({ "content": [{ "type": "text", "text": text }] }))
+            }
+            Some(other) => Err((-32602, format!("Unknown tool: {other}"))),
+            None => Err((-32602, "tools/call needs a tool name".to_owned())),
+        },
+        _ => Err((-32601, "Method not found".to_owned())),
+    }
+}
+
+fn error_message(id: &Value, code: i64, message: &str) -> Value {
+    json!({ "jsonrpc": "2.0", "id": id, "error": { "code": code, "message": message } })
+}
+
+/// Whether the client accepts only an event stream, not JSON.
+fn wants_sse(req: &Request) -> bool {
+    let accept = req
+        .header("accept")
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    accept.contains("text/event-stream") && !accept.contains("application/json")
+}

@@ -1,0 +1,753 @@
+//! The authorization server: metadata documents, registration, authorization, token and
+//! revocation endpoints.
+
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE_NO_PAD};
+use serde_json::{Value, json};
+use sha2::{Digest as _, Sha256};
+use url::Url;
+
+use super::http::{Request, Response};
+use super::server::{Shared, State, not_found, require_method};
+use super::util::{
+    form_decode, has_scopes, html_escape, normalize_scope, random_token, single, unix_now,
+};
+
+/// How long an authorization code can be redeemed.
+const CODE_LIFETIME: Duration = Duration::from_secs(600);
+
+/// A registered client.
+#[derive(Clone, Debug)]
+pub(super) struct Client {
+    /// `None` for public clients (`token_endpoint_auth_method` `none`).
+    pub secret: Option<String>,
+    pub auth_method: String,
+    pub redirect_uris: Vec<String>,
+}
+
+/// What an authorization code was issued for.
+#[derive(Clone, Debug)]
+pub(super) struct CodeGrant {
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub code_challenge: String,
+    pub scope: Option<String>,
+    pub resource: Option<String>,
+    pub expires: Instant,
+}
+
+/// A live access token.
+#[derive(Clone, Debug)]
+pub(super) struct AccessGrant {
+    pub scope: Option<String>,
+    /// The token is expired from this instant on.
+    pub expires: Instant,
+    pub resource: Option<String>,
+    pub client_id: String,
+    /// The authorization it descends from.
+    pub grant: u64,
+}
+
+/// A live refresh token.
+#[derive(Clone, Debug)]
+pub(super) struct RefreshGrant {
+    pub client_id: String,
+    pub scope: Option<String>,
+    pub resource: Option<String>,
+    pub grant: u64,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Metadata
+
+/// `GET /.well-known/oauth-protected-resource[/mcp]` (RFC 9728).
+pub(super) fn resource_metadata(s: &Shared, req: &Request) -> Response {
+    const PRM: &str = "/.well-known/oauth-protected-resource";
+    let served = req.path == PRM || req.path.strip_prefix(PRM) == Some("/mcp");
+    if !s.config.serve_resource_metadata || !served {
+        return not_found();
+    }
+    if let Err(response) = require_method(req, &["GET"]) {
+        return response;
+    }
+    let mut doc = json!({
+        "resource": s.advertised_resource(),
+        "authorization_servers": [s.issuer],
+        "bearer_methods_supported": ["header"],
+    });
+    if let Some(scopes) = &s.config.scopes_supported {
+        doc["scopes_supported"] = json!(scopes);
+    }
+    Response::json(200, &doc)
+}
+
+/// `GET` one of the configured authorization server metadata URLs (RFC 8414, OpenID discovery).
+pub(super) fn auth_server_metadata(s: &Shared, req: &Request) -> Response {
+    if !s.config.metadata_paths().contains(&req.path) {
+        return not_found();
+    }
+    if let Err(response) = require_method(req, &["GET"]) {
+        return response;
+    }
+    let config = &s.config;
+    let mut doc = json!({
+        "issuer": config.issuer_override.as_deref().unwrap_or(&s.issuer),
+        "authorization_endpoint": s.endpoint_url("authorize"),
+        "token_endpoint": s.endpoint_url("token"),
+        "registration_endpoint": s.endpoint_url("register"),
+        "revocation_endpoint": s.endpoint_url("revoke"),
+        "response_types_supported": ["code"],
+        "grant_types_supported": ["authorization_code", "refresh_token"],
+        "token_endpoint_auth_methods_supported": config.token_endpoint_auth_methods,
+        "revocation_endpoint_auth_methods_supported": config.token_endpoint_auth_methods,
+        "authorization_response_iss_parameter_supported": config.iss_parameter,
+    });
+    let mut scopes = config.scopes_supported.clone();
+    if config.advertise_offline_access {
+        scopes.get_or_insert_default().push("offline_access".into());
+    }
+    if let Some(scopes) = scopes {
+        doc["scopes_supported"] = json!(scopes);
+    }
+    if let Some(methods) = &config.code_challenge_methods {
+        doc["code_challenge_methods_supported"] = json!(methods);
+    }
+    Response::json(200, &doc)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Registration
+
+/// `POST {issuer_path}/register` (RFC 7591).
+pub(super) fn register(s: &Shared, req: &Request) -> Response {
+    if let Err(response) = require_method(req, &["POST"]) {
+        return response;
+    }
+    let Ok(Value::Object(mut metadata)) = serde_json::from_slice::<Value>(&req.body) else {
+        return oauth_error(
+            400,
+            "invalid_client_metadata",
+            "the body must be a JSON object",
+        );
+    };
+    let redirect_uris = match metadata.get("redirect_uris") {
+        Some(Value::Array(uris)) if !uris.is_empty() => uris
+            .iter()
+            .map(|uri| uri.as_str().map(str::to_owned))
+            .collect::<Option<Vec<_>>>(),
+        _ => None,
+    };
+    let Some(redirect_uris) = redirect_uris else {
+        return oauth_error(
+            400,
+            "invalid_redirect_uri",
+            "redirect_uris must be a non-empty array of strings",
+        );
+    };
+    if let Some(bad) = redirect_uris
+        .iter()
+        .find(|uri| Url::parse(uri).map_or(true, |url| url.fragment().is_some()))
+    {
+        let description = format!("{bad} is not an absolute URI without a fragment");
+        return oauth_error(400, "invalid_redirect_uri", &description);
+    }
+    let auth_method = match metadata.get("token_endpoint_auth_method") {
+        None => "client_secret_basic".to_owned(),
+        Some(Value::String(method)) => method.clone(),
+        Some(_) => {
+            return oauth_error(
+                400,
+                "invalid_client_metadata",
+                "token_endpoint_auth_method must be a string",
+            );
+        }
+    };
+    if !s.config.token_endpoint_auth_methods.contains(&auth_method) {
+        let description = format!("token_endpoint_auth_method {auth_method} is not supported");
+        return oauth_error(400, "invalid_client_metadata", &description);
+    }
+
+    let client_id = random_token();
+    let secret = (auth_method != "none").then(random_token);
+    metadata.insert("client_id".into(), json!(client_id));
+    metadata.insert("client_id_issued_at".into(), json!(unix_now()));
+    metadata.insert("token_endpoint_auth_method".into(), json!(auth_method));
+    if let Some(secret) = &secret {
+        metadata.insert("client_secret".into(), json!(secret));
+        metadata.insert("client_secret_expires_at".into(), json!(0));
+    }
+    s.lock().clients.insert(
+        client_id,
+        Client {
+            secret,
+            auth_method,
+            redirect_uris,
+        },
+    );
+    Response::json(201, &Value::Object(metadata)).header("Cache-Control", "no-store")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Authorization
+
+/// `GET {issuer_path}/authorize`: approves at once and redirects back with a code.
+pub(super) fn authorize(s: &Shared, req: &Request) -> Response {
+    if let Err(response) = require_method(req, &["GET"]) {
+        return response;
+    }
+    let q = &req.query;
+
+    // Until the client and redirect URI are known good, errors are shown, not redirected.
+    let client_id = match single(q, "client_id") {
+        Ok(Some(id)) => id,
+        Ok(None) => return error_page("the client_id parameter is missing"),
+        Err(e) => return error_page(&e),
+    };
+    let Some(client) = s.lock().clients.get(client_id).cloned() else {
+        return error_page("unknown client_id");
+    };
+    let redirect_uri = match single(q, "redirect_uri") {
+        Ok(Some(uri)) if client.redirect_uris.iter().any(|r| r == uri) => uri,
+        Ok(Some(_)) => return error_page("redirect_uri is not registered for this client"),
+        Ok(None) => return error_page("the redirect_uri parameter is missing"),
+        Err(e) => return error_page(&e),
+    };
+
+    let state = single(q, "state").ok().flatten();
+    let fail = |error: &str, description: &str| {
+        let mut params = vec![("error", error), ("error_description", description)];
+        params.extend(state.map(|state| ("state", state)));
+        redirect(s, redirect_uri, params)
+    };
+    let params = match AuthorizeParams::parse(q) {
+        Ok(params) => params,
+        Err((error, description)) => return fail(error, &description),
+    };
+    if s.config.deny_authorization {
+        return fail("access_denied", "the user denied the request");
+    }
+
+    let code = random_token();
+    s.lock().codes.insert(
+        code.clone(),
+        CodeGrant {
+            client_id: client_id.to_owned(),
+            redirect_uri: redirect_uri.to_owned(),
+            code_challenge: params.code_challenge,
+            scope: params.scope,
+            resource: params.resource,
+            expires: Instant::now() + CODE_LIFETIME,
+        },
+    );
+    redirect(
+        s,
+        redirect_uri,
+        vec![("code", code.as_str()), ("state", params.state.as_str())],
+    )
+}
+
+/// The validated parameters of an authorization request, besides client and redirect URI.
+struct AuthorizeParams {
+    code_challenge: String,
+    state: String,
+    scope: Option<String>,
+    resource: Option<String>,
+}
+
+impl AuthorizeParams {
+    /// Checks the parameters; the error is an OAuth error code and a description.
+    fn parse(q: &[(String, String)]) -> Result<AuthorizeParams, (&'static str, String)> {
+        let invalid = |description: &str| ("invalid_request", description.to_owned());
+        let param = |name| single(q, name).map_err(|e| ("invalid_request", e));
+        if param("response_type")? != Some("code") {
+            return Err(invalid("response_type must be code"));
+        }
+        let Some(code_challenge) = param("code_challenge")? else {
+            return Err(invalid("PKCE is required: code_challenge is missing"));
+        };
+        if !is_s256_challenge(code_challenge) {
+            return Err(invalid("code_challenge is not a base64url SHA-256 hash"));
+        }
+        if param("code_challenge_method")? != Some("S256") {
+            return Err(invalid("code_challenge_method must be S256"));
+        }
+        let state = match param("state")? {
+            Some(state) if !state.is_empty() => state.to_owned(),
+            _ => return Err(invalid("the state parameter is required")),
+        };
+        Ok(AuthorizeParams {
+            code_challenge: code_challenge.to_owned(),
+            state,
+            scope: normalize_scope(param("scope")?),
+            resource: resource_param(q)?,
+        })
+    }
+}
+
+/// The `resource` parameter (RFC 8707): at most one (this server protects one resource), an
+/// absolute URI without a fragment.
+fn resource_param(params: &[(String, String)]) -> Result<Option<String>, (&'static str, String)> {
+    let Ok(resource) = single(params, "resource") else {
+        return Err(("invalid_target", "only one resource is supported".into()));
+    };
+    match resource {
+        None => Ok(None),
+        Some(r) if Url::parse(r).is_ok_and(|url| url.fragment().is_none()) => Ok(Some(r.into())),
+        Some(r) => Err(("invalid_target", format!("{r} is not an absolute URI"))),
+    }
+}
+
+/// A `302` to the client's redirect URI with these parameters added (plus `iss` when enabled).
+fn redirect<'a>(s: &'a Shared, redirect_uri: &str, mut params: Vec<(&str, &'a str)>) -> Response {
+    let Ok(mut location) = Url::parse(redirect_uri) else {
+        return error_page("the redirect_uri is not a valid URL");
+    };
+    if s.config.iss_parameter {
+        params.push(("iss", &s.issuer));
+    }
+    location.query_pairs_mut().extend_pairs(params);
+    Response::empty(302)
+        .header("Location", location.as_str())
+        .header("Cache-Control", "no-store")
+}
+
+/// A `400` HTML page, for authorization errors that must not redirect.
+fn error_page(message: &str) -> Response {
+    let html = format!(
+        "<!DOCTYPE html>\n<html><head><title>Authorization error</title></head>\
+         <body><h1>Authorization error</h1><p>{}</p></body></html>\n",
+        html_escape(message)
+    );
+    Response::with_body(400, "text/html; charset=utf-8", html)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Token
+
+/// `POST {issuer_path}/token` (RFC 6749 §4.1.3 and §6).
+pub(super) fn token(s: &Shared, req: &Request) -> Response {
+    if let Err(response) = require_method(req, &["POST"]) {
+        return response;
+    }
+    let form = req.form();
+    let mut state = s.lock();
+    let client_id = match authenticate(&state, req, &form) {
+        Ok(id) => id,
+        Err(response) => return response,
+    };
+    let result = match single(&form, "grant_type") {
+        Ok(Some("authorization_code")) => redeem_code(&mut state, &client_id, &form),
+        Ok(Some("refresh_token")) => refresh(s, &mut state, &client_id, &form),
+        Ok(Some(other)) => Err(TokenError::new(
+            "unsupported_grant_type",
+            &format!("grant_type {other} is not supported"),
+        )),
+        Ok(None) => Err(TokenError::new("invalid_request", "grant_type is missing")),
+        Err(e) => Err(TokenError::new("invalid_request", &e)),
+    };
+    match result {
+        Ok(body) => Response::json(200, &body)
+            .header("Cache-Control", "no-store")
+            .header("Pragma", "no-cache"),
+        Err(e) => oauth_error(400, e.error, &e.description),
+    }
+}
+
+/// A `400` token endpoint error.
+struct TokenError {
+    error: &'static str,
+    description: String,
+}
+
+impl TokenError {
+    fn new(error: &'static str, description: &str) -> TokenError {
+        TokenError {
+            error,
+            description: description.to_owned(),
+        }
+    }
+}
+
+impl From<(&'static str, String)> for TokenError {
+    fn from((error, description): (&'static str, String)) -> TokenError {
+        TokenError { error, description }
+    }
+}
+
+/// `grant_type=authorization_code`.
+fn redeem_code(
+    state: &mut State,
+    client_id: &str,
+    form: &[(String, String)],
+) -> Result<Value, TokenError> {
+    let param = |name| single(form, name).map_err(|e| TokenError::new("invalid_request", &e));
+    let Some(code) = param("code")? else {
+        return Err(TokenError::new("invalid_request", "code is missing"));
+    };
+    let invalid_grant = |description: &str| TokenError::new("invalid_grant", description);
+    match state.codes.get(code) {
+        None => return Err(invalid_grant("unknown, expired or already used code")),
+        Some(grant) if grant.client_id != client_id => {
+            return Err(invalid_grant("the code was issued to another client"));
+        }
+        Some(_) => {}
+    }
+    // Codes are single-use (RFC 6749 §4.1.2): any redemption attempt by its client uses it up.
+    let Some(grant) = state.codes.remove(code) else {
+        return Err(invalid_grant("unknown, expired or already used code"));
+    };
+    if Instant::now() >= grant.expires {
+        return Err(invalid_grant("the code has expired"));
+    }
+    if param("redirect_uri")? != Some(grant.redirect_uri.as_str()) {
+        return Err(invalid_grant(
+            "redirect_uri differs from the authorization request's",
+        ));
+    }
+    let Some(verifier) = param("code_verifier")? else {
+        return Err(invalid_grant("code_verifier is missing"));
+    };
+    if !is_valid_verifier(verifier) {
+        return Err(invalid_grant(
+            "code_verifier must be 43 to 128 unreserved characters",
+        ));
+    }
+    if !pkce_s256_matches(verifier, &grant.code_challenge) {
+        return Err(invalid_grant("code_verifier does not match code_challenge"));
+    }
+    let requested = resource_param(form)?;
+    if grant.resource.is_some() && requested != grant.resource {
+        return Err(TokenError::new(
+            "invalid_target",
+            "resource differs from the authorization request's",
+        ));
+    }
+    let resource = grant.resource.or(requested);
+    let grant_id = state.next_grant;
+    state.next_grant += 1;
+    let refresh_token = random_token();
+    state.refresh_tokens.insert(
+        refresh_token.clone(),
+        RefreshGrant {
+            client_id: client_id.to_owned(),
+            scope: grant.scope.clone(),
+            resource: resource.clone(),
+            grant: grant_id,
+        },
+    );
+    let access = mint_access_token(state, client_id, grant.scope, resource, grant_id);
+    Ok(token_response(access, Some(refresh_token)))
+}
+
+/// `grant_type=refresh_token`.
+fn refresh(
+    s: &Shared,
+    state: &mut State,
+    client_id: &str,
+    form: &[(String, String)],
+) -> Result<Value, TokenError> {
+    let param = |name| single(form, name).map_err(|e| TokenError::new("invalid_request", &e));
+    let Some(refresh_token) = param("refresh_token")? else {
+        return Err(TokenError::new(
+            "invalid_request",
+            "refresh_token is missing",
+        ));
+    };
+    let grant = match state.refresh_tokens.get(refresh_token) {
+        Some(grant) if grant.client_id == client_id => grant.clone(),
+        Some(_) => {
+            return Err(TokenError::new(
+                "invalid_grant",
+                "the refresh token was issued to another client",
+            ));
+        }
+        None => {
+            return Err(TokenError::new(
+                "invalid_grant",
+                "unknown, revoked or rotated refresh token",
+            ));
+        }
+    };
+    let scope = match normalize_scope(param("scope")?) {
+        None => grant.scope.clone(),
+        Some(scope) if has_scopes(grant.scope.as_deref(), &scope) => Some(scope),
+        Some(_) => {
+            return Err(TokenError::new(
+                "invalid_scope",
+                "the requested scope exceeds the original grant",
+            ));
+        }
+    };
+    let requested = resource_param(form)?;
+    if let (Some(requested), Some(granted)) = (&requested, &grant.resource)
+        && requested != granted
+    {
+        return Err(TokenError::new(
+            "invalid_target",
+            "resource differs from the original grant's",
+        ));
+    }
+    let resource = grant.resource.clone().or(requested);
+    let new_refresh_token = if s.config.rotate_refresh_tokens {
+        state.refresh_tokens.remove(refresh_token);
+        let new = random_token();
+        state.refresh_tokens.insert(new.clone(), grant.clone());
+        Some(new)
+    } else {
+        None
+    };
+    let access = mint_access_token(state, client_id, scope, resource, grant.grant);
+    Ok(token_response(access, new_refresh_token))
+}
+
+/// An access token just issued, and what it was issued for.
+struct IssuedAccess {
+    token: String,
+    lifetime: i64,
+    scope: Option<String>,
+}
+
+fn mint_access_token(
+    state: &mut State,
+    client_id: &str,
+    scope: Option<String>,
+    resource: Option<String>,
+    grant: u64,
+) -> IssuedAccess {
+    let lifetime = state.access_token_lifetime;
+    let now = Instant::now();
+    let span = Duration::from_secs(lifetime.unsigned_abs());
+    let expires = if lifetime > 0 {
+        now.checked_add(span)
+            .unwrap_or(now + Duration::from_secs(3600 * 24 * 365))
+    } else {
+        now.checked_sub(span).unwrap_or(now)
+    };
+    let token = random_token();
+    state.access_tokens.insert(
+        token.clone(),
+        AccessGrant {
+            scope: scope.clone(),
+            expires,
+            resource,
+            client_id: client_id.to_owned(),
+            grant,
+        },
+    );
+    IssuedAccess {
+        token,
+        lifetime,
+        scope,
+    }
+}
+
+fn token_response(access: IssuedAccess, refresh_token: Option<String>) -> Value {
+    let mut body = json!({
+        "access_token": access.token,
+        "token_type": "Bearer",
+        "expires_in": access.lifetime,
+    });
+    if let Some(refresh_token) = refresh_token {
+        body["refresh_token"] = json!(refresh_token);
+    }
+    if let Some(scope) = access.scope {
+        body["scope"] = json!(scope);
+    }
+    body
+}
+
+// ---------------------------------------------------------------------------------------------
+// Revocation
+
+/// `POST {issuer_path}/revoke` (RFC 7009).
+pub(super) fn revoke(s: &Shared, req: &Request) -> Response {
+    if let Err(response) = require_method(req, &["POST"]) {
+        return response;
+    }
+    let form = req.form();
+    let mut state = s.lock();
+    let client_id = match authenticate(&state, req, &form) {
+        Ok(id) => id,
+        Err(response) => return response,
+    };
+    let token = match single(&form, "token") {
+        Ok(Some(token)) => token,
+        Ok(None) => return oauth_error(400, "invalid_request", "token is missing"),
+        Err(e) => return oauth_error(400, "invalid_request", &e),
+    };
+    state.revoked.push(token.to_owned());
+    // Tokens of other clients are left alone; unknown tokens are fine (RFC 7009 §2.2).
+    if state
+        .access_tokens
+        .get(token)
+        .is_some_and(|t| t.client_id == client_id)
+    {
+        state.access_tokens.remove(token);
+    } else if let Some(grant) = state
+        .refresh_tokens
+        .get(token)
+        .filter(|t| t.client_id == client_id)
+        .map(|t| t.grant)
+    {
+        // Revoking a refresh token also revokes the access tokens of its grant (§2.1).
+        state.refresh_tokens.remove(token);
+        state.access_tokens.retain(|_, t| t.grant != grant);
+    }
+    Response::empty(200)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Client authentication
+
+/// Authenticates the client of a token or revocation request by its registered method;
+/// returns its id, or the `401 invalid_client` response.
+fn authenticate(
+    state: &State,
+    req: &Request,
+    form: &[(String, String)],
+) -> Result<String, Response> {
+    let authorization = req.header("authorization");
+    let fail = |description: &str| {
+        let response = oauth_error(401, "invalid_client", description);
+        // RFC 6749 §5.2: a client that tried the Authorization header gets a challenge.
+        match authorization {
+            Some(_) => response.header("WWW-Authenticate", "Basic realm=\"test-server\""),
+            None => response,
+        }
+    };
+    let basic = match authorization {
+        None => None,
+        Some(value) => match parse_basic(value) {
+            Some(credentials) => Some(credentials),
+            None => {
+                return Err(fail(
+                    "the Authorization header is not valid Basic credentials",
+                ));
+            }
+        },
+    };
+    let (Ok(form_id), Ok(form_secret)) = (single(form, "client_id"), single(form, "client_secret"))
+    else {
+        return Err(fail("client_id or client_secret is repeated"));
+    };
+    let client_id = match (&basic, form_id) {
+        (Some((id, _)), Some(form_id)) if id != form_id => {
+            return Err(fail("client_id differs from the Basic credentials"));
+        }
+        (Some((id, _)), _) => id.as_str(),
+        (None, Some(form_id)) => form_id,
+        (None, None) => return Err(fail("no client authentication")),
+    };
+    let Some(client) = state.clients.get(client_id) else {
+        return Err(fail("unknown client"));
+    };
+    let secret = client.secret.as_deref();
+    let authenticated = match client.auth_method.as_str() {
+        "none" => basic.is_none() && form_id.is_some(),
+        "client_secret_post" => basic.is_none() && form_secret.is_some() && form_secret == secret,
+        "client_secret_basic" => {
+            form_secret.is_none()
+                && basic
+                    .as_ref()
+                    .is_some_and(|(_, s)| Some(s.as_str()) == secret)
+        }
+        _ => false,
+    };
+    if authenticated {
+        Ok(client_id.to_owned())
+    } else {
+        let description = format!(
+            "authentication failed for a client registered with {}",
+            client.auth_method
+        );
+        Err(fail(&description))
+    }
+}
+
+/// Parses `Basic base64(urlencode(id):urlencode(secret))` (RFC 6749 §2.3.1).
+fn parse_basic(header: &str) -> Option<(String, String)> {
+    let (scheme, credentials) = header.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let credentials = credentials.trim();
+    let decoded = STANDARD
+        .decode(credentials)
+        .or_else(|_| STANDARD_NO_PAD.decode(credentials))
+        .ok()?;
+    let decoded = String::from_utf8(decoded).ok()?;
+    let (id, secret) = decoded.split_once(':')?;
+    Some((form_decode(id), form_decode(secret)))
+}
+
+// ---------------------------------------------------------------------------------------------
+// PKCE
+
+/// Whether `BASE64URL-NOPAD(SHA256(verifier)) == challenge` (RFC 7636 §4.6).
+pub(super) fn pkce_s256_matches(verifier: &str, challenge: &str) -> bool {
+    URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes())) == challenge
+}
+
+/// RFC 7636 §4.1: 43 to 128 characters from `[A-Z] / [a-z] / [0-9] / "-" / "." / "_" / "~"`.
+pub(super) fn is_valid_verifier(verifier: &str) -> bool {
+    (43..=128).contains(&verifier.len())
+        && verifier
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+}
+
+/// An S256 challenge is a base64url-encoded SHA-256 hash: 43 characters, no padding.
+fn is_s256_challenge(challenge: &str) -> bool {
+    challenge.len() == 43
+        && challenge
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// An OAuth error response: `{"error", "error_description"}`, never cached.
+pub(super) fn oauth_error(status: u16, error: &str, description: &str) -> Response {
+    Response::json(
+        status,
+        &json!({ "error": error, "error_description": description }),
+    )
+    .header("Cache-Control", "no-store")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pkce_matches_rfc_7636_appendix_b() {
+        let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+        let challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+        assert!(is_valid_verifier(verifier));
+        assert!(is_s256_challenge(challenge));
+        assert!(pkce_s256_matches(verifier, challenge));
+        assert!(!pkce_s256_matches(
+            "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXK",
+            challenge
+        ));
+    }
+
+    #[test]
+    fn verifier_syntax() {
+        assert!(!is_valid_verifier("short"));
+        assert!(!is_valid_verifier(&"a".repeat(129)));
+        assert!(!is_valid_verifier(&format!("{}!", "a".repeat(43))));
+        assert!(is_valid_verifier(&"a-._~".repeat(10)));
+    }
+
+    #[test]
+    fn basic_credentials_are_form_decoded() {
+        let header = format!("Basic {}", STANDARD.encode("my%3Aid:s%2Bcr+t"));
+        assert_eq!(
+            parse_basic(&header),
+            Some(("my:id".to_owned(), "s+cr t".to_owned()))
+        );
+        assert_eq!(parse_basic("Bearer abc"), None);
+        assert_eq!(parse_basic("Basic !!!"), None);
+    }
+}

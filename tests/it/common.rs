@@ -1,0 +1,107 @@
+//! Shared fixtures: a server, a private cache directory, a session wired to a headless browser.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use mcp_oauth_client::testing::{
+    HeadlessBrowser, RecordedRequest, Route, ServerConfig, TestServer,
+};
+use mcp_oauth_client::{Session, SessionBuilder};
+
+/// A directory under the system temp dir, removed on drop.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new() -> TempDir {
+        let name = format!(
+            "mcp-oauth-it-{}-{}",
+            std::process::id(),
+            mcp_oauth_client::cache_key(&format!("{:?}", std::time::Instant::now()))
+        );
+        let p = std::env::temp_dir().join(name);
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// One test's world: a server, a cache directory and a headless browser.
+pub struct World {
+    pub server: TestServer,
+    pub cache: TempDir,
+    pub browser: HeadlessBrowser,
+}
+
+impl World {
+    pub fn new() -> World {
+        World::with(ServerConfig::default())
+    }
+
+    pub fn with(config: ServerConfig) -> World {
+        World {
+            server: TestServer::start_with(config).unwrap(),
+            cache: TempDir::new(),
+            browser: HeadlessBrowser::new(),
+        }
+    }
+
+    /// A builder for the server's MCP URL, the world's cache and browser, a 10 s callback wait.
+    pub fn builder(&self) -> SessionBuilder {
+        Session::builder(self.server.mcp_url().as_str())
+            .cache_dir(self.cache.path())
+            .callback_timeout(Duration::from_secs(10))
+            .authorize_hook(self.browser.hook())
+    }
+
+    pub fn session(&self) -> Session {
+        self.builder().build().unwrap()
+    }
+
+    /// The requests the server received, as `METHOD path`.
+    pub fn request_lines(&self) -> Vec<String> {
+        self.server
+            .requests()
+            .iter()
+            .map(|r| format!("{} {}", r.method, r.path))
+            .collect()
+    }
+
+    /// The requests to one route.
+    pub fn requests_to(&self, route: Route) -> Vec<RecordedRequest> {
+        self.server
+            .requests()
+            .into_iter()
+            .filter(|r| r.route == Some(route))
+            .collect()
+    }
+
+    /// Moves the cached token's expiry to now, as if its lifetime had passed.
+    pub fn expire_cached_token(&self, session: &Session) {
+        let storage = session.storage();
+        let mut stored = storage.load_tokens(session.server_url()).unwrap().unwrap();
+        stored.tokens.expires_at = Some(mcp_oauth_client::unix_now());
+        storage.save_tokens(session.server_url(), &stored).unwrap();
+    }
+
+    /// An MCP `ping` with `token` as bearer; returns the HTTP status.
+    pub fn mcp_status(&self, token: &str) -> u16 {
+        let agent = mcp_oauth_client::new_agent();
+        agent
+            .post(self.server.mcp_url().as_str())
+            .header("authorization", &format!("Bearer {token}"))
+            .header("accept", "application/json")
+            .content_type("application/json")
+            .send(serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}).to_string())
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+}

@@ -1,0 +1,158 @@
+//! The token cache on disk: layout, clear, clear_all, modes.
+
+use mcp_oauth_client::FileTokenStorage;
+use mcp_oauth_client::testing::{HeadlessBrowser, TestServer};
+
+use crate::common::{TempDir, World};
+
+fn names(dir: &std::path::Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn tokens_file_records_absolute_expiry_issuer_and_token_endpoint() {
+    let w = World::new();
+    let session = w.session();
+    session.access_token().unwrap();
+    let path = session.storage().tokens_path(session.server_url());
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    assert_eq!(json["version"], 1);
+    assert_eq!(json["issuer"], w.server.issuer());
+    assert_eq!(
+        json["token_endpoint"],
+        format!("{}/token", w.server.issuer())
+    );
+    let expires_at = json["tokens"]["expires_at"].as_u64().unwrap();
+    let now = mcp_oauth_client::unix_now();
+    assert!(
+        expires_at > now + 3000 && expires_at <= now + 3600,
+        "{expires_at}"
+    );
+    let client = session.storage().client_path(&w.server.issuer());
+    assert!(client.exists());
+}
+
+#[test]
+fn clear_removes_one_servers_files_only_and_clear_all_only_ours() {
+    let cache = TempDir::new();
+    let a = TestServer::start().unwrap();
+    let b = TestServer::start().unwrap();
+    let browser = HeadlessBrowser::new();
+    let session = |s: &TestServer| {
+        mcp_oauth_client::Session::builder(s.mcp_url().as_str())
+            .cache_dir(cache.path())
+            .authorize_hook(browser.hook())
+            .build()
+            .unwrap()
+    };
+    session(&a).access_token().unwrap();
+    session(&b).access_token().unwrap();
+    std::fs::write(cache.path().join("notes.txt"), "mine").unwrap();
+    std::fs::write(cache.path().join("http_127_0_0_1_1_tokens.json"), "{}").unwrap();
+    assert_eq!(names(cache.path()).len(), 6);
+
+    let storage = FileTokenStorage::new(cache.path());
+    storage.clear(&a.mcp_url()).unwrap();
+    assert!(!storage.tokens_path(&a.mcp_url()).exists());
+    assert!(!storage.client_path(&a.issuer()).exists());
+    assert!(storage.tokens_path(&b.mcp_url()).exists());
+    assert!(storage.client_path(&b.issuer()).exists());
+    assert_eq!(names(cache.path()).len(), 4);
+
+    assert_eq!(storage.clear_all().unwrap(), 2);
+    assert_eq!(
+        names(cache.path()),
+        ["http_127_0_0_1_1_tokens.json", "notes.txt"]
+    );
+}
+
+#[test]
+fn clear_keeps_a_client_that_another_server_still_uses() {
+    let w = World::new();
+    let session = w.session();
+    session.access_token().unwrap();
+    // A second MCP URL on the same server and issuer.
+    let other = w.server.mcp_url().join("/mcp/other").unwrap();
+    let storage = session.storage();
+    let mut stored = storage.load_tokens(session.server_url()).unwrap().unwrap();
+    stored.server_url = other.to_string();
+    storage.save_tokens(&other, &stored).unwrap();
+
+    storage.clear(session.server_url()).unwrap();
+    assert!(storage.client_path(&w.server.issuer()).exists());
+    storage.clear(&other).unwrap();
+    assert!(!storage.client_path(&w.server.issuer()).exists());
+}
+
+#[cfg(unix)]
+#[test]
+fn cache_dir_is_0700_and_files_0600() {
+    use std::os::unix::fs::PermissionsExt;
+    let w = World::new();
+    let dir = w.cache.path().join("nested").join("cache");
+    let session = w.builder().cache_dir(&dir).build().unwrap();
+    session.access_token().unwrap();
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&dir), 0o700);
+    let files = names(&dir);
+    assert_eq!(files.len(), 2, "{files:?}");
+    for f in files {
+        assert_eq!(mode(&dir.join(&f)), 0o600, "{f}");
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn a_looser_existing_cache_dir_is_tightened() {
+    use std::os::unix::fs::PermissionsExt;
+    let w = World::new();
+    std::fs::set_permissions(w.cache.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    w.session().access_token().unwrap();
+    let mode = std::fs::metadata(w.cache.path())
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o700);
+}
+
+#[test]
+fn a_corrupt_token_file_is_treated_as_absent_and_replaced_by_a_login() {
+    let w = World::new();
+    let session = w.session();
+    let path = session.storage().tokens_path(session.server_url());
+    std::fs::write(&path, b"{\"version\":1, truncated").unwrap();
+    assert!(session.storage().load_tokens(session.server_url()).is_err());
+    let token = session.access_token().unwrap();
+    assert_eq!(w.mcp_status(token.secret()), 200);
+    assert!(
+        session
+            .storage()
+            .load_tokens(session.server_url())
+            .unwrap()
+            .is_some()
+    );
+}
+
+#[test]
+fn the_cache_dir_env_var_is_the_default() {
+    // Read by FileTokenStorage::default_dir; checked in a child process so the test binary's
+    // environment stays untouched.
+    let w = World::new();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mcp-oauth"))
+        .arg("clear-all")
+        .env("MCP_OAUTH_CACHE_DIR", w.cache.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&w.cache.path().display().to_string()),
+        "{stderr}"
+    );
+}

@@ -1,0 +1,282 @@
+//! The first login and the cached-token path.
+
+use std::time::Duration;
+
+use mcp_oauth_client::testing::{Route, ServerConfig, follow_redirects};
+use mcp_oauth_client::{ErrorKind, Step};
+
+use crate::common::World;
+
+#[test]
+fn first_login_sends_prm_as_metadata_register_authorize_token_in_order() {
+    let w = World::new();
+    let session = w.session();
+    let token = session.access_token().unwrap();
+
+    assert_eq!(
+        w.request_lines(),
+        [
+            "GET /.well-known/oauth-protected-resource/mcp",
+            "GET /.well-known/oauth-authorization-server",
+            "POST /register",
+            "GET /authorize",
+            "POST /token",
+        ]
+    );
+    // The browser landed on our success page.
+    let visits = w.browser.wait_for_visits(1, Duration::from_secs(5));
+    let visit = visits[0].as_ref().unwrap();
+    assert_eq!(visit.status, 200);
+    assert!(visit.body.contains("Signed in"), "{}", visit.body);
+    assert_eq!(visit.header("x-frame-options"), Some("DENY"));
+    assert!(
+        visit
+            .header("content-security-policy")
+            .unwrap()
+            .contains("default-src 'none'")
+    );
+    // The token is accepted by the MCP endpoint.
+    assert_eq!(w.mcp_status(token.secret()), 200);
+    assert_eq!(w.mcp_status("not-a-token"), 401);
+}
+
+#[test]
+fn registration_is_native_public_with_refresh_grant() {
+    let w = World::new();
+    w.session().access_token().unwrap();
+    let register = &w.requests_to(Route::Register)[0];
+    let body: serde_json::Value = serde_json::from_str(&register.body).unwrap();
+    assert_eq!(body["application_type"], "native");
+    assert_eq!(body["client_name"], "mcp-oauth-client");
+    assert_eq!(body["token_endpoint_auth_method"], "none");
+    assert_eq!(
+        body["grant_types"],
+        serde_json::json!(["authorization_code", "refresh_token"])
+    );
+    let redirect = body["redirect_uris"][0].as_str().unwrap();
+    assert!(redirect.starts_with("http://127.0.0.1:") && redirect.ends_with("/callback"));
+}
+
+#[test]
+fn client_metadata_and_name_reach_the_registration() {
+    let w = World::new();
+    w.builder()
+        .client_name("my tool")
+        .client_metadata(serde_json::json!({"logo_uri": "https://example.com/logo.png"}))
+        .build()
+        .unwrap()
+        .access_token()
+        .unwrap();
+    let body: serde_json::Value =
+        serde_json::from_str(&w.requests_to(Route::Register)[0].body).unwrap();
+    assert_eq!(body["client_name"], "my tool");
+    assert_eq!(body["logo_uri"], "https://example.com/logo.png");
+}
+
+#[test]
+fn second_session_on_same_cache_with_valid_token_makes_zero_requests() {
+    let w = World::new();
+    let first = w.session().access_token().unwrap();
+    w.server.clear_requests();
+
+    let second = w.session().access_token().unwrap();
+    assert_eq!(second.secret(), first.secret());
+    assert!(w.server.requests().is_empty(), "{:?}", w.request_lines());
+    assert_eq!(w.browser.opened(), 1);
+}
+
+#[test]
+fn a_later_login_reuses_the_cached_client_and_its_port() {
+    let w = World::new();
+    let session = w.session();
+    session.access_token().unwrap();
+    w.server.clear_requests();
+    session.login().unwrap();
+    assert_eq!(
+        w.request_lines(),
+        [
+            "GET /.well-known/oauth-protected-resource/mcp",
+            "GET /.well-known/oauth-authorization-server",
+            "GET /authorize",
+            "POST /token",
+        ]
+    );
+    assert_eq!(w.server.registered_clients(), 1);
+}
+
+#[test]
+fn callback_with_wrong_state_is_answered_and_ignored_then_the_right_one_completes() {
+    let w = World::new();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let session = w
+        .builder()
+        .authorize_hook(move |url: &url::Url| {
+            let redirect = url
+                .query_pairs()
+                .find(|(k, _)| k == "redirect_uri")
+                .map(|(_, v)| v.into_owned())
+                .unwrap();
+            let forged = url::Url::parse(&format!("{redirect}?code=forged&state=wrong")).unwrap();
+            let real = url.clone();
+            let tx = tx.clone();
+            // An attacker's (or a stale tab's) response reaches the real listener first; only
+            // once it has been answered does the real approval follow.
+            std::thread::spawn(move || {
+                tx.send(follow_redirects(&forged)).unwrap();
+                tx.send(follow_redirects(&real)).unwrap();
+            });
+        })
+        .build()
+        .unwrap();
+    let token = session.access_token().unwrap();
+    let forged = rx.recv_timeout(Duration::from_secs(5)).unwrap().unwrap();
+    let approved = rx.recv_timeout(Duration::from_secs(5)).unwrap().unwrap();
+    assert_eq!(approved.status, 200);
+    assert_eq!(forged.status, 400);
+    assert!(
+        forged
+            .body
+            .contains("does not belong to the login in progress")
+    );
+    // Only the real code was redeemed.
+    let token_requests = w.requests_to(Route::Token);
+    assert_eq!(token_requests.len(), 1);
+    assert_ne!(
+        token_requests[0].form_param("code").as_deref(),
+        Some("forged")
+    );
+    assert_eq!(w.mcp_status(token.secret()), 200);
+}
+
+#[test]
+fn access_denied_on_the_callback_is_a_typed_error_naming_access_denied() {
+    let w = World::with(ServerConfig {
+        deny_authorization: true,
+        ..ServerConfig::default()
+    });
+    let e = w.session().access_token().unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::OAuth);
+    assert_eq!(e.step(), Step::Callback);
+    assert_eq!(e.oauth_error(), Some("access_denied"));
+    assert!(e.is_access_denied());
+    assert!(e.to_string().contains("access_denied"), "{e}");
+    assert!(w.requests_to(Route::Token).is_empty());
+    let visits = w.browser.wait_for_visits(1, Duration::from_secs(5));
+    let page = visits[0].as_ref().unwrap();
+    assert_eq!(page.status, 400);
+    assert!(page.body.contains("access_denied"));
+    assert!(
+        w.session()
+            .storage()
+            .load_tokens(&w.server.mcp_url())
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[test]
+fn no_callback_within_the_timeout_is_a_timeout_error() {
+    let w = World::new();
+    let session = w
+        .builder()
+        .authorize_hook(|_: &url::Url| {}) // the user never comes back
+        .callback_timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let e = session.access_token().unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Timeout);
+    assert_eq!(e.step(), Step::Callback);
+}
+
+#[test]
+fn issuer_with_a_path_is_discovered_through_the_fallback_order() {
+    use mcp_oauth_client::testing::AsMetadataPaths;
+    let w = World::with(ServerConfig {
+        issuer_path: "/tenant1".into(),
+        as_metadata_paths: AsMetadataPaths::OpenIdAppended,
+        ..ServerConfig::default()
+    });
+    w.session().access_token().unwrap();
+    let lines = w.request_lines();
+    assert_eq!(
+        lines[..4],
+        [
+            "GET /.well-known/oauth-protected-resource/mcp",
+            "GET /.well-known/oauth-authorization-server/tenant1",
+            "GET /.well-known/openid-configuration/tenant1",
+            "GET /tenant1/.well-known/openid-configuration",
+        ]
+    );
+    assert_eq!(
+        lines[4..],
+        [
+            "POST /tenant1/register",
+            "GET /tenant1/authorize",
+            "POST /tenant1/token"
+        ]
+    );
+}
+
+#[test]
+fn server_without_resource_metadata_uses_the_2025_03_26_fallback() {
+    let w = World::with(ServerConfig {
+        serve_resource_metadata: false,
+        resource_metadata_in_challenge: false,
+        ..ServerConfig::default()
+    });
+    let token = w.session().access_token().unwrap();
+    assert_eq!(
+        w.request_lines(),
+        [
+            "GET /.well-known/oauth-protected-resource/mcp",
+            "GET /.well-known/oauth-protected-resource",
+            "GET /.well-known/oauth-authorization-server",
+            "POST /register",
+            "GET /authorize",
+            "POST /token",
+        ]
+    );
+    assert_eq!(w.mcp_status(token.secret()), 200);
+}
+
+#[test]
+fn pre_registered_client_skips_registration_and_authenticates() {
+    let w = World::new();
+    // Register out of band, as an administrator would.
+    let listener = mcp_oauth_client::CallbackListener::bind(Default::default(), 0).unwrap();
+    let port = listener.port();
+    drop(listener);
+    let md = mcp_oauth_client::discover_auth_server_metadata(
+        &mcp_oauth_client::new_agent(),
+        &w.server.issuer(),
+    )
+    .unwrap()
+    .unwrap();
+    let client = mcp_oauth_client::register(
+        &mcp_oauth_client::new_agent(),
+        md.registration_endpoint.as_deref().unwrap(),
+        &md.issuer,
+        &mcp_oauth_client::RegistrationRequest {
+            client_name: "admin",
+            redirect_uri: &format!("http://127.0.0.1:{port}/callback"),
+            auth_method: mcp_oauth_client::AuthMethod::ClientSecretBasic,
+            scope: None,
+            extra: None,
+        },
+    )
+    .unwrap();
+    w.server.clear_requests();
+
+    let session = w
+        .builder()
+        .client_id(&client.client_id)
+        .client_secret(client.client_secret.as_ref().unwrap().secret())
+        .callback_port(port)
+        .build()
+        .unwrap();
+    session.access_token().unwrap();
+    assert!(w.requests_to(Route::Register).is_empty());
+    let token = &w.requests_to(Route::Token)[0];
+    assert!(token.header("authorization").unwrap().starts_with("Basic "));
+    assert_eq!(token.form_param("client_secret"), None);
+}

@@ -1,0 +1,10 @@
+//! Integration tests: the real client against the embedded authorization server over loopback
+//! sockets, with the real callback listener and a headless user agent.
+
+mod common;
+mod files;
+mod login;
+mod refresh;
+mod restart;
+mod scopes;
+mod security;
