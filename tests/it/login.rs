@@ -280,3 +280,41 @@ fn pre_registered_client_skips_registration_and_authenticates() {
     assert!(token.header("authorization").unwrap().starts_with("Basic "));
     assert_eq!(token.form_param("client_secret"), None);
 }
+
+#[test]
+fn session_is_send_and_sync_and_concurrent_callers_share_one_login() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<mcp_oauth_client::Session>();
+
+    let w = World::new();
+    let session = std::sync::Arc::new(w.session());
+    let handles: Vec<_> = (0..4)
+        .map(|_| {
+            let s = std::sync::Arc::clone(&session);
+            std::thread::spawn(move || s.access_token().unwrap().secret().to_owned())
+        })
+        .collect();
+    let tokens: Vec<String> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    assert!(
+        tokens.windows(2).all(|p| p[0] == p[1]),
+        "one login, one token"
+    );
+    assert_eq!(w.browser.opened(), 1);
+    assert_eq!(w.requests_to(Route::Token).len(), 1);
+}
+
+#[test]
+fn callback_host_localhost_is_used_in_the_redirect_uri() {
+    let w = World::new();
+    w.builder()
+        .callback_host(mcp_oauth_client::CallbackHost::Localhost)
+        .build()
+        .unwrap()
+        .access_token()
+        .unwrap();
+    let redirect = w.requests_to(Route::Authorize)[0]
+        .query_param("redirect_uri")
+        .unwrap()
+        .to_owned();
+    assert!(redirect.starts_with("http://localhost:"), "{redirect}");
+}
