@@ -6,8 +6,8 @@ use url::Url;
 use crate::error::{Error, ErrorKind, Result, Step};
 use crate::scope::Scopes;
 
-/// Everything the authorization URL carries.
-#[derive(Debug, Clone, Copy)]
+/// Everything the authorization URL carries. `Debug` hides the `state`.
+#[derive(Clone, Copy)]
 pub struct AuthorizationRequest<'a> {
     /// The authorization server's `authorization_endpoint`.
     pub authorization_endpoint: &'a str,
@@ -25,11 +25,38 @@ pub struct AuthorizationRequest<'a> {
     pub resource: Option<&'a str>,
 }
 
+impl std::fmt::Debug for AuthorizationRequest<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthorizationRequest")
+            .field("authorization_endpoint", &self.authorization_endpoint)
+            .field("client_id", &self.client_id)
+            .field("redirect_uri", &self.redirect_uri)
+            .field("scope", &self.scope)
+            .field("state", &"[redacted]")
+            .field("code_challenge", &self.code_challenge)
+            .field("resource", &self.resource)
+            .finish()
+    }
+}
+
+/// The parameters [`build_authorization_url`] sets; an endpoint query may not set them too.
+const REQUEST_PARAMS: [&str; 8] = [
+    "response_type",
+    "client_id",
+    "redirect_uri",
+    "scope",
+    "state",
+    "code_challenge",
+    "code_challenge_method",
+    "resource",
+];
+
 /// Builds the authorization URL, keeping any query the endpoint already has (RFC 6749 §3.1).
 ///
 /// # Errors
 /// [`ErrorKind::InvalidResponse`] for an unparseable endpoint, [`ErrorKind::Refused`] for one
-/// that is neither HTTPS nor loopback HTTP.
+/// that is neither HTTPS nor loopback HTTP or whose query already sets a parameter of the
+/// request.
 ///
 /// ```
 /// use mcp_oauth_client::{build_authorization_url, AuthorizationRequest};
@@ -54,6 +81,22 @@ pub fn build_authorization_url(req: &AuthorizationRequest<'_>) -> Result<Url> {
             step,
             "the authorization endpoint has a fragment",
         ));
+    }
+    // RFC 6749 §3.1: parameters must not repeat. A query in the metadata that already sets
+    // one of ours (say `redirect_uri`) would be read first by many servers: refuse it.
+    if let Some((name, _)) = url
+        .query_pairs()
+        .find(|(name, _)| REQUEST_PARAMS.contains(&name.as_ref()))
+    {
+        return Err(Error::new(
+            ErrorKind::Refused,
+            step,
+            format!(
+                "the authorization endpoint's query already sets {:?}",
+                crate::discovery::shorten(&name)
+            ),
+        )
+        .with_url(&url));
     }
     {
         let mut q = url.query_pairs_mut();
@@ -98,6 +141,27 @@ mod tests {
         assert_eq!(get("code_challenge_method"), Some("S256"));
         assert_eq!(get("resource"), Some("https://mcp.example.com/mcp"));
         assert_eq!(get("redirect_uri"), Some("http://127.0.0.1:1/callback"));
+    }
+
+    #[test]
+    fn refuses_an_endpoint_query_that_repeats_a_parameter() {
+        for endpoint in [
+            "https://as.example.com/authorize?redirect_uri=https%3A%2F%2Fevil.example%2Fcb",
+            "https://as.example.com/authorize?tenant=t&state=fixed",
+            "https://as.example.com/authorize?code_challenge_method=plain",
+        ] {
+            let e = build_authorization_url(&AuthorizationRequest {
+                authorization_endpoint: endpoint,
+                client_id: "c",
+                redirect_uri: "http://127.0.0.1:1/callback",
+                scope: None,
+                state: "s",
+                code_challenge: "ch",
+                resource: None,
+            })
+            .unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Refused, "{endpoint}");
+        }
     }
 
     #[test]

@@ -1,13 +1,18 @@
 //! The loopback redirect listener (RFC 8252 §7.3, §8.3) and the authorization response checks
 //! (RFC 6749 §4.1.2, RFC 9207, MCP authorization).
 //!
-//! The listener binds 127.0.0.1 only, serves `/callback`, and reads every request under a size
-//! and time bound. A request with a wrong or missing `state`, a favicon fetch or junk gets an
-//! answer and does not end the wait; the first response with the right `state` does. The `iss`
-//! parameter is checked before the code is released (RFC 9207 §2.4).
+//! The listener binds 127.0.0.1 only and serves `/callback`. Each connection is read on its own
+//! thread, at most [`MAX_CALLBACK_REQUEST`] bytes within two seconds, with a bounded number in
+//! flight, so a client that sends one byte a second cannot hold the port. Junk, oversized,
+//! non-GET and wrong-`Host` requests, favicon fetches and responses with a wrong or missing
+//! `state` get an error page and do not end the wait; the first response with the right
+//! `state` does. The `iss` parameter is checked before the code is released (RFC 9207 §2.4).
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Sender};
 use std::time::{Duration, Instant};
 
 use url::Url;
@@ -18,8 +23,24 @@ use crate::secret::{Secret, constant_time_eq};
 /// The largest callback request read (request line and headers), in bytes.
 pub const MAX_CALLBACK_REQUEST: usize = 8 * 1024;
 
-/// How long one connection may take to send its request.
+/// How long one connection may take to send its request head, in total.
 const READ_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long writing a page may take.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The most connections read at the same time; more are answered `503` at once.
+const MAX_IN_FLIGHT: usize = 64;
+
+/// How many pending connections one turn of the wait loop accepts before it looks at the
+/// requests read so far.
+const ACCEPT_BATCH: usize = 64;
+
+/// How long the wait loop sleeps when nothing happens.
+const POLL: Duration = Duration::from_millis(20);
+
+/// Query parameters whose values never appear in `Debug` output.
+const SECRET_PARAMS: [&str; 4] = ["code", "state", "access_token", "id_token"];
 
 /// The path of the redirect URI.
 pub const CALLBACK_PATH: &str = "/callback";
@@ -34,8 +55,9 @@ pub enum CallbackHost {
     Localhost,
 }
 
-/// A parsed HTTP request as it reached the callback port.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A parsed HTTP request as it reached the callback port. `Debug` hides the values of `code`
+/// and `state`.
+#[derive(Clone, PartialEq, Eq)]
 pub struct CallbackRequest {
     /// The request method.
     pub method: String,
@@ -47,19 +69,45 @@ pub struct CallbackRequest {
     pub host: Option<String>,
 }
 
+impl std::fmt::Debug for CallbackRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let params: Vec<(&str, &str)> = self
+            .params
+            .iter()
+            .map(|(k, v)| {
+                let shown = if SECRET_PARAMS.contains(&k.as_str()) {
+                    "[redacted]"
+                } else {
+                    v.as_str()
+                };
+                (k.as_str(), shown)
+            })
+            .collect();
+        f.debug_struct("CallbackRequest")
+            .field("method", &self.method)
+            .field("path", &self.path)
+            .field("params", &params)
+            .field("host", &self.host)
+            .finish()
+    }
+}
+
 /// Why a callback request was not accepted as an HTTP request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CallbackParseError {
     /// The headers did not end within [`MAX_CALLBACK_REQUEST`] bytes.
     TooLarge,
-    /// The request line or a header is malformed.
+    /// The bytes stop before the blank line that ends the headers.
+    Incomplete,
+    /// The request line or a header is malformed, or `Host` is repeated.
     Malformed,
 }
 
-/// Parses the raw bytes of an HTTP/1.x request head as read from the callback socket.
+/// Parses the raw bytes of an HTTP/1.x request head as read from the callback socket: the
+/// request line and headers up to the blank line (anything after it is ignored).
 ///
 /// # Errors
-/// [`CallbackParseError`] for oversized or malformed input; never panics.
+/// [`CallbackParseError`] for oversized, incomplete or malformed input; never panics.
 ///
 /// ```
 /// use mcp_oauth_client::parse_callback_request;
@@ -70,14 +118,17 @@ pub enum CallbackParseError {
 /// assert_eq!(r.params[0], ("code".to_string(), "abc".to_string()));
 /// ```
 pub fn parse_callback_request(raw: &[u8]) -> Result<CallbackRequest, CallbackParseError> {
-    if raw.len() > MAX_CALLBACK_REQUEST {
+    let Some(end) = head_end(raw) else {
+        return Err(if raw.len() > MAX_CALLBACK_REQUEST {
+            CallbackParseError::TooLarge
+        } else {
+            CallbackParseError::Incomplete
+        });
+    };
+    if end > MAX_CALLBACK_REQUEST {
         return Err(CallbackParseError::TooLarge);
     }
-    let text = std::str::from_utf8(raw).map_err(|_| CallbackParseError::Malformed)?;
-    let head = text
-        .split("\r\n\r\n")
-        .next()
-        .ok_or(CallbackParseError::Malformed)?;
+    let head = std::str::from_utf8(&raw[..end - 4]).map_err(|_| CallbackParseError::Malformed)?;
     let mut lines = head.split("\r\n");
     let request_line = lines.next().ok_or(CallbackParseError::Malformed)?;
     let mut parts = request_line.split(' ');
@@ -93,7 +144,10 @@ pub fn parse_callback_request(raw: &[u8]) -> Result<CallbackRequest, CallbackPar
     for line in lines {
         let (name, value) = line.split_once(':').ok_or(CallbackParseError::Malformed)?;
         if name.eq_ignore_ascii_case("host") {
-            host = Some(value.trim().to_owned());
+            // RFC 9112 §3.2: more than one Host header is a bad request.
+            if host.replace(value.trim().to_owned()).is_some() {
+                return Err(CallbackParseError::Malformed);
+            }
         }
     }
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
@@ -106,6 +160,11 @@ pub fn parse_callback_request(raw: &[u8]) -> Result<CallbackRequest, CallbackPar
         params,
         host,
     })
+}
+
+/// The length of the request head including its closing blank line, when it is complete.
+fn head_end(raw: &[u8]) -> Option<usize> {
+    raw.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4)
 }
 
 /// The query parameters of a redirect URL pasted by the user (headless logins).
@@ -124,8 +183,8 @@ pub fn callback_params_from_url(pasted: &str) -> Result<Vec<(String, String)>> {
     Ok(url.query_pairs().into_owned().collect())
 }
 
-/// What an authorization response must match.
-#[derive(Debug, Clone, Copy)]
+/// What an authorization response must match. `Debug` hides the `state`.
+#[derive(Clone, Copy)]
 pub struct CallbackExpectation<'a> {
     /// The `state` sent on the authorization request.
     pub state: &'a str,
@@ -133,6 +192,16 @@ pub struct CallbackExpectation<'a> {
     pub issuer: &'a str,
     /// The server advertised `authorization_response_iss_parameter_supported` (RFC 9207 §3).
     pub iss_required: bool,
+}
+
+impl std::fmt::Debug for CallbackExpectation<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallbackExpectation")
+            .field("state", &"[redacted]")
+            .field("issuer", &self.issuer)
+            .field("iss_required", &self.iss_required)
+            .finish()
+    }
 }
 
 /// The verdict on one authorization response.
@@ -149,7 +218,8 @@ pub enum CallbackOutcome {
 /// Checks an authorization response's parameters (RFC 6749 §4.1.2, §10.12; RFC 9207 §2.4).
 ///
 /// The `state` is compared in constant time. The `iss` table, with no normalisation:
-/// present → must equal the issuer; absent → an error when the server advertised it.
+/// present → must equal the issuer; absent → an error when the server advertised it. An
+/// `error_description` that echoes the `state` or a `code` has them removed.
 pub fn validate_callback(
     params: &[(String, String)],
     expect: &CallbackExpectation<'_>,
@@ -176,10 +246,12 @@ pub fn validate_callback(
         _ => {}
     }
     if let Some(code) = get("error") {
+        let secrets = [expect.state, get("code").unwrap_or("")];
+        let description = get("error_description").map(|d| crate::http::redact(d, &secrets));
         return CallbackOutcome::Failed(Error::oauth(
             Step::Callback,
-            code,
-            get("error_description"),
+            &crate::http::redact(code, &secrets),
+            description.as_deref(),
         ));
     }
     match get("code") {
@@ -193,6 +265,33 @@ pub fn validate_callback(
 pub struct CallbackListener {
     listener: TcpListener,
     redirect_uri: Url,
+}
+
+/// A request for the callback path that passed the HTTP checks, waiting for the verdict on its
+/// `state` from the thread that holds the expectation.
+struct Candidate {
+    stream: TcpStream,
+    params: Vec<(String, String)>,
+}
+
+/// One of the [`MAX_IN_FLIGHT`] connection slots, given back on drop.
+struct Slot(Arc<AtomicUsize>);
+
+impl Slot {
+    fn take(count: &Arc<AtomicUsize>) -> Option<Slot> {
+        count
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < MAX_IN_FLIGHT).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| Slot(Arc::clone(count)))
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl CallbackListener {
@@ -236,7 +335,9 @@ impl CallbackListener {
     }
 
     /// Waits up to `timeout` for the authorization response, answering every request with a
-    /// page, and returns the code. The port is released when this returns.
+    /// page, and returns the code. Connections are read concurrently (at most 64 at once, each
+    /// for at most two seconds), so slow or junk clients cannot hold the wait. The port is
+    /// released when this returns.
     ///
     /// # Errors
     /// [`ErrorKind::Timeout`] when no valid response came in time; the OAuth error of an error
@@ -244,104 +345,148 @@ impl CallbackListener {
     pub fn wait(self, expect: &CallbackExpectation<'_>, timeout: Duration) -> Result<Secret> {
         let deadline = Instant::now() + timeout;
         self.listener.set_nonblocking(true).map_err(io_error)?;
+        let (tx, rx) = mpsc::channel();
+        let in_flight = Arc::new(AtomicUsize::new(0));
         loop {
-            match self.listener.accept() {
-                Ok((stream, _)) => {
-                    if let Some(result) = self.serve(stream, expect) {
-                        return result;
-                    }
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    if Instant::now() >= deadline {
-                        return Err(Error::new(
-                            ErrorKind::Timeout,
-                            Step::Callback,
-                            format!(
-                                "no authorization response reached {} within {} s",
-                                self.redirect_uri,
-                                timeout.as_secs()
-                            ),
-                        ));
-                    }
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                Err(e) => log::debug!("callback accept failed: {e}"),
+            self.accept_batch(&tx, &in_flight);
+            if let Ok(candidate) = rx.recv_timeout(POLL)
+                && let Some(result) = decide(candidate, expect)
+            {
+                return result;
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::new(
+                    ErrorKind::Timeout,
+                    Step::Callback,
+                    format!(
+                        "no authorization response reached {} within {} s",
+                        self.redirect_uri,
+                        timeout.as_secs()
+                    ),
+                ));
             }
         }
     }
 
-    /// Answers one connection; `Some` ends the wait.
-    fn serve(
+    /// Accepts the pending connections (a bounded batch) and hands each to a reader thread.
+    fn accept_batch(&self, tx: &Sender<Candidate>, in_flight: &Arc<AtomicUsize>) {
+        for _ in 0..ACCEPT_BATCH {
+            match self.listener.accept() {
+                Ok((stream, _)) => self.dispatch(stream, tx, in_flight),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                Err(e) => {
+                    log::debug!("callback accept failed: {e}");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Reads one connection on its own thread, or answers `503` when every slot is taken.
+    fn dispatch(
         &self,
         mut stream: TcpStream,
-        expect: &CallbackExpectation<'_>,
-    ) -> Option<Result<Secret>> {
+        tx: &Sender<Candidate>,
+        in_flight: &Arc<AtomicUsize>,
+    ) {
         let _ = stream.set_nonblocking(false);
-        let _ = stream.set_read_timeout(Some(READ_TIMEOUT));
-        let _ = stream.set_write_timeout(Some(READ_TIMEOUT));
-        let raw = read_head(&mut stream);
-        let request = match parse_callback_request(&raw) {
-            Ok(r) => r,
-            Err(_) => {
-                respond(
-                    &mut stream,
-                    400,
-                    &page::failure("This was not a valid request."),
-                );
-                return None;
-            }
-        };
-        if request.method != "GET" {
-            respond(&mut stream, 405, &page::failure("Only GET is served here."));
-            return None;
-        }
-        if request.path != CALLBACK_PATH {
+        let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
+        let Some(slot) = Slot::take(in_flight) else {
             respond(
                 &mut stream,
-                404,
-                &page::failure("Nothing is served at this path."),
+                503,
+                &page::failure("Too many requests at once. Please try again."),
             );
-            return None;
-        }
-        if !self.host_allowed(request.host.as_deref()) {
-            respond(&mut stream, 400, &page::failure("Unexpected Host header."));
-            return None;
-        }
-        match validate_callback(&request.params, expect) {
-            CallbackOutcome::Code(code) => {
-                respond(&mut stream, 200, &page::success());
-                Some(Ok(code))
-            }
-            CallbackOutcome::Failed(e) => {
-                let reason = match e.oauth_error() {
-                    Some(code) => format!("The authorization server answered: {code}."),
-                    None => "The authorization response did not pass the security checks.".into(),
-                };
-                respond(&mut stream, 400, &page::failure(&reason));
-                Some(Err(e))
-            }
-            CallbackOutcome::Ignored(why) => {
-                log::debug!("callback request ignored: {why}");
-                respond(
-                    &mut stream,
-                    400,
-                    &page::failure("This response does not belong to the login in progress."),
-                );
-                None
-            }
-        }
-    }
-
-    fn host_allowed(&self, host: Option<&str>) -> bool {
+            return;
+        };
         let port = self.port();
-        match host {
-            Some(h) => {
-                h == format!("127.0.0.1:{port}")
-                    || h.eq_ignore_ascii_case(&format!("localhost:{port}"))
-            }
-            None => false,
+        let tx = tx.clone();
+        let spawned = std::thread::Builder::new()
+            .name("mcp-oauth-callback".into())
+            .spawn(move || {
+                let _slot = slot;
+                read_candidate(stream, port, &tx);
+            });
+        if let Err(e) = spawned {
+            log::debug!("cannot start a callback reader: {e}");
         }
     }
+}
+
+/// Reads and screens one request; a candidate goes to the waiting thread, anything else gets
+/// its error page here.
+fn read_candidate(mut stream: TcpStream, port: u16, tx: &Sender<Candidate>) {
+    let raw = read_head(&mut stream);
+    match screen(&raw, port) {
+        Ok(params) => {
+            if let Err(mpsc::SendError(mut late)) = tx.send(Candidate { stream, params }) {
+                respond(
+                    &mut late.stream,
+                    400,
+                    &page::failure("No sign-in is waiting for this response any more."),
+                );
+            }
+        }
+        Err((status, message)) => {
+            log::debug!("callback request refused with {status}");
+            respond(&mut stream, status, &page::failure(message));
+        }
+    }
+}
+
+/// The HTTP checks on one request head: well-formed, `GET`, the callback path and a `Host`
+/// naming this listener. Returns the query parameters, or the status and message to answer.
+fn screen(raw: &[u8], port: u16) -> Result<Vec<(String, String)>, (u16, &'static str)> {
+    let request = parse_callback_request(raw).map_err(|e| match e {
+        CallbackParseError::TooLarge => (431, "The request was too large."),
+        CallbackParseError::Incomplete => (408, "The request did not arrive in time."),
+        CallbackParseError::Malformed => (400, "This was not a valid request."),
+    })?;
+    if request.method != "GET" {
+        return Err((405, "Only GET is served here."));
+    }
+    if request.path != CALLBACK_PATH {
+        return Err((404, "Nothing is served at this path."));
+    }
+    if !host_allowed(request.host.as_deref(), port) {
+        return Err((400, "Unexpected Host header."));
+    }
+    Ok(request.params)
+}
+
+/// The verdict on a candidate, answered on its connection; `Some` ends the wait.
+fn decide(mut candidate: Candidate, expect: &CallbackExpectation<'_>) -> Option<Result<Secret>> {
+    let stream = &mut candidate.stream;
+    match validate_callback(&candidate.params, expect) {
+        CallbackOutcome::Code(code) => {
+            respond(stream, 200, &page::success());
+            Some(Ok(code))
+        }
+        CallbackOutcome::Failed(e) => {
+            let reason = match e.oauth_error() {
+                Some(code) => format!("The authorization server answered: {code}."),
+                None => "The authorization response did not pass the security checks.".into(),
+            };
+            respond(stream, 400, &page::failure(&reason));
+            Some(Err(e))
+        }
+        CallbackOutcome::Ignored(why) => {
+            log::debug!("callback request ignored: {why}");
+            respond(
+                stream,
+                400,
+                &page::failure("This response does not belong to the login in progress."),
+            );
+            None
+        }
+    }
+}
+
+/// True for `127.0.0.1:PORT` and `localhost:PORT` (any case), the names this listener serves.
+fn host_allowed(host: Option<&str>, port: u16) -> bool {
+    host.is_some_and(|h| {
+        h == format!("127.0.0.1:{port}") || h.eq_ignore_ascii_case(&format!("localhost:{port}"))
+    })
 }
 
 fn io_error(e: std::io::Error) -> Error {
@@ -353,17 +498,24 @@ fn io_error(e: std::io::Error) -> Error {
     .with_source(e)
 }
 
-/// Reads up to the end of the request head, [`MAX_CALLBACK_REQUEST`] + 1 bytes at most.
+/// Reads up to the end of the request head: at most [`MAX_CALLBACK_REQUEST`] + 1 KiB, within
+/// [`READ_TIMEOUT`] in total however slowly the bytes come.
 fn read_head(stream: &mut TcpStream) -> Vec<u8> {
+    let deadline = Instant::now() + READ_TIMEOUT;
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
-    let start = Instant::now();
-    while buf.len() <= MAX_CALLBACK_REQUEST && start.elapsed() < READ_TIMEOUT {
+    while buf.len() <= MAX_CALLBACK_REQUEST {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
+            break;
+        }
         match stream.read(&mut chunk) {
             Ok(0) | Err(_) => break,
             Ok(n) => {
+                // Only the new bytes (and the three before them) can complete the head.
+                let from = buf.len().saturating_sub(3);
                 buf.extend_from_slice(&chunk[..n]);
-                if buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                if head_end(&buf[from..]).is_some() {
                     break;
                 }
             }
@@ -393,6 +545,9 @@ fn respond(stream: &mut TcpStream, status: u16, body: &str) {
         200 => "OK",
         404 => "Not Found",
         405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        431 => "Request Header Fields Too Large",
+        503 => "Service Unavailable",
         _ => "Bad Request",
     };
     let head = format!(
@@ -470,13 +625,13 @@ mod tests {
         assert_eq!(r.params, params("code=a+b&state=s"));
         assert_eq!(r.host.as_deref(), Some("x"));
         for junk in [
-            &b""[..],
-            b"\xff\xfe",
+            &b"\xff\xfe\r\n\r\n"[..],
             b"GET\r\n\r\n",
             b"GET /a HTTP/1.1 extra\r\n\r\n",
             b"GET a HTTP/1.1\r\n\r\n",
             b"GET /a HTTP/2\r\n\r\n",
             b"GET /a HTTP/1.1\r\nno colon\r\n\r\n",
+            b"GET /a HTTP/1.1\r\nHost: a\r\nhost: b\r\n\r\n",
         ] {
             assert_eq!(
                 parse_callback_request(junk),
@@ -488,6 +643,82 @@ mod tests {
             parse_callback_request(&big),
             Err(CallbackParseError::TooLarge)
         );
+        for partial in [&b""[..], b"GET /callback?code=c HTTP/1.1\r\nHost: x\r\n"] {
+            assert_eq!(
+                parse_callback_request(partial),
+                Err(CallbackParseError::Incomplete)
+            );
+        }
+        // A head that ends past the limit is too large even when the blank line came.
+        let mut long = b"GET /callback?x=".to_vec();
+        long.resize(MAX_CALLBACK_REQUEST, b'a');
+        long.extend_from_slice(b" HTTP/1.1\r\n\r\n");
+        assert_eq!(
+            parse_callback_request(&long),
+            Err(CallbackParseError::TooLarge)
+        );
+        // Bytes after the head (a body) are not looked at.
+        let r =
+            parse_callback_request(b"GET /callback HTTP/1.1\r\nHost: h\r\n\r\n\xff\xff").unwrap();
+        assert_eq!(r.host.as_deref(), Some("h"));
+    }
+
+    #[test]
+    fn screening_answers_each_kind_of_bad_request() {
+        let ok = b"GET /callback?code=c&state=s HTTP/1.1\r\nHost: 127.0.0.1:7\r\n\r\n";
+        assert_eq!(screen(ok, 7).unwrap(), params("code=c&state=s"));
+        let localhost = b"GET /callback HTTP/1.1\r\nHost: LOCALHOST:7\r\n\r\n";
+        assert!(screen(localhost, 7).is_ok());
+        let status = |raw: &[u8]| screen(raw, 7).unwrap_err().0;
+        assert_eq!(
+            status(b"POST /callback HTTP/1.1\r\nHost: 127.0.0.1:7\r\n\r\n"),
+            405
+        );
+        assert_eq!(
+            status(b"GET /favicon.ico HTTP/1.1\r\nHost: 127.0.0.1:7\r\n\r\n"),
+            404
+        );
+        assert_eq!(
+            status(b"GET /callback HTTP/1.1\r\nHost: 127.0.0.1:8\r\n\r\n"),
+            400
+        );
+        assert_eq!(
+            status(b"GET /callback HTTP/1.1\r\nHost: evil.example:7\r\n\r\n"),
+            400
+        );
+        assert_eq!(status(b"GET /callback HTTP/1.0\r\n\r\n"), 400);
+        assert_eq!(status(b"GET /callback HTTP/1.1\r\nHo"), 408);
+        assert_eq!(status(&[b'x'; MAX_CALLBACK_REQUEST + 2]), 431);
+        assert_eq!(status(b"\x16\x03\x01\x02\x00\r\n\r\n"), 400);
+    }
+
+    #[test]
+    fn debug_hides_code_and_state() {
+        let r = parse_callback_request(
+            b"GET /callback?code=SECRETCODE&state=SECRETSTATE&iss=x HTTP/1.1\r\n\r\n",
+        )
+        .unwrap();
+        let shown = format!("{r:?}");
+        assert!(!shown.contains("SECRET"), "{shown}");
+        assert!(shown.contains("iss"), "{shown}");
+        let expect = CallbackExpectation {
+            state: "SECRETSTATE",
+            ..EXPECT
+        };
+        assert!(!format!("{expect:?}").contains("SECRET"));
+    }
+
+    #[test]
+    fn an_echoed_state_or_code_is_removed_from_the_error() {
+        let q = "error=server_error&state=st&code=CODE1&error_description=bad+st+and+CODE1";
+        match validate_callback(&params(q), &EXPECT) {
+            CallbackOutcome::Failed(e) => {
+                let text = format!("{e} {e:?}");
+                assert_eq!(e.oauth_description(), Some("bad [redacted] and [redacted]"));
+                assert!(!text.contains("CODE1"), "{text}");
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -256,17 +256,45 @@ pub fn parse_resource_metadata(body: &[u8], server_url: &Url) -> Result<Resource
 /// [`ErrorKind::InvalidResponse`] for malformed metadata; [`ErrorKind::Refused`] for an
 /// issuer mismatch or an insecure endpoint.
 pub fn parse_auth_server_metadata(body: &[u8], issuer: &str) -> Result<AuthServerMetadata> {
+    parse_metadata_with_issuer(body, |found| found == issuer, issuer)
+}
+
+/// Parses authorization server metadata found at the MCP server's origin when the server has
+/// no resource metadata (the 2025-03-26 revision). That revision puts the metadata at
+/// `{origin}/.well-known/oauth-authorization-server` whatever the issuer's path, so the
+/// `issuer` must be an URL of the server's origin (not necessarily the origin itself); it
+/// then is the issuer identifier for the `iss` check and client binding.
+///
+/// # Errors
+/// As [`parse_auth_server_metadata`]; [`ErrorKind::Refused`] for an issuer on another origin.
+pub fn parse_legacy_auth_server_metadata(
+    body: &[u8],
+    server_url: &Url,
+) -> Result<AuthServerMetadata> {
+    let origin = server_url.origin();
+    parse_metadata_with_issuer(
+        body,
+        |found| Url::parse(found).is_ok_and(|u| u.origin() == origin),
+        &origin.ascii_serialization(),
+    )
+}
+
+fn parse_metadata_with_issuer(
+    body: &[u8],
+    accept: impl Fn(&str) -> bool,
+    expected: &str,
+) -> Result<AuthServerMetadata> {
     let step = Step::AuthServerDiscovery;
     check_size(body, step)?;
     let md: AuthServerMetadata = http::parse_json(body, step, "authorization server metadata")?;
-    if md.issuer != issuer {
+    if !accept(&md.issuer) {
         return Err(Error::new(
             ErrorKind::Refused,
             step,
             format!(
                 "the metadata's issuer {:?} is not the expected {:?}",
                 shorten(&md.issuer),
-                shorten(issuer)
+                shorten(expected)
             ),
         ));
     }
@@ -352,7 +380,7 @@ fn first_found<T>(
                 );
                 continue;
             }
-            _ => return Err(http::status_error(&response, step, url)),
+            _ => return Err(http::status_error(&response, step, url, &[])),
         }
     }
     Ok(None)
@@ -394,6 +422,22 @@ pub fn discover_auth_server_metadata(
     let urls = auth_server_metadata_urls(issuer)?;
     first_found(agent, &urls, Step::AuthServerDiscovery, |body| {
         parse_auth_server_metadata(body, issuer)
+    })
+}
+
+/// The 2025-03-26 discovery for a server without resource metadata: authorization server
+/// metadata at its origin (see [`parse_legacy_auth_server_metadata`]), `Ok(None)` when the
+/// origin has none (then [`fallback_auth_server_metadata`] applies).
+///
+/// # Errors
+/// As [`discover_auth_server_metadata`].
+pub fn discover_legacy_auth_server_metadata(
+    agent: &ureq::Agent,
+    server_url: &Url,
+) -> Result<Option<AuthServerMetadata>> {
+    let urls = auth_server_metadata_urls(&server_url.origin().ascii_serialization())?;
+    first_found(agent, &urls, Step::AuthServerDiscovery, |body| {
+        parse_legacy_auth_server_metadata(body, server_url)
     })
 }
 
@@ -477,6 +521,25 @@ mod tests {
         assert_eq!(e.kind(), ErrorKind::Refused);
         let e = parse_resource_metadata(b"[]", &u("https://resource.example.com")).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::InvalidResponse);
+    }
+
+    #[test]
+    fn legacy_metadata_issuer_may_have_a_path_on_the_same_origin() {
+        let body = br#"{"issuer":"http://127.0.0.1:9/oauth","authorization_endpoint":"http://127.0.0.1:9/oauth/authorize","token_endpoint":"http://127.0.0.1:9/oauth/token","code_challenge_methods_supported":["S256"]}"#;
+        let server = u("http://127.0.0.1:9/mcp");
+        assert_eq!(
+            parse_legacy_auth_server_metadata(body, &server)
+                .unwrap()
+                .issuer,
+            "http://127.0.0.1:9/oauth"
+        );
+        let other = u("http://127.0.0.1:10/mcp");
+        assert_eq!(
+            parse_legacy_auth_server_metadata(body, &other)
+                .unwrap_err()
+                .kind(),
+            ErrorKind::Refused
+        );
     }
 
     #[test]

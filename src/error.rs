@@ -58,6 +58,8 @@ pub enum Step {
     Storage,
     /// Configuring the session.
     Configure,
+    /// A request to the MCP server.
+    Request,
 }
 
 impl fmt::Display for Step {
@@ -73,6 +75,7 @@ impl fmt::Display for Step {
             Step::CodeExchange => "code exchange",
             Step::Storage => "token storage",
             Step::Configure => "configuration",
+            Step::Request => "MCP request",
         })
     }
 }
@@ -114,6 +117,12 @@ impl Error {
         e.0.oauth_error = Some(sanitize(code, 64));
         e.0.oauth_description = description.map(|d| sanitize(d, 200));
         e
+    }
+
+    /// Attaches an OAuth error code to an error with its own message.
+    pub(crate) fn with_oauth_code(mut self, code: &str) -> Error {
+        self.0.oauth_error = Some(sanitize(code, 64));
+        self
     }
 
     /// Attaches the URL the failing request went to (query and fragment are dropped).

@@ -84,12 +84,13 @@ pub(crate) fn send(agent: &ureq::Agent, url: &Url, body: Body<'_>, step: Step) -
     require_secure(url, step)?;
     let transport = |e: ureq::Error| transport_error(e, step, url);
     let mut response = match body {
-        Body::None => configure(agent.get(url.as_str()))
+        Body::None => configure(agent, agent.get(url.as_str()))
             .header("accept", "application/json")
             .call()
             .map_err(transport)?,
         Body::Form(pairs, basic) => {
-            let mut req = configure(agent.post(url.as_str())).header("accept", "application/json");
+            let mut req =
+                configure(agent, agent.post(url.as_str())).header("accept", "application/json");
             if let Some((id, secret)) = basic {
                 req = req.header("authorization", basic_authorization(id, secret));
             }
@@ -99,7 +100,7 @@ pub(crate) fn send(agent: &ureq::Agent, url: &Url, body: Body<'_>, step: Step) -
             let text = serde_json::to_string(value).map_err(|e| {
                 Error::new(ErrorKind::Config, step, "could not encode the request").with_source(e)
             })?;
-            configure(agent.post(url.as_str()))
+            configure(agent, agent.post(url.as_str()))
                 .header("accept", "application/json")
                 .content_type("application/json")
                 .send(text)
@@ -116,14 +117,21 @@ pub(crate) fn send(agent: &ureq::Agent, url: &Url, body: Body<'_>, step: Step) -
     Ok(Response { status, body })
 }
 
-/// Applies the transport rules to one request, whatever the agent's own configuration.
-fn configure<B>(req: ureq::RequestBuilder<B>) -> ureq::RequestBuilder<B> {
+/// Applies the transport rules to one request, whatever the agent's own configuration: no
+/// redirects, statuses as responses, and the agent's timeouts but never longer than ours.
+fn configure<B>(agent: &ureq::Agent, req: ureq::RequestBuilder<B>) -> ureq::RequestBuilder<B> {
+    let timeouts = agent.config().timeouts();
     req.config()
         .http_status_as_error(false)
         .max_redirects(0)
-        .timeout_global(Some(REQUEST_TIMEOUT))
-        .timeout_connect(Some(CONNECT_TIMEOUT))
+        .timeout_global(Some(at_most(timeouts.global, REQUEST_TIMEOUT)))
+        .timeout_connect(Some(at_most(timeouts.connect, CONNECT_TIMEOUT)))
         .build()
+}
+
+/// The configured timeout capped at `cap`; no timeout configured means `cap`.
+fn at_most(configured: Option<Duration>, cap: Duration) -> Duration {
+    configured.map_or(cap, |t| t.min(cap))
 }
 
 /// `Authorization: Basic` for client credentials, each part form-urlencoded (RFC 6749 §2.3.1).
@@ -150,25 +158,68 @@ fn transport_error(e: ureq::Error, step: Step, url: &Url) -> Error {
         .with_source(e)
 }
 
-/// The error for a non-success response: the OAuth error code when the body is an RFC 6749
-/// §5.2 error object, else the bare status.
-pub(crate) fn status_error(response: &Response, step: Step, url: &Url) -> Error {
+/// The error for a non-success response, with its URL; `sent` are the secrets the request
+/// carried, removed from whatever the server echoes back.
+pub(crate) fn status_error(response: &Response, step: Step, url: &Url, sent: &[&str]) -> Error {
+    oauth_error(response.status, &response.body, step, sent).with_url(url)
+}
+
+/// Turns a non-success response into the crate's error (RFC 6749 §5.2, RFC 7591 §3.2.2): the
+/// OAuth error code and description when the body is an error object, a refusal for a
+/// redirect (never followed on OAuth requests), else the bare status. Server text is kept
+/// short and printable. Pure; fuzzed.
+///
+/// ```
+/// use mcp_oauth_client::{ErrorKind, Step, parse_oauth_error};
+/// let e = parse_oauth_error(400, br#"{"error":"invalid_grant"}"#, Step::Refresh);
+/// assert_eq!(e.oauth_error(), Some("invalid_grant"));
+/// assert_eq!(parse_oauth_error(302, b"", Step::CodeExchange).kind(), ErrorKind::Refused);
+/// assert_eq!(parse_oauth_error(503, b"<html>", Step::Refresh).kind(), ErrorKind::Status);
+/// ```
+#[doc(hidden)]
+pub fn parse_oauth_error(status: u16, body: &[u8], step: Step) -> Error {
+    oauth_error(status, body, step, &[])
+}
+
+fn oauth_error(status: u16, body: &[u8], step: Step, sent: &[&str]) -> Error {
     #[derive(serde::Deserialize)]
     struct ErrorBody {
         error: String,
         error_description: Option<String>,
     }
-    match serde_json::from_slice::<ErrorBody>(&response.body) {
+    if (300..400).contains(&status) {
+        return Error::new(
+            ErrorKind::Refused,
+            step,
+            format!(
+                "the server answered with a redirect (HTTP {status}); redirects are not \
+                 followed on OAuth requests"
+            ),
+        );
+    }
+    match serde_json::from_slice::<ErrorBody>(body) {
         Ok(body) if !body.error.is_empty() => {
-            Error::oauth(step, &body.error, body.error_description.as_deref()).with_url(url)
+            let description = body.error_description.map(|d| redact(&d, sent));
+            Error::oauth(step, &redact(&body.error, sent), description.as_deref())
         }
         _ => Error::new(
             ErrorKind::Status,
             step,
-            format!("unexpected HTTP status {}", response.status),
-        )
-        .with_url(url),
+            format!("unexpected HTTP status {status}"),
+        ),
     }
+}
+
+/// Server-supplied `text` without control characters and with every occurrence of each
+/// secret replaced by `[redacted]`. Control characters go first, so that a secret split by
+/// them cannot reassemble when the text is sanitised later.
+pub(crate) fn redact(text: &str, secrets: &[&str]) -> String {
+    let printable = |s: &str| s.chars().filter(|c| !c.is_control()).collect::<String>();
+    secrets
+        .iter()
+        .map(|s| printable(s))
+        .filter(|s| !s.is_empty())
+        .fold(printable(text), |t, s| t.replace(&s, "[redacted]"))
 }
 
 /// Parses a JSON body into `T`, naming the step on failure.
@@ -207,6 +258,88 @@ mod tests {
         assert!(ok("http://127.0.0.1:1/token"));
         assert!(!ok("http://as.example/token"));
         assert!(!ok("ftp://127.0.0.1/x"));
+    }
+
+    #[test]
+    fn error_bodies() {
+        let e = parse_oauth_error(
+            400,
+            br#"{"error":"invalid_grant","error_description":"expired"}"#,
+            Step::Refresh,
+        );
+        assert_eq!(e.kind(), ErrorKind::OAuth);
+        assert_eq!(e.oauth_description(), Some("expired"));
+        for status in [301, 302, 303, 307, 308] {
+            let e = parse_oauth_error(status, br#"{"error":"x"}"#, Step::CodeExchange);
+            assert_eq!(e.kind(), ErrorKind::Refused, "{status}");
+            assert!(e.to_string().contains("redirect"), "{e}");
+        }
+        for body in [
+            &b""[..],
+            b"<html>",
+            br#"{"error":""}"#,
+            br#"{"error":5}"#,
+            b"[]",
+        ] {
+            assert_eq!(
+                parse_oauth_error(500, body, Step::Refresh).kind(),
+                ErrorKind::Status
+            );
+        }
+    }
+
+    #[test]
+    fn echoed_secrets_are_redacted() {
+        let body =
+            br#"{"error":"bad RT1","error_description":"refresh token R\u0000T1 or RT1 is spent"}"#;
+        let response = Response {
+            status: 400,
+            body: body.to_vec(),
+        };
+        let url = Url::parse("https://as.example/token").unwrap();
+        let e = status_error(&response, Step::Refresh, &url, &["RT1", ""]);
+        let text = format!("{e} {e:?}");
+        assert!(!text.contains("RT1"), "{text}");
+        assert_eq!(e.oauth_error(), Some("bad [redacted]"));
+        assert_eq!(
+            redact("a\nb", &["", "\n"]),
+            "ab",
+            "control characters go, empty secrets match nothing"
+        );
+    }
+
+    #[test]
+    fn timeouts_never_exceed_ours() {
+        let short = Duration::from_millis(300);
+        assert_eq!(at_most(Some(short), REQUEST_TIMEOUT), short);
+        assert_eq!(at_most(None, REQUEST_TIMEOUT), REQUEST_TIMEOUT);
+        assert_eq!(
+            at_most(Some(Duration::from_secs(3600)), REQUEST_TIMEOUT),
+            REQUEST_TIMEOUT
+        );
+    }
+
+    #[test]
+    fn json_depth_is_bounded() {
+        // serde_json stops at 128 levels of nesting; deeper input is an error, not a stack
+        // overflow, both for known fields and for ignored ones.
+        #[derive(Debug, serde::Deserialize)]
+        struct Doc {
+            #[allow(dead_code)] // read only to exercise the parser
+            value: Option<serde_json::Value>,
+        }
+        let nested =
+            |depth: usize| format!(r#"{{"value":{}{}}}"#, "[".repeat(depth), "]".repeat(depth));
+        assert!(parse_json::<Doc>(nested(100).as_bytes(), Step::Refresh, "x").is_ok());
+        let e = parse_json::<Doc>(nested(200_000).as_bytes(), Step::Refresh, "x").unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidResponse);
+        assert!(e.to_string().contains("recursion limit"), "{e}");
+        let ignored = format!(
+            r#"{{"other":{}{}}}"#,
+            "[".repeat(200_000),
+            "]".repeat(200_000)
+        );
+        assert!(parse_json::<Doc>(ignored.as_bytes(), Step::Refresh, "x").is_ok());
     }
 
     #[test]

@@ -62,6 +62,7 @@ mod error;
 mod http;
 mod pkce;
 mod registration;
+mod request;
 mod scope;
 mod secret;
 mod session;
@@ -81,11 +82,13 @@ pub use callback::{
 };
 pub use discovery::{
     AuthServerMetadata, METADATA_LIMIT, ResourceMetadata, auth_server_metadata_urls,
-    canonical_resource, discover_auth_server_metadata, discover_resource_metadata,
-    fallback_auth_server_metadata, parse_auth_server_metadata, parse_resource_metadata,
-    resource_matches, resource_metadata_urls,
+    canonical_resource, discover_auth_server_metadata, discover_legacy_auth_server_metadata,
+    discover_resource_metadata, fallback_auth_server_metadata, parse_auth_server_metadata,
+    parse_legacy_auth_server_metadata, parse_resource_metadata, resource_matches,
+    resource_metadata_urls,
 };
 pub use error::{Error, ErrorKind, Result, Step};
+pub use http::parse_oauth_error; // #[doc(hidden)]: for the fuzz targets
 pub use http::{
     CONNECT_TIMEOUT, OAUTH_BODY_LIMIT, REQUEST_TIMEOUT, is_loopback, new_agent, require_secure,
 };
@@ -94,6 +97,7 @@ pub use registration::{
     AuthMethod, ClientRegistration, RegistrationRequest, build_registration_request,
     choose_auth_method, parse_registration_response, register,
 };
+pub use request::MAX_AUTHORIZATIONS;
 pub use scope::{ScopeSources, Scopes, select_scopes};
 pub use secret::{Secret, constant_time_eq};
 pub use session::{

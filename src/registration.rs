@@ -225,7 +225,7 @@ pub fn register(
     let body = build_registration_request(request);
     let response = http::send(agent, &url, Body::Json(&body), step)?;
     if !(200..300).contains(&response.status) {
-        return Err(http::status_error(&response, step, &url));
+        return Err(http::status_error(&response, step, &url, &[]));
     }
     parse_registration_response(&response.body, issuer, request).map_err(|e| e.with_url(&url))
 }

@@ -4,7 +4,7 @@
 //! storage (MCP authorization, all revisions this crate implements; see the crate docs).
 
 use std::path::PathBuf;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use url::Url;
@@ -13,7 +13,7 @@ use crate::authorize::{AuthorizationRequest, build_authorization_url};
 use crate::browser::{AuthorizeHook, open_browser};
 use crate::callback::{CallbackExpectation, CallbackHost, CallbackListener};
 use crate::discovery::{
-    self, AuthServerMetadata, canonical_resource, discover_auth_server_metadata,
+    self, AuthServerMetadata, ResourceMetadata, canonical_resource, discover_auth_server_metadata,
     discover_resource_metadata,
 };
 use crate::error::{Error, ErrorKind, Result, Step};
@@ -161,7 +161,7 @@ impl SessionBuilder {
             Some(d) => d,
             None => FileTokenStorage::default_dir()?,
         };
-        Ok(Session {
+        let inner = Arc::new(Inner {
             storage: FileTokenStorage::new(dir),
             agent: self.agent.unwrap_or_else(crate::http::new_agent),
             config: Config {
@@ -180,6 +180,10 @@ impl SessionBuilder {
                 hook: self.authorize_hook,
                 tokens: None,
             }),
+        });
+        Ok(Session {
+            mcp_agent: crate::request::bearer_agent(&inner),
+            inner,
         })
     }
 }
@@ -216,9 +220,17 @@ struct State {
 /// # Ok::<(), mcp_oauth_client::Error>(())
 /// ```
 pub struct Session {
+    inner: Arc<Inner>,
+    /// The agent for MCP requests: adds the bearer token for the server's origin.
+    mcp_agent: ureq::Agent,
+}
+
+/// The session's state, shared with the agent's middleware.
+pub(crate) struct Inner {
     server_url: Url,
     config: Config,
     storage: FileTokenStorage,
+    /// The agent for OAuth requests (no bearer middleware).
     agent: ureq::Agent,
     state: Mutex<State>,
 }
@@ -226,19 +238,22 @@ pub struct Session {
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Session")
-            .field("server_url", &self.server_url.as_str())
-            .field("cache_dir", &self.storage.dir())
+            .field("server_url", &self.inner.server_url.as_str())
+            .field("cache_dir", &self.inner.storage.dir())
             .finish_non_exhaustive()
     }
 }
 
-/// How a login came about.
-#[derive(Default)]
-struct LoginContext<'a> {
-    /// The Bearer challenge of a 401, when one was seen.
-    challenge: Option<&'a Challenge>,
-    /// The MCP server rejected the cached access token: do not trust its expiry.
-    rejected: bool,
+/// How a flow came about.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct LoginContext<'a> {
+    /// The Bearer challenge of a 401 or 403, when one was seen.
+    pub challenge: Option<&'a Challenge>,
+    /// The MCP server rejected the cached access token: do not trust its expiry, and look at
+    /// its resource metadata again (it may have moved to another authorization server).
+    pub rejected: bool,
+    /// A 403 `insufficient_scope`: authorize again with the union of the scopes.
+    pub step_up: bool,
 }
 
 impl Session {
@@ -271,12 +286,12 @@ impl Session {
 
     /// The MCP server URL.
     pub fn server_url(&self) -> &Url {
-        &self.server_url
+        &self.inner.server_url
     }
 
     /// The token cache.
     pub fn storage(&self) -> &FileTokenStorage {
-        &self.storage
+        &self.inner.storage
     }
 
     /// A valid access token: the cached one, else a refreshed one, else one from a new login
@@ -285,8 +300,9 @@ impl Session {
     /// # Errors
     /// The error of the step that failed; see [`Error::step`].
     pub fn access_token(&self) -> Result<Secret> {
-        let mut state = self.lock();
-        self.token(&mut state, &LoginContext::default())
+        let mut state = self.inner.lock();
+        self.inner
+            .login_if_needed(&mut state, &LoginContext::default())
     }
 
     /// `Bearer <access token>`, for an `Authorization` header.
@@ -299,19 +315,72 @@ impl Session {
     }
 
     /// Handles a 401 from the MCP server: the cached access token was not accepted. Reads the
-    /// `WWW-Authenticate` value (its `resource_metadata` and `scope`), then refreshes or logs
-    /// in again, and returns the new access token.
+    /// `WWW-Authenticate` value (its `resource_metadata` and `scope`), looks at the resource
+    /// metadata again, then refreshes (same authorization server, no new scope) or logs in
+    /// again, and returns the new access token.
     ///
     /// # Errors
     /// As [`access_token`](Self::access_token).
     pub fn on_unauthorized(&self, www_authenticate: Option<&str>) -> Result<Secret> {
         let challenge = www_authenticate.and_then(crate::www_authenticate::bearer_challenge);
-        let mut state = self.lock();
-        let ctx = LoginContext {
+        self.inner.reauthorize(&LoginContext {
             challenge: challenge.as_ref(),
             rejected: true,
-        };
-        self.token(&mut state, &ctx)
+            step_up: false,
+        })
+    }
+
+    /// Handles a 403 `insufficient_scope` from the MCP server (step-up): authorizes again
+    /// with the union of the scopes asked for before and the challenged ones.
+    ///
+    /// # Errors
+    /// As [`access_token`](Self::access_token).
+    pub fn on_insufficient_scope(&self, www_authenticate: &str) -> Result<Secret> {
+        let challenge = crate::www_authenticate::bearer_challenge(www_authenticate);
+        self.inner.reauthorize(&LoginContext {
+            challenge: challenge.as_ref(),
+            rejected: true,
+            step_up: true,
+        })
+    }
+
+    /// An agent for requests to the MCP server. Its middleware adds `Authorization: Bearer`
+    /// with the cached (or refreshed) token to every request for the server's origin, and to
+    /// no other; it never starts a browser login: a 401 does, through
+    /// [`send`](Self::send) or [`on_unauthorized`](Self::on_unauthorized). HTTP error statuses
+    /// are responses, not errors, so a 401's `WWW-Authenticate` can be read.
+    pub fn agent(&self) -> &ureq::Agent {
+        &self.mcp_agent
+    }
+
+    /// Sends a request built by `build` (with the [`agent`](Self::agent) it is given) and
+    /// handles authorization: on 401 it runs the flow and sends the request again; on 403
+    /// `insufficient_scope` it steps up. A ureq body can be sent only once, so the request is
+    /// rebuilt for each attempt. At most [`MAX_AUTHORIZATIONS`] flows run for one request.
+    ///
+    /// # Errors
+    /// The flow's error; a [`Step::Request`] error when the request itself fails, when the
+    /// server still answers 401 to a new token, or keeps answering 403 `insufficient_scope`.
+    ///
+    /// # Example
+    /// ```no_run
+    /// # let session = mcp_oauth_client::Session::new("https://mcp.example.com/mcp")?;
+    /// let body = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#;
+    /// let response = session.send(|agent| {
+    ///     agent.post(session.server_url().as_str())
+    ///         .header("accept", "application/json, text/event-stream")
+    ///         .content_type("application/json")
+    ///         .send(body)
+    /// })?;
+    /// # Ok::<(), mcp_oauth_client::Error>(())
+    /// ```
+    pub fn send(
+        &self,
+        build: impl FnMut(
+            &ureq::Agent,
+        ) -> std::result::Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> Result<ureq::http::Response<ureq::Body>> {
+        crate::request::send(self, build)
     }
 
     /// Logs in through the browser even when a valid token is cached, and stores the result.
@@ -319,8 +388,9 @@ impl Session {
     /// # Errors
     /// As [`access_token`](Self::access_token).
     pub fn login(&self) -> Result<Secret> {
-        let mut state = self.lock();
-        self.full_login(&mut state, &LoginContext::default())
+        let mut state = self.inner.lock();
+        self.inner
+            .full_login(&mut state, &LoginContext::default(), None)
     }
 
     /// Forgets this server's tokens, here and on disk (see [`FileTokenStorage::clear`]).
@@ -328,9 +398,16 @@ impl Session {
     /// # Errors
     /// [`ErrorKind::Storage`] when a file cannot be removed.
     pub fn clear(&self) -> Result<()> {
-        let mut state = self.lock();
+        let mut state = self.inner.lock();
         state.tokens = None;
-        self.storage.clear(&self.server_url)
+        self.inner.storage.clear(&self.inner.server_url)
+    }
+}
+
+impl Inner {
+    /// The MCP server URL.
+    pub(crate) fn server_url(&self) -> &Url {
+        &self.server_url
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -338,42 +415,88 @@ impl Session {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Token check → refresh → login.
-    fn token(&self, state: &mut State, ctx: &LoginContext<'_>) -> Result<Secret> {
-        if let Some(stored) = self.stored_tokens(state) {
-            if !ctx.rejected && stored.tokens.is_fresh(unix_now(), EXPIRY_MARGIN) {
-                log::debug!("token check: cached token for {} is valid", self.server_url);
-                return Ok(stored.tokens.access_token);
+    /// Token check → refresh, without a browser: `Ok(None)` when only a login would help.
+    /// What the bearer middleware uses.
+    pub(crate) fn cached_token(&self) -> Result<Option<Secret>> {
+        let mut state = self.lock();
+        let stored = self.stored_tokens(&state);
+        match stored {
+            Some(stored) => {
+                self.fresh_or_refreshed(&mut state, stored, &LoginContext::default(), None)
             }
-            // A challenge asking for scopes the grant lacks needs a new authorization.
-            let more_scope = ctx.challenge.and_then(Challenge::scope).is_some_and(|c| {
-                let granted = stored
-                    .tokens
-                    .scope
-                    .as_deref()
-                    .or(stored.requested_scope.as_deref());
-                !Scopes::parse(granted.unwrap_or("")).contains_all(&Scopes::parse(c))
-            });
-            if let Some(refresh_token) =
-                stored.tokens.refresh_token.as_ref().filter(|_| !more_scope)
-            {
-                match self.refresh_stored(&stored, refresh_token) {
-                    Ok(tokens) => return Ok(self.save(state, stored.with_tokens(tokens))),
-                    Err(e)
-                        if e.needs_reauthorization()
-                            || e.is_invalid_client()
-                            || e.kind() == ErrorKind::Config =>
-                    {
-                        log::info!("token refresh: {e}; logging in again");
-                        if e.is_invalid_client() {
-                            self.forget_client(&stored.issuer);
-                        }
-                    }
-                    Err(e) => return Err(e),
-                }
-            }
+            None => Ok(None),
         }
-        self.full_login(state, ctx)
+    }
+
+    /// Token check → refresh → login.
+    fn login_if_needed(&self, state: &mut State, ctx: &LoginContext<'_>) -> Result<Secret> {
+        if let Some(stored) = self.stored_tokens(state)
+            && let Some(token) = self.fresh_or_refreshed(state, stored, ctx, None)?
+        {
+            return Ok(token);
+        }
+        self.full_login(state, ctx, None)
+    }
+
+    /// After a 401 or 403: the resource metadata again, then refresh or login.
+    fn reauthorize(&self, ctx: &LoginContext<'_>) -> Result<Secret> {
+        let mut state = self.lock();
+        let prm = self.discover_resource(ctx)?;
+        if !ctx.step_up
+            && let Some(stored) = self.stored_tokens(&state)
+            && let Some(token) = self.fresh_or_refreshed(&mut state, stored, ctx, prm.as_ref())?
+        {
+            return Ok(token);
+        }
+        self.full_login(&mut state, ctx, Some(prm))
+    }
+
+    /// The stored access token when fresh, else a refreshed one; `Ok(None)` when neither (no
+    /// refresh token, the grant rejected, the server moved to another authorization server,
+    /// or the challenge asks for scopes the grant lacks).
+    fn fresh_or_refreshed(
+        &self,
+        state: &mut State,
+        stored: StoredTokens,
+        ctx: &LoginContext<'_>,
+        prm: Option<&ResourceMetadata>,
+    ) -> Result<Option<Secret>> {
+        if !ctx.rejected && stored.tokens.is_fresh(unix_now(), EXPIRY_MARGIN) {
+            log::debug!("token check: cached token for {} is valid", self.server_url);
+            return Ok(Some(stored.tokens.access_token));
+        }
+        if let Some(prm) = prm
+            && !prm.authorization_servers.contains(&stored.issuer)
+        {
+            log::info!(
+                "the resource now names authorization server {}; logging in there",
+                prm.authorization_servers[0]
+            );
+            return Ok(None);
+        }
+        let more_scope = ctx
+            .challenge
+            .and_then(Challenge::scope)
+            .is_some_and(|c| !stored.scopes().contains_all(&Scopes::parse(c)));
+        let Some(refresh_token) = stored.tokens.refresh_token.as_ref().filter(|_| !more_scope)
+        else {
+            return Ok(None);
+        };
+        match self.refresh_stored(&stored, refresh_token) {
+            Ok(tokens) => Ok(Some(self.save(state, stored.with_tokens(tokens)))),
+            Err(e)
+                if e.needs_reauthorization()
+                    || e.is_invalid_client()
+                    || e.kind() == ErrorKind::Config =>
+            {
+                log::info!("token refresh: {e}; logging in again");
+                if e.is_invalid_client() {
+                    self.forget_client(&stored.issuer);
+                }
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// The stored tokens of this server: the cache file, else what this process holds.
@@ -442,15 +565,34 @@ impl Session {
     }
 
     /// Discovery → client → browser → exchange → storage; once more with a new registration
-    /// when a cached client is rejected.
-    fn full_login(&self, state: &mut State, ctx: &LoginContext<'_>) -> Result<Secret> {
-        let (metadata, resource, prm_scopes) = self.discover(ctx)?;
-        let scopes = select_scopes(&ScopeSources {
+    /// when a cached client is rejected. `prm` is the resource metadata when already looked up.
+    fn full_login(
+        &self,
+        state: &mut State,
+        ctx: &LoginContext<'_>,
+        prm: Option<Option<ResourceMetadata>>,
+    ) -> Result<Secret> {
+        let prm = match prm {
+            Some(prm) => prm,
+            None => self.discover_resource(ctx)?,
+        };
+        let (metadata, resource, prm_scopes) = self.discover_server(prm)?;
+        let challenged = ctx.challenge.and_then(Challenge::scope);
+        let mut scopes = select_scopes(&ScopeSources {
             configured: self.config.scopes.as_ref(),
-            challenged: ctx.challenge.and_then(Challenge::scope),
+            challenged,
             resource_supported: prm_scopes.as_deref(),
             server_supported: metadata.scopes_supported.as_deref(),
         });
+        if ctx.step_up {
+            // Step-up: what was asked for before, plus what is challenged now.
+            let before = self
+                .stored_tokens(state)
+                .map(|t| t.scopes())
+                .unwrap_or_default();
+            let wanted = before.union(&Scopes::parse(challenged.unwrap_or("")));
+            scopes = Some(scopes.map_or(wanted.clone(), |s| wanted.union(&s)));
+        }
         match self.authorize(state, &metadata, &resource, scopes.as_ref(), true) {
             Err(e) if e.is_invalid_client() => {
                 log::info!("{e}; registering a new client");
@@ -461,24 +603,25 @@ impl Session {
         }
     }
 
-    /// Resource metadata, then authorization server metadata (or the 2025-03-26 fallback).
-    /// Returns the metadata, the resource indicator and the resource's `scopes_supported`.
-    fn discover(
-        &self,
-        ctx: &LoginContext<'_>,
-    ) -> Result<(AuthServerMetadata, String, Option<Vec<String>>)> {
+    /// Protected resource metadata: the challenge's `resource_metadata` first.
+    fn discover_resource(&self, ctx: &LoginContext<'_>) -> Result<Option<ResourceMetadata>> {
         let hint = ctx
             .challenge
             .and_then(Challenge::resource_metadata)
             .and_then(|u| Url::parse(u).ok());
-        let prm = discover_resource_metadata(&self.agent, &self.server_url, hint.as_ref())?;
+        discover_resource_metadata(&self.agent, &self.server_url, hint.as_ref())
+    }
+
+    /// Authorization server metadata (or the 2025-03-26 fallback) for the resource metadata.
+    /// Returns the metadata, the resource indicator and the resource's `scopes_supported`.
+    fn discover_server(
+        &self,
+        prm: Option<ResourceMetadata>,
+    ) -> Result<(AuthServerMetadata, String, Option<Vec<String>>)> {
         let (metadata, resource, scopes) = match prm {
             Some(prm) => {
-                log::info!(
-                    "resource metadata: authorization server {}",
-                    prm.authorization_servers[0]
-                );
                 let issuer = &prm.authorization_servers[0];
+                log::info!("resource metadata: authorization server {issuer}");
                 let metadata =
                     discover_auth_server_metadata(&self.agent, issuer)?.ok_or_else(|| {
                         Error::new(
@@ -492,8 +635,11 @@ impl Session {
             None => {
                 let origin = self.server_url.origin().ascii_serialization();
                 log::info!("no resource metadata; trying {origin} as the authorization server");
-                let metadata = discover_auth_server_metadata(&self.agent, &origin)?
-                    .unwrap_or_else(|| discovery::fallback_auth_server_metadata(&self.server_url));
+                let metadata =
+                    discovery::discover_legacy_auth_server_metadata(&self.agent, &self.server_url)?
+                        .unwrap_or_else(|| {
+                            discovery::fallback_auth_server_metadata(&self.server_url)
+                        });
                 (metadata, canonical_resource(&self.server_url), None)
             }
         };
@@ -678,5 +824,11 @@ impl StoredTokens {
     fn with_tokens(mut self, tokens: TokenSet) -> StoredTokens {
         self.tokens = tokens;
         self
+    }
+
+    /// The scopes of the grant: those asked for and those granted.
+    fn scopes(&self) -> Scopes {
+        let requested = Scopes::parse(self.requested_scope.as_deref().unwrap_or(""));
+        requested.union(&Scopes::parse(self.tokens.scope.as_deref().unwrap_or("")))
     }
 }

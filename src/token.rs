@@ -172,6 +172,10 @@ pub fn refresh(agent: &ureq::Agent, req: &RefreshRequest<'_>) -> Result<TokenSet
     Ok(tokens)
 }
 
+/// The form fields of a token request whose values are secrets, kept out of errors even when
+/// the server echoes them.
+const SECRET_FIELDS: [&str; 4] = ["code", "code_verifier", "refresh_token", "client_secret"];
+
 fn token_request<'a>(
     agent: &ureq::Agent,
     token_endpoint: &str,
@@ -195,7 +199,13 @@ fn token_request<'a>(
     };
     let response = http::send(agent, &url, Body::Form(&form, basic), step)?;
     if response.status != 200 {
-        return Err(http::status_error(&response, step, &url));
+        let sent: Vec<&str> = form
+            .iter()
+            .filter(|(name, _)| SECRET_FIELDS.contains(name))
+            .map(|(_, value)| *value)
+            .chain(secret)
+            .collect();
+        return Err(http::status_error(&response, step, &url, &sent));
     }
     parse_token_response(&response.body, unix_now(), step).map_err(|e| e.with_url(&url))
 }

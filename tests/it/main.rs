@@ -1,6 +1,7 @@
 //! Integration tests: the real client against the embedded authorization server over loopback
 //! sockets, with the real callback listener and a headless user agent.
 
+mod agent;
 mod common;
 mod files;
 mod login;

@@ -1,0 +1,174 @@
+//! Requests to the MCP server: the bearer token on every request to its origin (RFC 6750 §2.1),
+//! and the flow a 401 or a 403 `insufficient_scope` starts (MCP authorization, "Scope
+//! challenge handling"; RFC 6750 §3.1).
+
+use std::sync::Arc;
+
+use ureq::http::{HeaderValue, Response, header};
+use ureq::middleware::{Middleware, MiddlewareNext};
+use ureq::{Body, SendBody};
+
+use crate::error::{Error, ErrorKind, Result, Step};
+use crate::session::{Inner, Session};
+use crate::www_authenticate::{Challenge, parse_www_authenticate};
+
+/// The most authorization flows one request may start (a 401 login plus step-ups).
+pub const MAX_AUTHORIZATIONS: usize = 3;
+
+/// Adds `Authorization: Bearer` to requests for the MCP server's origin.
+struct Bearer {
+    inner: Arc<Inner>,
+}
+
+impl Middleware for Bearer {
+    fn handle(
+        &self,
+        mut request: ureq::http::Request<SendBody>,
+        next: MiddlewareNext,
+    ) -> std::result::Result<Response<Body>, ureq::Error> {
+        let for_server = same_origin(request.uri(), self.inner.server_url());
+        if for_server && !request.headers().contains_key(header::AUTHORIZATION) {
+            let token = self
+                .inner
+                .cached_token()
+                .map_err(|e| ureq::Error::Io(std::io::Error::other(e)))?;
+            if let Some(token) = token {
+                let mut value = HeaderValue::from_str(&format!("Bearer {}", token.secret()))
+                    .map_err(|e| ureq::Error::Io(std::io::Error::other(e)))?;
+                value.set_sensitive(true);
+                request.headers_mut().insert(header::AUTHORIZATION, value);
+            }
+        }
+        next.handle(request)
+    }
+}
+
+/// True when `uri` has the scheme, host and port of `server`.
+fn same_origin(uri: &ureq::http::Uri, server: &url::Url) -> bool {
+    url::Url::parse(&uri.to_string()).is_ok_and(|u| u.origin() == server.origin())
+}
+
+/// The MCP agent of a session: the bearer middleware, statuses as responses, and no
+/// `Authorization` header carried across redirects.
+pub(crate) fn bearer_agent(inner: &Arc<Inner>) -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .redirect_auth_headers(ureq::config::RedirectAuthHeaders::Never)
+        .timeout_connect(Some(crate::http::CONNECT_TIMEOUT))
+        .user_agent(concat!("mcp-oauth-client/", env!("CARGO_PKG_VERSION")))
+        .middleware(Bearer {
+            inner: Arc::clone(inner),
+        })
+        .build()
+        .new_agent()
+}
+
+/// The first Bearer challenge among a response's `WWW-Authenticate` headers.
+fn challenge_of(response: &Response<Body>) -> Option<Challenge> {
+    response
+        .headers()
+        .get_all(header::WWW_AUTHENTICATE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(parse_www_authenticate)
+        .find(Challenge::is_bearer)
+}
+
+/// Reads and drops what is left of a response so its connection can be reused.
+fn drain(mut response: Response<Body>) {
+    let _ = response
+        .body_mut()
+        .with_config()
+        .limit(crate::http::OAUTH_BODY_LIMIT)
+        .read_to_vec();
+}
+
+/// See [`Session::send`].
+pub(crate) fn send(
+    session: &Session,
+    mut build: impl FnMut(&ureq::Agent) -> std::result::Result<Response<Body>, ureq::Error>,
+) -> Result<Response<Body>> {
+    let mut flows = 0;
+    let mut fresh_token = false;
+    loop {
+        let response = build(session.agent()).map_err(|e| {
+            Error::new(
+                ErrorKind::Transport,
+                Step::Request,
+                "the MCP request failed",
+            )
+            .with_url(session.server_url())
+            .with_source(e)
+        })?;
+        let status = response.status().as_u16();
+        let challenge = challenge_of(&response);
+        let insufficient_scope = status == 403
+            && challenge
+                .as_ref()
+                .is_some_and(|c| c.error() == Some("insufficient_scope"));
+        if status != 401 && !insufficient_scope {
+            return Ok(response);
+        }
+        let code = if insufficient_scope {
+            "insufficient_scope"
+        } else {
+            "invalid_token"
+        };
+        if flows >= MAX_AUTHORIZATIONS || (status == 401 && fresh_token) {
+            drain(response);
+            let why = if status == 401 {
+                "the MCP server rejects a newly obtained token".to_owned()
+            } else {
+                format!("the MCP server still wants more scope after {flows} authorizations")
+            };
+            return Err(Error::new(ErrorKind::OAuth, Step::Request, why)
+                .with_url(session.server_url())
+                .with_oauth_code(code));
+        }
+        drain(response);
+        flows += 1;
+        let header = challenge.map(challenge_to_header);
+        if insufficient_scope {
+            log::info!("the MCP server asks for more scope; authorizing again");
+            session.on_insufficient_scope(header.as_deref().unwrap_or(""))?;
+        } else {
+            log::info!("the MCP server answered 401; authorizing");
+            session.on_unauthorized(header.as_deref())?;
+        }
+        fresh_token = true;
+    }
+}
+
+/// Re-serialises a challenge for the session's header-taking methods.
+fn challenge_to_header(c: Challenge) -> String {
+    let params: Vec<String> = c
+        .params
+        .iter()
+        .map(|(k, v)| format!("{k}=\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\"")))
+        .collect();
+    format!("{} {}", c.scheme, params.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origins() {
+        let server = url::Url::parse("https://mcp.example.com/mcp").unwrap();
+        let same = |u: &str| same_origin(&u.parse().unwrap(), &server);
+        assert!(same("https://mcp.example.com/other"));
+        assert!(same("https://mcp.example.com:443/mcp"));
+        assert!(!same("http://mcp.example.com/mcp"));
+        assert!(!same("https://mcp.example.com:8443/mcp"));
+        assert!(!same("https://evil.example.com/mcp"));
+    }
+
+    #[test]
+    fn challenge_round_trip() {
+        let c =
+            crate::bearer_challenge(r#"Bearer scope="a \"b\"", error=insufficient_scope"#).unwrap();
+        let again = crate::bearer_challenge(&challenge_to_header(c.clone())).unwrap();
+        assert_eq!(again, c);
+    }
+}
