@@ -30,6 +30,9 @@ use crate::www_authenticate::Challenge;
 /// A stored access token closer than this to its expiry is refreshed first (seconds).
 pub const EXPIRY_MARGIN: u64 = 60;
 
+/// How much longer than the callback timeout a process waits for another one's lock.
+const LOCK_WAIT_MARGIN: Duration = Duration::from_secs(30);
+
 /// The default client name sent on dynamic registration.
 pub const DEFAULT_CLIENT_NAME: &str = "mcp-oauth-client";
 
@@ -179,6 +182,7 @@ impl SessionBuilder {
             state: Mutex::new(State {
                 hook: self.authorize_hook,
                 tokens: None,
+                served: None,
             }),
         });
         Ok(Session {
@@ -205,6 +209,15 @@ struct State {
     hook: Option<AuthorizeHook>,
     /// The last tokens this process obtained, for when the cache cannot be written.
     tokens: Option<StoredTokens>,
+    /// A fingerprint of the last access token handed out, to tell after a 401 whether the
+    /// cache already holds a newer one.
+    served: Option<[u8; 32]>,
+}
+
+/// SHA-256 of a token: compared, never shown.
+fn fingerprint(token: &Secret) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(token.secret().as_bytes()).into()
 }
 
 /// A login to one OAuth-protected MCP server.
@@ -388,9 +401,7 @@ impl Session {
     /// # Errors
     /// As [`access_token`](Self::access_token).
     pub fn login(&self) -> Result<Secret> {
-        let mut state = self.inner.lock();
-        self.inner
-            .full_login(&mut state, &LoginContext::default(), None)
+        self.inner.forced_login()
     }
 
     /// Forgets this server's tokens, here and on disk (see [`FileTokenStorage::clear`]).
@@ -419,8 +430,14 @@ impl Inner {
     /// What the bearer middleware uses.
     pub(crate) fn cached_token(&self) -> Result<Option<Secret>> {
         let mut state = self.lock();
-        let stored = self.stored_tokens(&state);
-        match stored {
+        let Some(stored) = self.stored_tokens(&state) else {
+            return Ok(None);
+        };
+        if let Some(token) = self.fresh(&mut state, &stored) {
+            return Ok(Some(token));
+        }
+        let _lock = self.cache_lock();
+        match self.stored_tokens(&state) {
             Some(stored) => {
                 self.fresh_or_refreshed(&mut state, stored, &LoginContext::default(), None)
             }
@@ -428,8 +445,16 @@ impl Inner {
         }
     }
 
-    /// Token check → refresh → login.
+    /// Token check → refresh → login. The fresh path takes no lock; the rest runs under the
+    /// cache entry's cross-process lock, re-reading the cache first: another process may
+    /// have refreshed or logged in meanwhile.
     fn login_if_needed(&self, state: &mut State, ctx: &LoginContext<'_>) -> Result<Secret> {
+        if let Some(stored) = self.stored_tokens(state)
+            && let Some(token) = self.fresh(state, &stored)
+        {
+            return Ok(token);
+        }
+        let _lock = self.cache_lock();
         if let Some(stored) = self.stored_tokens(state)
             && let Some(token) = self.fresh_or_refreshed(state, stored, ctx, None)?
         {
@@ -438,9 +463,25 @@ impl Inner {
         self.full_login(state, ctx, None)
     }
 
+    /// Logs in whatever the cache holds, under the lock.
+    fn forced_login(&self) -> Result<Secret> {
+        let mut state = self.lock();
+        let _lock = self.cache_lock();
+        self.full_login(&mut state, &LoginContext::default(), None)
+    }
+
     /// After a 401 or 403: the resource metadata again, then refresh or login.
     fn reauthorize(&self, ctx: &LoginContext<'_>) -> Result<Secret> {
         let mut state = self.lock();
+        let _lock = self.cache_lock();
+        // Another process may have replaced the rejected token already.
+        if !ctx.step_up
+            && let Some(stored) = self.stored_tokens(&state)
+            && state.served.as_ref() != Some(&fingerprint(&stored.tokens.access_token))
+            && let Some(token) = self.fresh(&mut state, &stored)
+        {
+            return Ok(token);
+        }
         let prm = self.discover_resource(ctx)?;
         if !ctx.step_up
             && let Some(stored) = self.stored_tokens(&state)
@@ -449,6 +490,31 @@ impl Inner {
             return Ok(token);
         }
         self.full_login(&mut state, ctx, Some(prm))
+    }
+
+    /// The stored access token when it is not close to expiry.
+    fn fresh(&self, state: &mut State, stored: &StoredTokens) -> Option<Secret> {
+        let tokens = &stored.tokens;
+        if !tokens.is_fresh(unix_now(), tokens.refresh_margin(EXPIRY_MARGIN)) {
+            return None;
+        }
+        log::debug!("token check: cached token for {} is valid", self.server_url);
+        state.served = Some(fingerprint(&tokens.access_token));
+        Some(tokens.access_token.clone())
+    }
+
+    /// The cross-process lock of this server's cache entry, held until dropped. Waits as
+    /// long as another process's login may take. Without it (a read-only cache, say) the flow
+    /// goes on unlocked: this process still gets its token.
+    fn cache_lock(&self) -> Option<crate::storage::CacheLock> {
+        let wait = self.config.callback_timeout + LOCK_WAIT_MARGIN;
+        match self.storage.lock(&self.server_url, wait) {
+            Ok(lock) => Some(lock),
+            Err(e) => {
+                log::warn!("going on without the cache lock: {e}");
+                None
+            }
+        }
     }
 
     /// The stored access token when fresh, else a refreshed one; `Ok(None)` when neither (no
@@ -461,9 +527,10 @@ impl Inner {
         ctx: &LoginContext<'_>,
         prm: Option<&ResourceMetadata>,
     ) -> Result<Option<Secret>> {
-        if !ctx.rejected && stored.tokens.is_fresh(unix_now(), EXPIRY_MARGIN) {
-            log::debug!("token check: cached token for {} is valid", self.server_url);
-            return Ok(Some(stored.tokens.access_token));
+        if !ctx.rejected
+            && let Some(token) = self.fresh(state, &stored)
+        {
+            return Ok(Some(token));
         }
         if let Some(prm) = prm
             && !prm.authorization_servers.contains(&stored.issuer)
@@ -504,7 +571,15 @@ impl Inner {
         match self.storage.load_tokens(&self.server_url) {
             Ok(Some(t)) => return Some(t),
             Ok(None) => {}
-            Err(e) => log::warn!("ignoring the cached tokens: {e}"),
+            Err(e) => {
+                log::warn!("ignoring the cached tokens: {e}");
+                // What this process holds is whole: put it back.
+                if let Some(t) = &state.tokens
+                    && let Err(e) = self.storage.save_tokens(&self.server_url, t)
+                {
+                    log::warn!("the tokens are not cached: {e}");
+                }
+            }
         }
         state.tokens.clone()
     }
@@ -815,6 +890,7 @@ impl Inner {
             log::warn!("the tokens are not cached: {e}");
         }
         let access = stored.tokens.access_token.clone();
+        state.served = Some(fingerprint(&access));
         state.tokens = Some(stored);
         access
     }

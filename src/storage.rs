@@ -15,6 +15,7 @@
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -33,6 +34,7 @@ pub const CACHE_DIR_ENV: &str = "MCP_OAUTH_CACHE_DIR";
 const TOKENS_SUFFIX: &str = "_tokens.json";
 const CLIENT_SUFFIX: &str = "_client_info.json";
 const TEMP_SUFFIX: &str = ".tmp";
+const LOCK_SUFFIX: &str = ".lock";
 /// Files larger than this are not read (a token file is a few KiB).
 const MAX_FILE: u64 = 256 * 1024;
 
@@ -138,9 +140,9 @@ fn is_ours(name: &str) -> bool {
         .and_then(|n| n.strip_suffix(TEMP_SUFFIX))
         .and_then(|n| n.rsplit_once(".pid").map(|(b, _)| b))
         .unwrap_or(name);
-    let Some(stem) = base
-        .strip_suffix(TOKENS_SUFFIX)
-        .or_else(|| base.strip_suffix(CLIENT_SUFFIX))
+    let Some(stem) = [TOKENS_SUFFIX, CLIENT_SUFFIX, LOCK_SUFFIX]
+        .iter()
+        .find_map(|suffix| base.strip_suffix(suffix))
     else {
         return false;
     };
@@ -191,6 +193,12 @@ impl FileTokenStorage {
     pub fn tokens_path(&self, server_url: &Url) -> PathBuf {
         let key = cache_key(&crate::discovery::canonical_resource(server_url));
         self.dir.join(format!("{key}{TOKENS_SUFFIX}"))
+    }
+
+    /// The lock file of the MCP server at `server_url`.
+    fn lock_path(&self, server_url: &Url) -> PathBuf {
+        let key = cache_key(&crate::discovery::canonical_resource(server_url));
+        self.dir.join(format!("{key}{LOCK_SUFFIX}"))
     }
 
     /// The client file of the authorization server `issuer`.
@@ -272,6 +280,7 @@ impl FileTokenStorage {
             .flatten()
             .map(|t| t.issuer);
         self.remove_tokens(server_url)?;
+        remove_lock_if_free(&self.lock_path(server_url))?;
         if let Some(issuer) = issuer
             && !self.issuer_in_use(&issuer)
         {
@@ -310,8 +319,14 @@ impl FileTokenStorage {
         };
         let mut removed = 0;
         for entry in entries.flatten() {
-            if is_ours(&entry.file_name().to_string_lossy()) && entry.path().is_file() {
-                remove(&entry.path())?;
+            let path = entry.path();
+            if !is_ours(&entry.file_name().to_string_lossy()) || !path.is_file() {
+                continue;
+            }
+            if path.extension().is_some_and(|e| e == "lock") {
+                removed += usize::from(remove_lock_if_free(&path)?);
+            } else {
+                remove(&path)?;
                 removed += 1;
             }
         }
@@ -356,18 +371,109 @@ impl FileTokenStorage {
         builder
             .create(&self.dir)
             .map_err(|e| storage_io("cannot create", &self.dir, e))?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let meta =
-                fs::metadata(&self.dir).map_err(|e| storage_io("cannot read", &self.dir, e))?;
-            if meta.permissions().mode() & 0o077 != 0 {
-                fs::set_permissions(&self.dir, fs::Permissions::from_mode(0o700))
-                    .map_err(|e| storage_io("cannot restrict the mode of", &self.dir, e))?;
-            }
-        }
-        Ok(())
+        restrict(&self.dir, 0o700)
     }
+
+    /// Takes the cross-process lock of `server_url`'s cache entry, waiting up to `wait` for
+    /// another process to release it. Held across "re-read → refresh or log in → write", so
+    /// that of several processes finding the same stale token, one refreshes and the others
+    /// use its result. The operating system releases the lock when its holder exits, crashed
+    /// or not.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Timeout`] when the lock was not free within `wait`; [`ErrorKind::Storage`]
+    /// when the lock file cannot be created (a read-only cache, say).
+    pub fn lock(&self, server_url: &Url, wait: Duration) -> Result<CacheLock> {
+        self.ensure_dir()?;
+        let path = self.lock_path(server_url);
+        let mut options = fs::OpenOptions::new();
+        options.read(true).write(true).create(true).truncate(false);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let file = options
+            .open(&path)
+            .map_err(|e| storage_io("cannot open the lock file", &path, e))?;
+        let deadline = Instant::now() + wait;
+        let mut told = false;
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(CacheLock { _file: file }),
+                Err(fs::TryLockError::WouldBlock) => {}
+                Err(fs::TryLockError::Error(e)) => {
+                    return Err(storage_io("cannot lock", &path, e));
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::new(
+                    ErrorKind::Timeout,
+                    Step::Storage,
+                    format!(
+                        "another process held {} for more than {} s",
+                        path.display(),
+                        wait.as_secs()
+                    ),
+                ));
+            }
+            if !told {
+                log::info!("waiting for another process using {}", path.display());
+                told = true;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+/// Removes a lock file unless a process holds it (its holder is writing this cache right
+/// now). Returns whether it was removed.
+fn remove_lock_if_free(path: &Path) -> Result<bool> {
+    match fs::File::open(path) {
+        Ok(f) if f.try_lock().is_ok() => remove(path).map(|()| true),
+        _ => Ok(false),
+    }
+}
+
+/// A held cross-process lock on one cache entry; released on drop.
+#[derive(Debug)]
+pub struct CacheLock {
+    _file: fs::File,
+}
+
+/// Our user id, where the platform tells it without `unsafe` (`/proc/self` belongs to it).
+#[cfg(unix)]
+fn current_uid() -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    fs::metadata("/proc/self").ok().map(|m| m.uid())
+}
+
+/// Refuses a path owned by another user and removes group and other permissions from one of
+/// ours (Unix; elsewhere a no-op).
+fn restrict(path: &Path, mode: u32) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let meta = fs::symlink_metadata(path).map_err(|e| storage_io("cannot read", path, e))?;
+        if let Some(uid) = current_uid()
+            && meta.uid() != uid
+        {
+            return Err(Error::new(
+                ErrorKind::Storage,
+                Step::Storage,
+                format!(
+                    "{} belongs to user {}, not to this user; refusing to use it",
+                    path.display(),
+                    meta.uid()
+                ),
+            ));
+        }
+        if meta.permissions().mode() & 0o077 != 0 {
+            log::warn!("{} was readable by others; restricting it", path.display());
+            fs::set_permissions(path, fs::Permissions::from_mode(mode))
+                .map_err(|e| storage_io("cannot restrict the mode of", path, e))?;
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (path, mode);
+    Ok(())
 }
 
 fn write_new_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
@@ -397,6 +503,7 @@ fn read_file(path: &Path) -> Result<Option<Vec<u8>>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(storage_io("cannot read", path, e).at_step(Step::TokenCheck)),
     };
+    restrict(path, 0o600).map_err(|e| e.at_step(Step::TokenCheck))?;
     let mut bytes = Vec::new();
     file.take(MAX_FILE + 1)
         .read_to_end(&mut bytes)
@@ -443,6 +550,7 @@ mod tests {
         assert!(is_ours(&format!("{k}_tokens.json")));
         assert!(is_ours(&format!("{k}_client_info.json")));
         assert!(is_ours(&format!(".{k}_tokens.json.pid12-abcdefgh.tmp")));
+        assert!(is_ours(&format!("{k}.lock")));
         assert!(!is_ours("https_a_example_mcp_tokens.json")); // FastMCP's own naming
         assert!(!is_ours("notes.txt"));
         assert!(!is_ours(&format!("{k}_tokens.json.bak")));

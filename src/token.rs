@@ -29,6 +29,9 @@ pub struct TokenSet {
     /// The granted scope, space-separated, when the server said.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
+    /// When the tokens were received, in seconds since the Unix epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issued_at: Option<u64>,
 }
 
 impl TokenSet {
@@ -36,6 +39,15 @@ impl TokenSet {
     pub fn is_fresh(&self, now: u64, margin: u64) -> bool {
         self.expires_at
             .is_none_or(|t| now.saturating_add(margin) < t)
+    }
+
+    /// How long before expiry to refresh: `max_margin` seconds, but at most half the token's
+    /// lifetime, so that short-lived tokens are used before being replaced.
+    pub fn refresh_margin(&self, max_margin: u64) -> u64 {
+        match (self.issued_at, self.expires_at) {
+            (Some(issued), Some(expires)) => max_margin.min(expires.saturating_sub(issued) / 2),
+            _ => max_margin,
+        }
     }
 }
 
@@ -98,6 +110,7 @@ pub fn parse_token_response(body: &[u8], now: u64, step: Step) -> Result<TokenSe
         refresh_token: r.refresh_token.filter(|t| !t.is_empty()).map(Secret::new),
         expires_at,
         scope: r.scope,
+        issued_at: Some(now),
     })
 }
 
@@ -267,6 +280,16 @@ mod tests {
                 "{body}"
             );
         }
+    }
+
+    #[test]
+    fn short_lifetimes_get_a_short_margin() {
+        let t = parse(r#"{"access_token":"a","expires_in":10}"#).unwrap();
+        assert_eq!(t.refresh_margin(60), 5);
+        let t = parse(r#"{"access_token":"a","expires_in":3600}"#).unwrap();
+        assert_eq!(t.refresh_margin(60), 60);
+        let t = parse(r#"{"access_token":"a"}"#).unwrap();
+        assert_eq!(t.refresh_margin(60), 60);
     }
 
     #[test]

@@ -79,6 +79,11 @@ pub struct ServerConfig {
     /// token stays valid and refresh responses have no `refresh_token` field, so the client
     /// must keep the one it has.
     pub rotate_refresh_tokens: bool,
+    /// Refresh-token reuse detection as a careful authorization server does it (RFC 9700
+    /// §4.14.2): presenting a refresh token that was already rotated away revokes every token of
+    /// that authorization (the "family"), counted by
+    /// [`TestServer::family_revocations`](super::TestServer::family_revocations). Default `false`.
+    pub strict_refresh_reuse: bool,
     /// When set, the Protected Resource Metadata `resource` is this string instead of the MCP
     /// endpoint URL, for testing that clients reject a mismatch (default `None`).
     pub prm_resource_override: Option<String>,
@@ -107,6 +112,7 @@ impl Default for ServerConfig {
             deny_authorization: false,
             access_token_lifetime: 3600,
             rotate_refresh_tokens: true,
+            strict_refresh_reuse: false,
             prm_resource_override: None,
             issuer_override: None,
         }

@@ -181,6 +181,12 @@ impl TestServer {
         self.shared.lock().revoked.clone()
     }
 
+    /// How many token families were revoked because a rotated-away refresh token was presented
+    /// again ([`ServerConfig::strict_refresh_reuse`]).
+    pub fn family_revocations(&self) -> usize {
+        self.shared.lock().family_revocations
+    }
+
     /// How many clients registered through dynamic client registration.
     pub fn registered_clients(&self) -> usize {
         self.shared.lock().clients.len()

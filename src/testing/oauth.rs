@@ -464,6 +464,11 @@ fn refresh(
             ));
         }
         None => {
+            if s.config.strict_refresh_reuse
+                && let Some(grant) = state.spent_refresh_tokens.get(refresh_token).copied()
+            {
+                revoke_family(state, grant);
+            }
             return Err(TokenError::new(
                 "invalid_grant",
                 "unknown, revoked or rotated refresh token",
@@ -492,6 +497,9 @@ fn refresh(
     let resource = grant.resource.clone().or(requested);
     let new_refresh_token = if s.config.rotate_refresh_tokens {
         state.refresh_tokens.remove(refresh_token);
+        state
+            .spent_refresh_tokens
+            .insert(refresh_token.to_owned(), grant.grant);
         let new = random_token();
         state.refresh_tokens.insert(new.clone(), grant.clone());
         Some(new)
@@ -500,6 +508,14 @@ fn refresh(
     };
     let access = mint_access_token(state, client_id, scope, resource, grant.grant);
     Ok(token_response(access, new_refresh_token))
+}
+
+/// RFC 9700 §4.14.2: a spent refresh token came back, so one of its holders is an attacker;
+/// every token of the authorization goes.
+fn revoke_family(state: &mut State, grant: u64) {
+    state.refresh_tokens.retain(|_, g| g.grant != grant);
+    state.access_tokens.retain(|_, g| g.grant != grant);
+    state.family_revocations += 1;
 }
 
 /// An access token just issued, and what it was issued for.

@@ -53,6 +53,10 @@ pub(super) struct State {
     pub revoked: Vec<String>,
     /// Source of grant ids, which tie the tokens of one authorization together.
     pub next_grant: u64,
+    /// Refresh tokens rotated away, with their grant (for strict reuse detection).
+    pub spent_refresh_tokens: HashMap<String, u64>,
+    /// How many token families were revoked because a spent refresh token came back.
+    pub family_revocations: usize,
 }
 
 impl Shared {
@@ -73,6 +77,8 @@ impl Shared {
             access_tokens: HashMap::new(),
             refresh_tokens: HashMap::new(),
             revoked: Vec::new(),
+            spent_refresh_tokens: HashMap::new(),
+            family_revocations: 0,
             next_grant: 1,
         };
         Shared {

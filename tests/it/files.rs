@@ -54,7 +54,11 @@ fn clear_removes_one_servers_files_only_and_clear_all_only_ours() {
     session(&b).access_token().unwrap();
     std::fs::write(cache.path().join("notes.txt"), "mine").unwrap();
     std::fs::write(cache.path().join("http_127_0_0_1_1_tokens.json"), "{}").unwrap();
-    assert_eq!(names(cache.path()).len(), 6);
+    assert_eq!(
+        names(cache.path()).len(),
+        8,
+        "two servers' tokens, clients, locks; two foreign"
+    );
 
     let storage = FileTokenStorage::new(cache.path());
     storage.clear(&a.mcp_url()).unwrap();
@@ -62,9 +66,9 @@ fn clear_removes_one_servers_files_only_and_clear_all_only_ours() {
     assert!(!storage.client_path(&a.issuer()).exists());
     assert!(storage.tokens_path(&b.mcp_url()).exists());
     assert!(storage.client_path(&b.issuer()).exists());
-    assert_eq!(names(cache.path()).len(), 4);
+    assert_eq!(names(cache.path()).len(), 5);
 
-    assert_eq!(storage.clear_all().unwrap(), 2);
+    assert_eq!(storage.clear_all().unwrap(), 3);
     assert_eq!(
         names(cache.path()),
         ["http_127_0_0_1_1_tokens.json", "notes.txt"]
@@ -100,7 +104,7 @@ fn cache_dir_is_0700_and_files_0600() {
     let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&dir), 0o700);
     let files = names(&dir);
-    assert_eq!(files.len(), 2, "{files:?}");
+    assert_eq!(files.len(), 3, "tokens, client, lock: {files:?}");
     for f in files {
         assert_eq!(mode(&dir.join(&f)), 0o600, "{f}");
     }

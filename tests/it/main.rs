@@ -2,6 +2,7 @@
 //! sockets, with the real callback listener and a headless user agent.
 
 mod agent;
+mod cache;
 mod common;
 mod files;
 mod login;
