@@ -11,8 +11,8 @@
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Sender};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 
 use url::Url;
@@ -32,12 +32,11 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(2);
 /// The most connections read at the same time; more are answered `503` at once.
 const MAX_IN_FLIGHT: usize = 64;
 
-/// How many pending connections one turn of the wait loop accepts before it looks at the
-/// requests read so far.
-const ACCEPT_BATCH: usize = 64;
+/// How long a refused connection is drained before it is closed.
+const LINGER: Duration = Duration::from_millis(200);
 
-/// How long the wait loop sleeps when nothing happens.
-const POLL: Duration = Duration::from_millis(20);
+/// How long accepting pauses after a failed accept (out of file descriptors, say).
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
 
 /// Query parameters whose values never appear in `Debug` output.
 const SECRET_PARAMS: [&str; 4] = ["code", "state", "access_token", "id_token"];
@@ -344,72 +343,132 @@ impl CallbackListener {
     /// response (`access_denied`, …); [`ErrorKind::Refused`] for an `iss` mismatch.
     pub fn wait(self, expect: &CallbackExpectation<'_>, timeout: Duration) -> Result<Secret> {
         let deadline = Instant::now() + timeout;
-        self.listener.set_nonblocking(true).map_err(io_error)?;
         let (tx, rx) = mpsc::channel();
-        let in_flight = Arc::new(AtomicUsize::new(0));
-        loop {
-            self.accept_batch(&tx, &in_flight);
-            if let Ok(candidate) = rx.recv_timeout(POLL)
-                && let Some(result) = decide(candidate, expect)
-            {
-                return result;
-            }
-            if Instant::now() >= deadline {
-                return Err(Error::new(
-                    ErrorKind::Timeout,
-                    Step::Callback,
-                    format!(
-                        "no authorization response reached {} within {} s",
-                        self.redirect_uri,
-                        timeout.as_secs()
-                    ),
-                ));
-            }
-        }
-    }
-
-    /// Accepts the pending connections (a bounded batch) and hands each to a reader thread.
-    fn accept_batch(&self, tx: &Sender<Candidate>, in_flight: &Arc<AtomicUsize>) {
-        for _ in 0..ACCEPT_BATCH {
-            match self.listener.accept() {
-                Ok((stream, _)) => self.dispatch(stream, tx, in_flight),
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
-                Err(e) => {
-                    log::debug!("callback accept failed: {e}");
-                    return;
+        let port = self.port();
+        let acceptor = Acceptor::start(self.listener, tx, port)?;
+        let result = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(candidate) => {
+                    if let Some(result) = decide(candidate, expect) {
+                        break result;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    break Err(Error::new(
+                        ErrorKind::Timeout,
+                        Step::Callback,
+                        format!(
+                            "no authorization response reached {} within {} s",
+                            self.redirect_uri,
+                            timeout.as_secs()
+                        ),
+                    ));
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    break Err(Error::new(
+                        ErrorKind::Config,
+                        Step::Callback,
+                        "the callback listener stopped",
+                    ));
                 }
             }
+        };
+        drop(acceptor);
+        for mut late in rx.try_iter() {
+            respond(&mut late.stream, 400, &page::failure(FINISHED));
+        }
+        result
+    }
+}
+
+/// The page text for a response that arrives after the wait ended.
+const FINISHED: &str = "No sign-in is waiting for this response any more.";
+
+/// The thread that accepts connections while a wait lasts; dropping it stops the thread and
+/// closes the listening socket.
+struct Acceptor {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Acceptor {
+    fn start(listener: TcpListener, tx: Sender<Candidate>, port: u16) -> Result<Acceptor> {
+        let addr = listener.local_addr().map_err(io_error)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = std::thread::Builder::new()
+            .name("mcp-oauth-callback-accept".into())
+            .spawn({
+                let stop = Arc::clone(&stop);
+                move || accept_loop(&listener, &tx, port, &stop)
+            })
+            .map_err(io_error)?;
+        Ok(Acceptor {
+            addr,
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Acceptor {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // accept() blocks: a connection of our own wakes it to see the flag. Should even that
+        // fail, the thread ends with the next connection instead of hanging this one.
+        let woke = TcpStream::connect_timeout(&self.addr, WRITE_TIMEOUT).is_ok();
+        if let Some(thread) = self.thread.take()
+            && woke
+        {
+            let _ = thread.join();
         }
     }
+}
 
-    /// Reads one connection on its own thread, or answers `503` when every slot is taken.
-    fn dispatch(
-        &self,
-        mut stream: TcpStream,
-        tx: &Sender<Candidate>,
-        in_flight: &Arc<AtomicUsize>,
-    ) {
-        let _ = stream.set_nonblocking(false);
-        let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
-        let Some(slot) = Slot::take(in_flight) else {
-            respond(
-                &mut stream,
-                503,
-                &page::failure("Too many requests at once. Please try again."),
-            );
-            return;
-        };
-        let port = self.port();
-        let tx = tx.clone();
-        let spawned = std::thread::Builder::new()
-            .name("mcp-oauth-callback".into())
-            .spawn(move || {
-                let _slot = slot;
-                read_candidate(stream, port, &tx);
-            });
-        if let Err(e) = spawned {
-            log::debug!("cannot start a callback reader: {e}");
+/// Accepts connections until `stop`, handing each to a reader thread.
+fn accept_loop(listener: &TcpListener, tx: &Sender<Candidate>, port: u16, stop: &AtomicBool) {
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    for stream in listener.incoming() {
+        if stop.load(Ordering::SeqCst) {
+            break;
         }
+        match stream {
+            Ok(stream) => dispatch(stream, tx, port, &in_flight),
+            Err(e) => {
+                // Out of file descriptors, say: back off instead of spinning.
+                log::debug!("callback accept failed: {e}");
+                std::thread::sleep(ACCEPT_BACKOFF);
+            }
+        }
+    }
+}
+
+/// Reads one connection on its own thread, or answers `503` when every slot is taken.
+fn dispatch(
+    mut stream: TcpStream,
+    tx: &Sender<Candidate>,
+    port: u16,
+    in_flight: &Arc<AtomicUsize>,
+) {
+    let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
+    let Some(slot) = Slot::take(in_flight) else {
+        respond(
+            &mut stream,
+            503,
+            &page::failure("Too many requests at once. Please try again."),
+        );
+        return;
+    };
+    let tx = tx.clone();
+    let spawned = std::thread::Builder::new()
+        .name("mcp-oauth-callback".into())
+        .spawn(move || {
+            let _slot = slot;
+            read_candidate(stream, port, &tx);
+        });
+    if let Err(e) = spawned {
+        log::debug!("cannot start a callback reader: {e}");
     }
 }
 
@@ -420,18 +479,23 @@ fn read_candidate(mut stream: TcpStream, port: u16, tx: &Sender<Candidate>) {
     match screen(&raw, port) {
         Ok(params) => {
             if let Err(mpsc::SendError(mut late)) = tx.send(Candidate { stream, params }) {
-                respond(
-                    &mut late.stream,
-                    400,
-                    &page::failure("No sign-in is waiting for this response any more."),
-                );
+                respond(&mut late.stream, 400, &page::failure(FINISHED));
             }
         }
         Err((status, message)) => {
             log::debug!("callback request refused with {status}");
             respond(&mut stream, status, &page::failure(message));
+            linger(stream);
         }
     }
+}
+
+/// Closes a connection whose request was not read to the end: the write side first, then a
+/// short, bounded read of what is left, so that the client gets the page instead of a reset.
+fn linger(mut stream: TcpStream) {
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+    let _ = stream.set_read_timeout(Some(LINGER));
+    let _ = std::io::copy(&mut (&mut stream).take(64 * 1024), &mut std::io::sink());
 }
 
 /// The HTTP checks on one request head: well-formed, `GET`, the callback path and a `Host`

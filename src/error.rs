@@ -60,6 +60,8 @@ pub enum Step {
     Configure,
     /// A request to the MCP server.
     Request,
+    /// Revoking a token (RFC 7009).
+    Revocation,
 }
 
 impl fmt::Display for Step {
@@ -76,6 +78,7 @@ impl fmt::Display for Step {
             Step::Storage => "token storage",
             Step::Configure => "configuration",
             Step::Request => "MCP request",
+            Step::Revocation => "token revocation",
         })
     }
 }

@@ -238,8 +238,16 @@ pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(
     what: &str,
 ) -> Result<T> {
     serde_json::from_slice(body).map_err(|e| {
-        Error::new(ErrorKind::InvalidResponse, step, format!("invalid {what}")).with_source(e)
+        Error::new(ErrorKind::InvalidResponse, step, format!("invalid {what}"))
+            .with_source(printable_json_error(&e))
     })
+}
+
+/// A JSON error's message without control characters. serde quotes some input verbatim (an
+/// unknown enum variant, say), and text from a server or a file must not carry control
+/// characters into error messages and log lines.
+pub(crate) fn printable_json_error(e: &serde_json::Error) -> String {
+    e.to_string().chars().filter(|c| !c.is_control()).collect()
 }
 
 #[cfg(test)]

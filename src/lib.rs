@@ -63,6 +63,7 @@ mod http;
 mod pkce;
 mod registration;
 mod request;
+mod revocation;
 mod scope;
 mod secret;
 mod session;
@@ -98,10 +99,11 @@ pub use registration::{
     choose_auth_method, parse_registration_response, register,
 };
 pub use request::MAX_AUTHORIZATIONS;
+pub use revocation::{RevocationRequest, TokenTypeHint, revoke};
 pub use scope::{ScopeSources, Scopes, select_scopes};
 pub use secret::{Secret, constant_time_eq};
 pub use session::{
-    DEFAULT_CALLBACK_TIMEOUT, DEFAULT_CLIENT_NAME, EXPIRY_MARGIN, Session, SessionBuilder,
+    DEFAULT_CALLBACK_TIMEOUT, DEFAULT_CLIENT_NAME, EXPIRY_MARGIN, Logout, Session, SessionBuilder,
 };
 pub use storage::{
     CACHE_DIR_ENV, FORMAT_VERSION, FileTokenStorage, StoredTokens, cache_key, parse_stored_client,

@@ -21,6 +21,7 @@ use crate::pkce::PkceVerifier;
 use crate::registration::{
     AuthMethod, ClientRegistration, RegistrationRequest, choose_auth_method, register,
 };
+use crate::revocation::{RevocationRequest, TokenTypeHint, revoke};
 use crate::scope::{ScopeSources, Scopes, select_scopes};
 use crate::secret::Secret;
 use crate::storage::{FORMAT_VERSION, FileTokenStorage, StoredTokens};
@@ -257,6 +258,18 @@ impl std::fmt::Debug for Session {
     }
 }
 
+/// What [`Session::logout`] did.
+#[derive(Debug, Default)]
+#[non_exhaustive]
+pub struct Logout {
+    /// There were cached tokens for this server.
+    pub had_tokens: bool,
+    /// The tokens the authorization server accepted to revoke, refresh token first.
+    pub revoked: Vec<TokenTypeHint>,
+    /// Revocations that failed (the local state is cleared all the same).
+    pub errors: Vec<Error>,
+}
+
 /// How a flow came about.
 #[derive(Default, Clone, Copy)]
 pub(crate) struct LoginContext<'a> {
@@ -404,6 +417,69 @@ impl Session {
         self.inner.forced_login()
     }
 
+    /// Refreshes the access token now, even if the cached one is still valid; logs in when
+    /// there is nothing to refresh or the grant was rejected.
+    ///
+    /// # Errors
+    /// As [`access_token`](Self::access_token).
+    pub fn refresh(&self) -> Result<Secret> {
+        self.inner.reauthorize(&LoginContext {
+            challenge: None,
+            rejected: true,
+            step_up: false,
+        })
+    }
+
+    /// Logs out: revokes the refresh and access tokens at the authorization server when it has
+    /// a `revocation_endpoint` (RFC 7009), then forgets them here and on disk. The local state
+    /// is cleared even when revocation fails; the report says what happened.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Storage`] when the cache cannot be cleared.
+    pub fn logout(&self) -> Result<Logout> {
+        let mut state = self.inner.lock();
+        let _lock = self.inner.cache_lock();
+        let mut report = Logout::default();
+        if let Some(stored) = self.inner.stored_tokens(&state) {
+            report.had_tokens = true;
+            match (&stored.revocation_endpoint, self.inner.client_for(&stored)) {
+                (Some(endpoint), Some(client)) => {
+                    let tokens = [
+                        (
+                            stored.tokens.refresh_token.as_ref(),
+                            TokenTypeHint::RefreshToken,
+                        ),
+                        (
+                            Some(&stored.tokens.access_token),
+                            TokenTypeHint::AccessToken,
+                        ),
+                    ];
+                    for (token, hint) in tokens {
+                        let Some(token) = token else { continue };
+                        let request = RevocationRequest {
+                            revocation_endpoint: endpoint,
+                            token,
+                            hint,
+                            client: &client,
+                        };
+                        match revoke(&self.inner.agent, &request) {
+                            Ok(()) => report.revoked.push(hint),
+                            Err(e) => report.errors.push(e),
+                        }
+                    }
+                }
+                (None, _) => log::info!("{} has no revocation endpoint", stored.issuer),
+                (Some(_), None) => {
+                    log::warn!("the client of these tokens is unknown; not revoking")
+                }
+            }
+        }
+        state.tokens = None;
+        state.served = None;
+        self.inner.storage.clear(&self.inner.server_url)?;
+        Ok(report)
+    }
+
     /// Forgets this server's tokens, here and on disk (see [`FileTokenStorage::clear`]).
     ///
     /// # Errors
@@ -477,7 +553,9 @@ impl Inner {
         // Another process may have replaced the rejected token already.
         if !ctx.step_up
             && let Some(stored) = self.stored_tokens(&state)
-            && state.served.as_ref() != Some(&fingerprint(&stored.tokens.access_token))
+            && state
+                .served
+                .is_some_and(|served| served != fingerprint(&stored.tokens.access_token))
             && let Some(token) = self.fresh(&mut state, &stored)
         {
             return Ok(token);

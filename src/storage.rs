@@ -98,16 +98,18 @@ fn parse_versioned<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> 
         version: u32,
     }
     let storage_error = |msg: String| Error::new(ErrorKind::Storage, Step::TokenCheck, msg);
-    let v: Version = serde_json::from_slice(bytes)
-        .map_err(|e| storage_error(format!("the {what} is not readable")).with_source(e))?;
+    let unreadable = |e: serde_json::Error| {
+        storage_error(format!("the {what} is not readable"))
+            .with_source(crate::http::printable_json_error(&e))
+    };
+    let v: Version = serde_json::from_slice(bytes).map_err(unreadable)?;
     if v.version != FORMAT_VERSION {
         return Err(storage_error(format!(
             "the {what} has format version {}, this crate reads {FORMAT_VERSION}",
             v.version
         )));
     }
-    serde_json::from_slice(bytes)
-        .map_err(|e| storage_error(format!("the {what} is not readable")).with_source(e))
+    serde_json::from_slice(bytes).map_err(unreadable)
 }
 
 /// The filename-safe key of a URL: readable characters plus a short hash.
@@ -304,6 +306,37 @@ impl FileTokenStorage {
                     .and_then(|b| parse_stored_tokens(&b).ok())
                     .is_some_and(|t| t.issuer == issuer)
         })
+    }
+
+    /// Every server's stored tokens in the directory, with the file each came from; a file
+    /// that cannot be read is listed with its error.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Storage`] when the directory exists but cannot be listed.
+    pub fn entries(&self) -> Result<Vec<(PathBuf, Result<StoredTokens>)>> {
+        let entries = match fs::read_dir(&self.dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(storage_io("cannot list", &self.dir, e)),
+        };
+        let mut out: Vec<(PathBuf, Result<StoredTokens>)> = entries
+            .flatten()
+            .filter(|e| {
+                let name = e.file_name();
+                let name = name.to_string_lossy();
+                is_ours(&name) && !name.starts_with('.') && name.ends_with(TOKENS_SUFFIX)
+            })
+            .map(|e| {
+                let path = e.path();
+                let tokens = read_file(&path).and_then(|b| {
+                    let bytes = b.unwrap_or_default();
+                    parse_stored_tokens(&bytes).map_err(|e| name_path(e, &path))
+                });
+                (path, tokens)
+            })
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
     }
 
     /// Removes every file this crate wrote in the directory, and nothing else. Returns how
@@ -562,5 +595,11 @@ mod tests {
         assert!(parse_stored_tokens(br#"{"version":2}"#).is_err());
         assert!(parse_stored_tokens(br#"{"version":1}"#).is_err());
         assert!(parse_stored_client(br#"{"version":1,"client":{}}"#).is_err());
+        // serde quotes an unknown variant verbatim; the error must stay on one line.
+        let e = parse_stored_client(
+            br#"{"version":1,"client":{"issuer":"i","client_id":"c","auth_method":"x\ny"}}"#,
+        )
+        .unwrap_err();
+        assert!(!e.to_string().contains('\n'), "{e}");
     }
 }

@@ -187,16 +187,36 @@ pub fn refresh(agent: &ureq::Agent, req: &RefreshRequest<'_>) -> Result<TokenSet
 
 /// The form fields of a token request whose values are secrets, kept out of errors even when
 /// the server echoes them.
-const SECRET_FIELDS: [&str; 4] = ["code", "code_verifier", "refresh_token", "client_secret"];
+const SECRET_FIELDS: [&str; 5] = [
+    "code",
+    "code_verifier",
+    "refresh_token",
+    "client_secret",
+    "token",
+];
 
 fn token_request<'a>(
     agent: &ureq::Agent,
     token_endpoint: &str,
-    mut form: Vec<(&'a str, &'a str)>,
+    form: Vec<(&'a str, &'a str)>,
     client: &'a ClientRegistration,
     step: Step,
 ) -> Result<TokenSet> {
-    let url: Url = crate::discovery::parse_endpoint(token_endpoint, step)?;
+    let (url, response) = authenticated_post(agent, token_endpoint, form, client, step)?;
+    parse_token_response(&response.body, unix_now(), step).map_err(|e| e.with_url(&url))
+}
+
+/// POSTs `form` to an endpoint of the client's authorization server with the client's
+/// authentication (RFC 6749 §2.3; the same at the token and revocation endpoints, RFC 7009
+/// §2.1), and returns the 200 response; any other status is the server's error.
+pub(crate) fn authenticated_post<'a>(
+    agent: &ureq::Agent,
+    endpoint: &str,
+    mut form: Vec<(&'a str, &'a str)>,
+    client: &'a ClientRegistration,
+    step: Step,
+) -> Result<(Url, http::Response)> {
+    let url: Url = crate::discovery::parse_endpoint(endpoint, step)?;
     let secret = client.client_secret.as_ref().map(Secret::secret);
     let basic = match (client.auth_method, secret) {
         (AuthMethod::ClientSecretBasic, Some(s)) => Some((client.client_id.as_str(), s)),
@@ -220,7 +240,7 @@ fn token_request<'a>(
             .collect();
         return Err(http::status_error(&response, step, &url, &sent));
     }
-    parse_token_response(&response.body, unix_now(), step).map_err(|e| e.with_url(&url))
+    Ok((url, response))
 }
 
 #[cfg(test)]

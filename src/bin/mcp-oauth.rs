@@ -1,63 +1,161 @@
 //! `mcp-oauth`: log in to OAuth-protected MCP servers from a shell.
 //!
-//! Progress goes to stderr; only the token (for `token`) goes to stdout.
+//! Progress and errors go to stderr; only the requested output (a token, a status) goes to
+//! stdout. Exit codes are listed in `mcp-oauth help`.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use mcp_oauth_client::testing::{HeadlessBrowser, ServerConfig, TestServer};
-use mcp_oauth_client::{FileTokenStorage, Session, SessionBuilder};
+use mcp_oauth_client::testing::{HeadlessBrowser, TestServer};
+use mcp_oauth_client::{
+    Error, ErrorKind, FileTokenStorage, Session, SessionBuilder, StoredTokens, TokenTypeHint,
+    unix_now,
+};
 
-const USAGE: &str = "\
+const HELP: &str = "\
 mcp-oauth: log in to OAuth-protected MCP servers
 
 USAGE:
-    mcp-oauth demo [--browser]      run the whole flow against the embedded authorization server
-    mcp-oauth login URL [OPTIONS]   log in (browser) and cache the tokens
-    mcp-oauth token URL [OPTIONS]   print a valid access token, logging in if needed
-    mcp-oauth logout URL [OPTIONS]  forget the cached tokens of URL
-    mcp-oauth clear-all [OPTIONS]   forget every cached token and client
+    mcp-oauth <COMMAND> [OPTIONS]
 
+COMMANDS:
+    login URL        log in through the browser and cache the tokens
+    token URL        print a valid access token (logging in if needed)
+    status [URL]     show the cached logins (never a secret)
+    logout URL       revoke the tokens at the server and forget them
+    clear-all        forget every cached token and client
+    demo             run the whole flow against the embedded authorization server
+    help [COMMAND]   show help for a command
+
+Run `mcp-oauth help <COMMAND>` for its options and examples.
+
+EXIT CODES:
+    0  success
+    1  other failure (configuration, browser)
+    2  bad command line
+    3  the authorization was denied (access_denied)
+    4  timed out waiting for the browser or for another process
+    5  network failure
+    6  protocol error (the server's answer was refused or an OAuth error)
+    7  the token cache could not be read or written
+";
+
+const COMMON: &str = "\
 OPTIONS:
     --cache-dir DIR        token cache (default $MCP_OAUTH_CACHE_DIR, else ~/.fastmcp/oauth-mcp-client-cache)
-    --scopes \"A B\"         scopes to request
+    --scopes \"A B\"         scopes to request (default: what the server asks for)
     --client-id ID         a pre-registered client (no dynamic registration)
     --client-secret S      its secret
     --callback-port PORT   a fixed port for the loopback callback
     --timeout SECS         time allowed for the browser step (default 300)
-
-EXAMPLE:
-    curl -H \"Authorization: Bearer $(mcp-oauth token https://mcp.example.com/mcp)\" ...
+    --no-browser           do not open a browser: print the URL (headless, SSH)
+    -h, --help             this help
 ";
 
+fn command_help(command: &str) -> Option<String> {
+    let (usage, about, examples) = match command {
+        "login" => (
+            "mcp-oauth login URL [OPTIONS]",
+            "Logs in to the MCP server at URL through the browser, even when a token is cached,\n\
+             and stores the tokens.",
+            "    mcp-oauth login https://mcp.example.com/mcp\n    \
+             mcp-oauth login https://mcp.example.com/mcp --scopes \"files:read\" --no-browser",
+        ),
+        "token" => (
+            "mcp-oauth token URL [--json] [--refresh] [OPTIONS]",
+            "Prints a valid access token for URL on stdout: the cached one, a refreshed one, or\n\
+             one from a new login. --json prints the token set (never the refresh token);\n\
+             --refresh refreshes even a valid token.",
+            "    curl -H \"Authorization: Bearer $(mcp-oauth token https://mcp.example.com/mcp)\" ...\n    \
+             mcp-oauth token https://mcp.example.com/mcp --json | jq .expires_in",
+        ),
+        "status" => (
+            "mcp-oauth status [URL] [--json] [OPTIONS]",
+            "Shows each cached login (or the one for URL): server, issuer, client id, scopes,\n\
+             expiry, whether a refresh token exists. Never prints a secret.",
+            "    mcp-oauth status\n    mcp-oauth status https://mcp.example.com/mcp --json",
+        ),
+        "logout" => (
+            "mcp-oauth logout URL [OPTIONS]",
+            "Revokes the refresh and access tokens of URL at the authorization server (when it\n\
+             offers RFC 7009 revocation), then forgets them and, unless another server shares\n\
+             it, the client registration.",
+            "    mcp-oauth logout https://mcp.example.com/mcp",
+        ),
+        "clear-all" => (
+            "mcp-oauth clear-all [--cache-dir DIR]",
+            "Removes every file this tool wrote in the cache directory, and nothing else. Does\n\
+             not revoke anything at the servers (use logout for that).",
+            "    mcp-oauth clear-all",
+        ),
+        "demo" => (
+            "mcp-oauth demo [--browser]",
+            "Starts the embedded authorization server and MCP endpoint on 127.0.0.1 and runs the\n\
+             whole flow against it, printing each step with its time: discovery, registration,\n\
+             the browser step (a headless user agent, or your browser with --browser), the code\n\
+             exchange, a cached token, a refresh.",
+            "    mcp-oauth demo\n    mcp-oauth demo --browser",
+        ),
+        _ => return None,
+    };
+    Some(format!(
+        "mcp-oauth {command}: {about}\n\nUSAGE:\n    {usage}\n\n{COMMON}\nEXAMPLES:\n{examples}\n"
+    ))
+}
+
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match run(&args) {
+    match run(std::env::args_os().skip(1).collect()) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(CliError::Usage(msg)) => {
-            eprintln!("mcp-oauth: {msg}\n\n{USAGE}");
+        Err(Failure::Usage(msg)) => {
+            eprintln!("mcp-oauth: {msg}\nRun `mcp-oauth help` for usage.");
             ExitCode::from(2)
         }
-        Err(CliError::Failed(msg)) => {
+        Err(Failure::Error(e)) => {
+            eprintln!("mcp-oauth: {e}");
+            ExitCode::from(exit_code(&e))
+        }
+        Err(Failure::Other(msg)) => {
             eprintln!("mcp-oauth: {msg}");
             ExitCode::from(1)
         }
     }
 }
 
-enum CliError {
-    Usage(String),
-    Failed(String),
-}
-
-impl From<mcp_oauth_client::Error> for CliError {
-    fn from(e: mcp_oauth_client::Error) -> CliError {
-        CliError::Failed(e.to_string())
+/// The documented exit code of an error.
+fn exit_code(e: &Error) -> u8 {
+    if e.is_access_denied() {
+        return 3;
+    }
+    match e.kind() {
+        ErrorKind::Timeout => 4,
+        ErrorKind::Transport => 5,
+        ErrorKind::OAuth | ErrorKind::InvalidResponse | ErrorKind::Refused | ErrorKind::Status => 6,
+        ErrorKind::Storage => 7,
+        _ => 1,
     }
 }
 
-/// Options shared by the commands that talk to a server.
+enum Failure {
+    Usage(String),
+    Error(Error),
+    Other(String),
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Failure {
+        Failure::Error(e)
+    }
+}
+
+impl From<lexopt::Error> for Failure {
+    fn from(e: lexopt::Error) -> Failure {
+        Failure::Usage(e.to_string())
+    }
+}
+
+/// The command line, parsed.
 #[derive(Default)]
 struct Options {
     url: Option<String>,
@@ -67,55 +165,45 @@ struct Options {
     client_secret: Option<String>,
     callback_port: Option<u16>,
     timeout: Option<u64>,
+    no_browser: bool,
     browser: bool,
+    json: bool,
+    refresh: bool,
+    help: bool,
 }
 
-fn parse(args: &[String]) -> Result<Options, CliError> {
+fn parse(args: Vec<OsString>) -> Result<Options, Failure> {
+    use lexopt::prelude::*;
     let mut o = Options::default();
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let mut value = || {
-            it.next()
-                .cloned()
-                .ok_or_else(|| CliError::Usage(format!("{a} needs a value")))
-        };
-        match a.as_str() {
-            "--cache-dir" => o.cache_dir = Some(value()?.into()),
-            "--scopes" => o.scopes = Some(value()?),
-            "--client-id" => o.client_id = Some(value()?),
-            "--client-secret" => o.client_secret = Some(value()?),
-            "--callback-port" => {
-                o.callback_port =
-                    Some(value()?.parse().map_err(|_| {
-                        CliError::Usage("--callback-port takes a port number".into())
-                    })?)
-            }
-            "--timeout" => {
-                o.timeout = Some(
-                    value()?
-                        .parse()
-                        .map_err(|_| CliError::Usage("--timeout takes seconds".into()))?,
-                )
-            }
-            "--browser" => o.browser = true,
-            flag if flag.starts_with('-') => {
-                return Err(CliError::Usage(format!("unknown option {flag}")));
-            }
-            url if o.url.is_none() => o.url = Some(url.to_owned()),
-            extra => return Err(CliError::Usage(format!("unexpected argument {extra}"))),
+    let mut parser = lexopt::Parser::from_args(args);
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Long("cache-dir") => o.cache_dir = Some(parser.value()?.into()),
+            Long("scopes") => o.scopes = Some(parser.value()?.string()?),
+            Long("client-id") => o.client_id = Some(parser.value()?.string()?),
+            Long("client-secret") => o.client_secret = Some(parser.value()?.string()?),
+            Long("callback-port") => o.callback_port = Some(parser.value()?.parse()?),
+            Long("timeout") => o.timeout = Some(parser.value()?.parse()?),
+            Long("no-browser") => o.no_browser = true,
+            Long("browser") => o.browser = true,
+            Long("json") => o.json = true,
+            Long("refresh") => o.refresh = true,
+            Short('h') | Long("help") => o.help = true,
+            Value(v) if o.url.is_none() => o.url = Some(v.string()?),
+            other => return Err(other.unexpected().into()),
         }
     }
     Ok(o)
 }
 
 impl Options {
-    fn url(&self) -> Result<&str, CliError> {
+    fn url(&self) -> Result<&str, Failure> {
         self.url
             .as_deref()
-            .ok_or_else(|| CliError::Usage("the MCP server URL is missing".into()))
+            .ok_or_else(|| Failure::Usage("the MCP server URL is missing".into()))
     }
 
-    fn session(&self) -> Result<Session, CliError> {
+    fn session(&self) -> Result<Session, Failure> {
         Ok(self.builder(self.url()?).build()?)
     }
 
@@ -139,10 +227,15 @@ impl Options {
         if let Some(t) = self.timeout {
             b = b.callback_timeout(Duration::from_secs(t));
         }
+        if self.no_browser {
+            b = b.authorize_hook(|url: &url::Url| {
+                eprintln!("Open this URL in a browser to authorize:\n  {url}");
+            });
+        }
         b
     }
 
-    fn storage(&self) -> Result<FileTokenStorage, CliError> {
+    fn storage(&self) -> Result<FileTokenStorage, Failure> {
         let dir = match &self.cache_dir {
             Some(d) => d.clone(),
             None => FileTokenStorage::default_dir()?,
@@ -151,35 +244,34 @@ impl Options {
     }
 }
 
-fn run(args: &[String]) -> Result<(), CliError> {
-    let (command, rest) = args
-        .split_first()
-        .ok_or_else(|| CliError::Usage("no command given".into()))?;
+fn run(args: Vec<OsString>) -> Result<(), Failure> {
+    let Some((command, rest)) = args.split_first() else {
+        eprint!("{HELP}");
+        return Err(Failure::Usage("no command given".into()));
+    };
+    let command = command.to_string_lossy().into_owned();
     if matches!(command.as_str(), "-h" | "--help" | "help") {
-        print!("{USAGE}");
+        match rest.first().map(|c| c.to_string_lossy()) {
+            Some(c) => print!(
+                "{}",
+                command_help(&c).ok_or_else(|| Failure::Usage(format!("unknown command {c}")))?
+            ),
+            None => print!("{HELP}"),
+        }
         return Ok(());
     }
-    let options = parse(rest)?;
+    let help = command_help(&command)
+        .ok_or_else(|| Failure::Usage(format!("unknown command {command}")))?;
+    let options = parse(rest.to_vec())?;
+    if options.help {
+        print!("{help}");
+        return Ok(());
+    }
     match command.as_str() {
-        "demo" => demo(&options),
-        "login" => {
-            StepLogger::install();
-            let session = options.session()?;
-            session.login()?;
-            eprintln!("Logged in to {}", session.server_url());
-            Ok(())
-        }
-        "token" => {
-            let token = options.session()?.access_token()?;
-            println!("{}", token.secret());
-            Ok(())
-        }
-        "logout" => {
-            let session = options.session()?;
-            session.clear()?;
-            eprintln!("Forgot the cached tokens of {}", session.server_url());
-            Ok(())
-        }
+        "login" => login(&options),
+        "token" => token(&options),
+        "status" => status(&options),
+        "logout" => logout(&options),
         "clear-all" => {
             let storage = options.storage()?;
             let n = storage.clear_all()?;
@@ -189,20 +281,191 @@ fn run(args: &[String]) -> Result<(), CliError> {
             );
             Ok(())
         }
-        other => Err(CliError::Usage(format!("unknown command {other}"))),
+        "demo" => demo(&options),
+        _ => unreachable!("command_help knows every command"),
     }
+}
+
+fn login(options: &Options) -> Result<(), Failure> {
+    StepLogger::install();
+    let session = options.session()?;
+    session.login()?;
+    eprintln!("Logged in to {}", session.server_url());
+    Ok(())
+}
+
+fn token(options: &Options) -> Result<(), Failure> {
+    let session = options.session()?;
+    let token = if options.refresh {
+        session.refresh()?
+    } else {
+        session.access_token()?
+    };
+    if !options.json {
+        println!("{}", token.secret());
+        return Ok(());
+    }
+    let stored = session
+        .storage()
+        .load_tokens(session.server_url())
+        .ok()
+        .flatten();
+    let tokens = stored.as_ref().map(|s| &s.tokens);
+    let expires_at = tokens.and_then(|t| t.expires_at);
+    let json = serde_json::json!({
+        "access_token": token.secret(),
+        "token_type": "Bearer",
+        "expires_at": expires_at,
+        "expires_in": expires_at.map(|t| t.saturating_sub(unix_now())),
+        "scope": tokens.and_then(|t| t.scope.clone()),
+        "issuer": stored.as_ref().map(|s| s.issuer.clone()),
+    });
+    println!("{json:#}");
+    Ok(())
+}
+
+fn status(options: &Options) -> Result<(), Failure> {
+    let storage = options.storage()?;
+    let wanted = match &options.url {
+        Some(u) => Some(options.builder(u).build()?.server_url().clone()),
+        None => None,
+    };
+    let now = unix_now();
+    let mut rows = Vec::new();
+    for (path, entry) in storage.entries()? {
+        match entry {
+            Ok(t) => {
+                if wanted
+                    .as_ref()
+                    .is_some_and(|w| mcp_oauth_client::canonical_resource(w) != t.server_url)
+                {
+                    continue;
+                }
+                rows.push(status_json(&t, now));
+            }
+            Err(e) if wanted.is_none() => {
+                eprintln!("mcp-oauth: skipping {}: {e}", path.display())
+            }
+            Err(_) => {}
+        }
+    }
+    if options.json {
+        println!("{:#}", serde_json::Value::Array(rows));
+        return Ok(());
+    }
+    if rows.is_empty() {
+        println!("No cached logins in {}", storage.dir().display());
+    }
+    for r in rows {
+        let expires = match r["expires_at"].as_u64() {
+            Some(at) => format!("{} ({})", relative(at, now), utc(at)),
+            None => "unknown (no expires_in)".into(),
+        };
+        println!("{}", r["server_url"].as_str().unwrap_or(""));
+        println!("  issuer:        {}", r["issuer"].as_str().unwrap_or(""));
+        println!("  client id:     {}", r["client_id"].as_str().unwrap_or(""));
+        println!(
+            "  scopes:        {}",
+            r["scope"].as_str().unwrap_or("(none granted)")
+        );
+        println!("  expires:       {expires}");
+        let refresh = if r["refresh_token"] == true {
+            "yes"
+        } else {
+            "no"
+        };
+        println!("  refresh token: {refresh}");
+    }
+    Ok(())
+}
+
+/// One login's public facts.
+fn status_json(t: &StoredTokens, now: u64) -> serde_json::Value {
+    serde_json::json!({
+        "server_url": t.server_url,
+        "issuer": t.issuer,
+        "client_id": t.client_id,
+        "scope": t.tokens.scope.clone().or(t.requested_scope.clone()),
+        "expires_at": t.tokens.expires_at,
+        "expired": t.tokens.expires_at.is_some_and(|at| at <= now),
+        "refresh_token": t.tokens.refresh_token.is_some(),
+    })
+}
+
+fn relative(at: u64, now: u64) -> String {
+    let human = |s: u64| match s {
+        0..60 => format!("{s} s"),
+        60..3600 => format!("{} min", s / 60),
+        3600..86400 => format!("{} h {} min", s / 3600, s % 3600 / 60),
+        _ => format!("{} days", s / 86400),
+    };
+    if at > now {
+        format!("in {}", human(at - now))
+    } else {
+        format!("expired {} ago", human(now - at))
+    }
+}
+
+/// `YYYY-MM-DD HH:MM:SS UTC` for seconds since the epoch (civil-from-days).
+fn utc(secs: u64) -> String {
+    let days = (secs / 86400) as i64;
+    let rem = secs % 86400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+fn logout(options: &Options) -> Result<(), Failure> {
+    let session = options.session()?;
+    let report = session.logout()?;
+    if !report.had_tokens {
+        eprintln!("No cached login for {}", session.server_url());
+        return Ok(());
+    }
+    let names: Vec<&str> = report
+        .revoked
+        .iter()
+        .map(|h| match h {
+            TokenTypeHint::RefreshToken => "the refresh token",
+            _ => "the access token",
+        })
+        .collect();
+    if names.is_empty() {
+        eprintln!("Nothing revoked (the server offers no revocation, or it failed).");
+    } else {
+        eprintln!(
+            "Revoked {} at the authorization server.",
+            names.join(" and ")
+        );
+    }
+    for e in &report.errors {
+        eprintln!("mcp-oauth: {e}");
+    }
+    eprintln!("Forgot the cached tokens of {}", session.server_url());
+    Ok(())
 }
 
 /// Starts the embedded authorization server and runs the whole flow against it, printing
 /// each step with its time.
-fn demo(options: &Options) -> Result<(), CliError> {
-    let failed = |what: &str, e: &dyn std::fmt::Display| CliError::Failed(format!("{what}: {e}"));
-    let server = TestServer::start_with(ServerConfig::default())
-        .map_err(|e| failed("cannot start the embedded server", &e))?;
+fn demo(options: &Options) -> Result<(), Failure> {
+    let server = TestServer::start()
+        .map_err(|e| Failure::Other(format!("cannot start the embedded server: {e}")))?;
     let cache = std::env::temp_dir().join(format!(
         "mcp-oauth-demo-{}-{}",
         std::process::id(),
-        mcp_oauth_client::unix_now()
+        unix_now()
     ));
     eprintln!(
         "Embedded authorization server and MCP endpoint: {}",
@@ -220,18 +483,26 @@ fn demo(options: &Options) -> Result<(), CliError> {
         builder = builder.authorize_hook(browser.hook());
     }
     let session = builder.build()?;
+    let result = demo_steps(&server, &session);
+    let _ = std::fs::remove_dir_all(&cache);
+    result?;
+    eprintln!(
+        "\nDone: discovery, registration, browser login with PKCE, cache and refresh all ran."
+    );
+    Ok(())
+}
 
-    eprintln!("1. First login (empty cache):");
+fn demo_steps(server: &TestServer, session: &Session) -> Result<(), Failure> {
+    eprintln!("1. An MCP request with no token: the 401 starts the login");
     let started = Instant::now();
-    let token = session.access_token()?;
-    eprintln!("   logged in in {} ms", started.elapsed().as_millis());
-    show_requests(&server);
+    let reply = mcp_initialize(session)?;
+    eprintln!(
+        "   initialize -> {reply} after {} ms",
+        started.elapsed().as_millis()
+    );
+    show_requests(server);
 
-    eprintln!("\n2. An MCP request with the token:");
-    let reply = mcp_initialize(&server, token.secret()).map_err(|e| failed("MCP request", &e))?;
-    eprintln!("   initialize -> {reply}");
-
-    eprintln!("\n3. Again, from the cache:");
+    eprintln!("\n2. Again, from the cache:");
     server.clear_requests();
     let started = Instant::now();
     session.access_token()?;
@@ -241,22 +512,17 @@ fn demo(options: &Options) -> Result<(), CliError> {
         server.requests().len()
     );
 
-    eprintln!("\n4. After the access token expired (the cached expiry is moved to now):");
+    eprintln!("\n3. After the access token expired (the cached expiry is moved to now):");
     let storage = session.storage();
     if let Some(mut stored) = storage.load_tokens(session.server_url())? {
-        stored.tokens.expires_at = Some(mcp_oauth_client::unix_now());
+        stored.tokens.expires_at = Some(unix_now());
         storage.save_tokens(session.server_url(), &stored)?;
     }
     server.clear_requests();
     let started = Instant::now();
     session.access_token()?;
     eprintln!("   refreshed in {} ms", started.elapsed().as_millis());
-    show_requests(&server);
-
-    let _ = std::fs::remove_dir_all(&cache);
-    eprintln!(
-        "\nDone: discovery, registration, browser login with PKCE, cache and refresh all ran."
-    );
+    show_requests(server);
     Ok(())
 }
 
@@ -268,27 +534,29 @@ fn show_requests(server: &TestServer) {
     }
 }
 
-/// `initialize` on the MCP endpoint; returns the server's name.
-fn mcp_initialize(server: &TestServer, token: &str) -> Result<String, String> {
+/// `initialize` on the MCP endpoint through the session; returns a one-line summary.
+fn mcp_initialize(session: &Session) -> Result<String, Failure> {
     let body = serde_json::json!({
         "jsonrpc": "2.0", "id": 1, "method": "initialize",
         "params": {"protocolVersion": "2025-06-18", "capabilities": {},
                    "clientInfo": {"name": "mcp-oauth demo", "version": env!("CARGO_PKG_VERSION")}}
-    });
-    let mut response = ureq::post(server.mcp_url().as_str())
-        .header("authorization", &format!("Bearer {token}"))
-        .header("accept", "application/json, text/event-stream")
-        .content_type("application/json")
-        .send(body.to_string())
-        .map_err(|e| e.to_string())?;
+    })
+    .to_string();
+    let mut response = session.send(|agent| {
+        agent
+            .post(session.server_url().as_str())
+            .header("accept", "application/json, text/event-stream")
+            .content_type("application/json")
+            .send(&body)
+    })?;
+    let status = response.status().as_u16();
     let text = response
         .body_mut()
         .read_to_string()
-        .map_err(|e| e.to_string())?;
-    let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+        .map_err(|e| Failure::Other(format!("reading the MCP answer: {e}")))?;
+    let value: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
     Ok(format!(
-        "HTTP {} from {}",
-        response.status().as_u16(),
+        "HTTP {status} from {}",
         value["result"]["serverInfo"]["name"]
     ))
 }
@@ -325,4 +593,23 @@ impl log::Log for StepLogger {
     }
 
     fn flush(&self) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_dates() {
+        assert_eq!(utc(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(utc(951_782_400), "2000-02-29 00:00:00 UTC");
+        assert_eq!(utc(1_795_684_758), "2026-11-26 09:19:18 UTC");
+    }
+
+    #[test]
+    fn relative_times() {
+        assert_eq!(relative(100, 40), "in 1 min");
+        assert_eq!(relative(40, 100), "expired 1 min ago");
+        assert_eq!(relative(10_000, 0), "in 2 h 46 min");
+    }
 }

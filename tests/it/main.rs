@@ -3,6 +3,7 @@
 
 mod agent;
 mod cache;
+mod cli;
 mod common;
 mod files;
 mod login;

@@ -1,0 +1,300 @@
+//! The `mcp-oauth` binary against the embedded server: commands, output, exit codes.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use mcp_oauth_client::testing::{Route, ServerConfig, TestServer, follow_redirects};
+
+use crate::common::{TempDir, World};
+
+fn cli(args: &[&str], cache: &std::path::Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mcp-oauth"));
+    cmd.args(args).arg("--cache-dir").arg(cache);
+    cmd
+}
+
+/// `login URL --no-browser`, with this test acting as the user's browser: it reads the printed
+/// authorization URL from stderr and follows it.
+fn login_as_user(server: &TestServer, cache: &std::path::Path, extra: &[&str]) -> Output {
+    let mut child = cli(&["login", server.mcp_url().as_str(), "--no-browser"], cache)
+        .args(extra)
+        .stderr(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(url) = line.trim().strip_prefix("http")
+                && line.contains("/authorize?")
+            {
+                let _ = tx.send(format!("http{url}"));
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    if let Ok(url) = rx.recv_timeout(Duration::from_secs(20)) {
+        let _ = follow_redirects(&url::Url::parse(&url).unwrap());
+    }
+    let status = child.wait().unwrap();
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut stdout).unwrap();
+    Output {
+        status,
+        stdout: stdout.into_bytes(),
+        stderr: reader.join().unwrap().into_bytes(),
+    }
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn login_then_token_is_usable_as_a_bearer_and_needs_no_request() {
+    let w = World::new();
+    let out = login_as_user(&w.server, w.cache.path(), &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("Logged in to"));
+    w.server.clear_requests();
+    let out = cli(&["token", w.server.mcp_url().as_str()], w.cache.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let token = text(&out.stdout);
+    let token = token.trim_end();
+    assert!(!token.is_empty() && !token.contains(char::is_whitespace));
+    assert!(w.server.requests().is_empty());
+    assert_eq!(w.mcp_status(token), 200);
+}
+
+#[test]
+fn token_json_has_no_refresh_token_and_refresh_forces_a_refresh() {
+    let w = World::new();
+    assert!(
+        login_as_user(&w.server, w.cache.path(), &[])
+            .status
+            .success()
+    );
+    let url = w.server.mcp_url();
+    let out = cli(&["token", url.as_str(), "--json"], w.cache.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["token_type"], "Bearer");
+    assert!(json["expires_in"].as_u64().unwrap() > 3000);
+    assert!(json.get("refresh_token").is_none());
+    let refresh = mcp_oauth_client::FileTokenStorage::new(w.cache.path())
+        .load_tokens(&url)
+        .unwrap()
+        .unwrap()
+        .tokens
+        .refresh_token
+        .unwrap();
+    assert!(!text(&out.stdout).contains(refresh.secret()));
+
+    w.server.clear_requests();
+    let out = cli(&["token", url.as_str(), "--refresh"], w.cache.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let token = w.requests_to(Route::Token);
+    assert_eq!(token.len(), 1);
+    assert_eq!(
+        token[0].form_param("grant_type").as_deref(),
+        Some("refresh_token")
+    );
+    assert_ne!(
+        text(&out.stdout).trim(),
+        json["access_token"].as_str().unwrap()
+    );
+}
+
+#[test]
+fn status_json_shape_and_no_secrets() {
+    let w = World::new();
+    assert!(
+        login_as_user(&w.server, w.cache.path(), &[])
+            .status
+            .success()
+    );
+    let stored = mcp_oauth_client::FileTokenStorage::new(w.cache.path())
+        .load_tokens(&w.server.mcp_url())
+        .unwrap()
+        .unwrap();
+    let out = cli(&["status", "--json"], w.cache.path()).output().unwrap();
+    assert!(out.status.success());
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = json.as_array().unwrap();
+    assert_eq!(rows.len(), 1);
+    let row = &rows[0];
+    let mut keys: Vec<&str> = row
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "client_id",
+            "expired",
+            "expires_at",
+            "issuer",
+            "refresh_token",
+            "scope",
+            "server_url"
+        ]
+    );
+    assert_eq!(row["server_url"], w.server.mcp_url().as_str());
+    assert_eq!(row["issuer"], w.server.issuer());
+    assert_eq!(row["refresh_token"], true);
+    assert_eq!(row["expired"], false);
+    let human = cli(&["status"], w.cache.path()).output().unwrap();
+    for output in [text(&out.stdout), text(&human.stdout)] {
+        assert!(!output.contains(stored.tokens.access_token.secret()));
+        assert!(!output.contains(stored.tokens.refresh_token.as_ref().unwrap().secret()));
+    }
+    assert!(text(&human.stdout).contains("refresh token: yes"));
+    let human = text(&human.stdout);
+    assert!(
+        human.contains("expires:       in 59 min") || human.contains("expires:       in 1 h 0 min"),
+        "{human}"
+    );
+}
+
+#[test]
+fn logout_revokes_both_tokens_and_a_later_token_needs_a_new_login() {
+    let w = World::new();
+    assert!(
+        login_as_user(&w.server, w.cache.path(), &[])
+            .status
+            .success()
+    );
+    let stored = mcp_oauth_client::FileTokenStorage::new(w.cache.path())
+        .load_tokens(&w.server.mcp_url())
+        .unwrap()
+        .unwrap();
+    let out = cli(&["logout", w.server.mcp_url().as_str()], w.cache.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("Revoked the refresh token and the access token"),
+        "{}",
+        text(&out.stderr)
+    );
+    let revoked = w.server.revoked_tokens();
+    assert_eq!(
+        revoked,
+        [
+            stored.tokens.refresh_token.unwrap().secret().to_owned(),
+            stored.tokens.access_token.secret().to_owned()
+        ]
+    );
+    assert_eq!(w.mcp_status(stored.tokens.access_token.secret()), 401);
+    // Nothing cached: `token` has to log in again (and here nobody approves in time).
+    w.server.clear_requests();
+    let out = cli(
+        &[
+            "token",
+            w.server.mcp_url().as_str(),
+            "--no-browser",
+            "--timeout",
+            "1",
+        ],
+        w.cache.path(),
+    )
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("/authorize?"));
+    assert!(w.requests_to(Route::Token).is_empty());
+}
+
+#[test]
+fn exit_codes_per_failure() {
+    let cache = TempDir::new();
+    let code = |args: &[&str]| cli(args, cache.path()).output().unwrap().status.code();
+    // Bad command lines.
+    assert_eq!(code(&["frobnicate"]), Some(2));
+    assert_eq!(code(&["token"]), Some(2));
+    assert_eq!(
+        code(&["token", "http://127.0.0.1:1/mcp", "--bogus"]),
+        Some(2)
+    );
+    // Network: nothing listens there.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    assert_eq!(
+        code(&["token", &format!("http://127.0.0.1:{port}/mcp")]),
+        Some(5)
+    );
+    // Protocol: an authorization server without PKCE S256.
+    let no_pkce = TestServer::start_with(ServerConfig {
+        code_challenge_methods: None,
+        ..ServerConfig::default()
+    })
+    .unwrap();
+    assert_eq!(code(&["token", no_pkce.mcp_url().as_str()]), Some(6));
+    // Denied by the user.
+    let deny = TestServer::start_with(ServerConfig {
+        deny_authorization: true,
+        ..ServerConfig::default()
+    })
+    .unwrap();
+    let out = login_as_user(&deny, cache.path(), &[]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("access_denied"));
+    // Storage: the cache "directory" is a file.
+    let file = cache.path().join("file");
+    std::fs::write(&file, "x").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_mcp-oauth"))
+        .args(["clear-all", "--cache-dir"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(7), "{}", text(&out.stderr));
+    // Errors are one line naming the step.
+    let out = cli(&["token", no_pkce.mcp_url().as_str()], cache.path())
+        .output()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("mcp-oauth: authorization server metadata discovery failed"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn every_command_has_help_with_examples() {
+    let cache = TempDir::new();
+    for command in ["login", "token", "status", "logout", "clear-all", "demo"] {
+        let out = cli(&[command, "--help"], cache.path()).output().unwrap();
+        assert!(out.status.success());
+        let help = text(&out.stdout);
+        assert!(
+            help.contains("USAGE:") && help.contains("EXAMPLES:"),
+            "{command}: {help}"
+        );
+        let again = Command::new(env!("CARGO_BIN_EXE_mcp-oauth"))
+            .args(["help", command])
+            .output()
+            .unwrap();
+        assert_eq!(text(&again.stdout), help);
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_mcp-oauth"))
+        .arg("help")
+        .output()
+        .unwrap();
+    assert!(text(&out.stdout).contains("EXIT CODES:"));
+}
