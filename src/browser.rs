@@ -24,3 +24,44 @@ pub fn open_browser(url: &Url) -> bool {
         }
     }
 }
+
+/// Lets the user paste the URL the browser ended on, for when the browser cannot reach the
+/// loopback listener (another machine, SSH, a container). Each pasted line is delivered to the
+/// listener at `redirect_uri` as the request the browser would have made, so it is checked
+/// exactly like one (`state`, `iss`, `error`); a wrong one is answered and the wait goes on.
+///
+/// Reads standard input on a thread of its own, which ends at the end of input or once the
+/// listener is gone; until then it keeps waiting for a line, so use this in programs that own
+/// their standard input (command-line tools).
+pub fn accept_pasted_redirects(redirect_uri: &Url) {
+    let redirect_uri = redirect_uri.clone();
+    eprintln!(
+        "If your browser cannot reach this machine, paste the address it ended on \
+         (starting with {redirect_uri}) here and press Enter:"
+    );
+    std::thread::spawn(move || {
+        let agent = crate::http::new_agent();
+        for line in std::io::stdin().lines() {
+            let Ok(line) = line else { return };
+            let Some(query) = Url::parse(line.trim())
+                .ok()
+                .and_then(|u| u.query().map(str::to_owned))
+            else {
+                if !line.trim().is_empty() {
+                    eprintln!("That is not the address of the authorization response; try again:");
+                }
+                continue;
+            };
+            let mut target = redirect_uri.clone();
+            target.set_query(Some(&query));
+            // The listener binds 127.0.0.1 whatever name the redirect URI uses.
+            let _ = target.set_host(Some("127.0.0.1"));
+            match agent.get(target.as_str()).call() {
+                Ok(r) if r.status().is_success() => return,
+                Ok(_) => eprintln!("That address does not belong to this login; try again:"),
+                // The listener is gone: the login ended another way.
+                Err(_) => return,
+            }
+        }
+    });
+}

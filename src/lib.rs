@@ -75,7 +75,7 @@ mod www_authenticate;
 pub mod testing;
 
 pub use authorize::{AuthorizationRequest, build_authorization_url};
-pub use browser::{AuthorizeHook, open_browser};
+pub use browser::{AuthorizeHook, accept_pasted_redirects, open_browser};
 pub use callback::{
     CALLBACK_PATH, CallbackExpectation, CallbackHost, CallbackListener, CallbackOutcome,
     CallbackParseError, CallbackRequest, MAX_CALLBACK_REQUEST, callback_params_from_url,

@@ -3,6 +3,7 @@
 //! token check → refresh → discovery → client → loopback listener + browser → code exchange →
 //! storage (MCP authorization, all revisions this crate implements; see the crate docs).
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -10,7 +11,7 @@ use std::time::Duration;
 use url::Url;
 
 use crate::authorize::{AuthorizationRequest, build_authorization_url};
-use crate::browser::{AuthorizeHook, open_browser};
+use crate::browser::{AuthorizeHook, accept_pasted_redirects, open_browser};
 use crate::callback::{CallbackExpectation, CallbackHost, CallbackListener};
 use crate::discovery::{
     self, AuthServerMetadata, ResourceMetadata, canonical_resource, discover_auth_server_metadata,
@@ -55,6 +56,7 @@ pub struct SessionBuilder {
     client_secret: Option<Secret>,
     client_metadata_url: Option<String>,
     authorize_hook: Option<AuthorizeHook>,
+    paste_redirect: bool,
     agent: Option<ureq::Agent>,
 }
 
@@ -133,6 +135,14 @@ impl SessionBuilder {
         self
     }
 
+    /// Also accept the final redirect URL pasted on standard input (headless and SSH logins;
+    /// see [`accept_pasted_redirects`](crate::accept_pasted_redirects)). Without it, pasting is
+    /// offered only when no browser could be started and standard input is a terminal.
+    pub fn paste_redirect(mut self, enabled: bool) -> Self {
+        self.paste_redirect = enabled;
+        self
+    }
+
     /// The agent for OAuth requests (default [`new_agent`](crate::new_agent)). Step functions
     /// apply the transport rules per request, so any agent is safe.
     pub fn agent(mut self, agent: ureq::Agent) -> Self {
@@ -178,6 +188,7 @@ impl SessionBuilder {
                 client_id: self.client_id,
                 client_secret: self.client_secret,
                 client_metadata_url: self.client_metadata_url,
+                paste_redirect: self.paste_redirect,
             },
             server_url,
             state: Mutex::new(State {
@@ -203,6 +214,7 @@ struct Config {
     client_id: Option<String>,
     client_secret: Option<Secret>,
     client_metadata_url: Option<String>,
+    paste_redirect: bool,
 }
 
 /// What one flow at a time may touch.
@@ -298,6 +310,7 @@ impl Session {
             client_secret: None,
             client_metadata_url: None,
             authorize_hook: None,
+            paste_redirect: false,
             agent: None,
         }
     }
@@ -824,11 +837,15 @@ impl Inner {
             resource: Some(resource),
         })?;
         log::info!("waiting for the browser at {redirect_uri}");
-        match state.hook.as_mut() {
-            Some(hook) => hook(&url),
-            None => {
-                open_browser(&url);
+        let opened = match state.hook.as_mut() {
+            Some(hook) => {
+                hook(&url);
+                true
             }
+            None => open_browser(&url),
+        };
+        if self.config.paste_redirect || (!opened && std::io::stdin().is_terminal()) {
+            accept_pasted_redirects(listener.redirect_uri());
         }
         let code = listener.wait(
             &CallbackExpectation {

@@ -6,6 +6,8 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use mcp_oauth_client::testing::{HeadlessBrowser, TestServer};
@@ -207,6 +209,11 @@ impl Options {
         Ok(self.builder(self.url()?).build()?)
     }
 
+    /// A session whose browser step talks to the person at the terminal.
+    fn interactive_session(&self, done: &Arc<AtomicBool>) -> Result<Session, Failure> {
+        Ok(self.interactive(self.url()?, done).build()?)
+    }
+
     fn builder(&self, url: &str) -> SessionBuilder {
         let mut b = Session::builder(url);
         if let Some(d) = &self.cache_dir {
@@ -227,12 +234,33 @@ impl Options {
         if let Some(t) = self.timeout {
             b = b.callback_timeout(Duration::from_secs(t));
         }
-        if self.no_browser {
-            b = b.authorize_hook(|url: &url::Url| {
+        b.paste_redirect(self.no_browser)
+    }
+
+    /// The builder with the interactive browser step: the URL, the callback address and a
+    /// countdown while waiting. `done` stops the countdown.
+    fn interactive(&self, url: &str, done: &Arc<AtomicBool>) -> SessionBuilder {
+        let no_browser = self.no_browser;
+        let timeout = Duration::from_secs(self.timeout.unwrap_or(300));
+        let done = Arc::clone(done);
+        self.builder(url).authorize_hook(move |url: &url::Url| {
+            let opened = if no_browser {
                 eprintln!("Open this URL in a browser to authorize:\n  {url}");
-            });
-        }
-        b
+                false
+            } else {
+                mcp_oauth_client::open_browser(url)
+            };
+            let redirect = url
+                .query_pairs()
+                .find(|(k, _)| k == "redirect_uri")
+                .and_then(|(_, v)| url::Url::parse(&v).ok());
+            if let Some(redirect) = redirect {
+                if !opened && !no_browser {
+                    mcp_oauth_client::accept_pasted_redirects(&redirect);
+                }
+                countdown(redirect, timeout, Arc::clone(&done));
+            }
+        })
     }
 
     fn storage(&self) -> Result<FileTokenStorage, Failure> {
@@ -288,19 +316,25 @@ fn run(args: Vec<OsString>) -> Result<(), Failure> {
 
 fn login(options: &Options) -> Result<(), Failure> {
     StepLogger::install();
-    let session = options.session()?;
-    session.login()?;
+    let done = Arc::new(AtomicBool::new(false));
+    let session = options.interactive_session(&done)?;
+    let result = session.login();
+    done.store(true, Ordering::SeqCst);
+    result?;
     eprintln!("Logged in to {}", session.server_url());
     Ok(())
 }
 
 fn token(options: &Options) -> Result<(), Failure> {
-    let session = options.session()?;
+    let done = Arc::new(AtomicBool::new(false));
+    let session = options.interactive_session(&done)?;
     let token = if options.refresh {
-        session.refresh()?
+        session.refresh()
     } else {
-        session.access_token()?
+        session.access_token()
     };
+    done.store(true, Ordering::SeqCst);
+    let token = token?;
     if !options.json {
         println!("{}", token.secret());
         return Ok(());
@@ -455,6 +489,36 @@ fn logout(options: &Options) -> Result<(), Failure> {
     }
     eprintln!("Forgot the cached tokens of {}", session.server_url());
     Ok(())
+}
+
+/// Shows the callback address and the time left while the browser step runs: a line updated
+/// every second on a terminal, a line every 30 s otherwise.
+fn countdown(redirect: url::Url, timeout: Duration, done: Arc<AtomicBool>) {
+    use std::io::{IsTerminal, Write};
+    std::thread::spawn(move || {
+        let tty = std::io::stderr().is_terminal();
+        let start = Instant::now();
+        eprintln!("Waiting for the authorization response at {redirect}");
+        let mut last_line = 0;
+        while !done.load(Ordering::SeqCst) {
+            let left = timeout.saturating_sub(start.elapsed()).as_secs();
+            if left == 0 {
+                break;
+            }
+            let left_text = format!("{}:{:02} left", left / 60, left % 60);
+            if tty {
+                eprint!("\r  {left_text} (Ctrl-C cancels) ");
+                let _ = std::io::stderr().flush();
+            } else if start.elapsed().as_secs() >= last_line + 30 {
+                last_line = start.elapsed().as_secs();
+                eprintln!("  still waiting, {left_text}");
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        if tty {
+            eprint!("\r{:40}\r", "");
+        }
+    });
 }
 
 /// Starts the embedded authorization server and runs the whole flow against it, printing

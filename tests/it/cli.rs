@@ -298,3 +298,110 @@ fn every_command_has_help_with_examples() {
         .unwrap();
     assert!(text(&out.stdout).contains("EXIT CODES:"));
 }
+
+/// Starts `login URL --no-browser` and returns the child with the authorization URL it printed.
+fn start_headless_login(
+    server: &TestServer,
+    cache: &std::path::Path,
+) -> (std::process::Child, String) {
+    let mut child = cli(&["login", server.mcp_url().as_str(), "--no-browser"], cache)
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let url = loop {
+        let line = rx.recv_timeout(Duration::from_secs(20)).unwrap();
+        if line.contains("/authorize?") {
+            break line.trim().to_owned();
+        }
+    };
+    // Keep draining stderr so the child never blocks on a full pipe.
+    std::thread::spawn(move || while rx.recv().is_ok() {});
+    (child, url)
+}
+
+#[test]
+fn headless_login_accepts_the_redirect_url_pasted_on_stdin() {
+    use std::io::Write;
+    let w = World::new();
+    let (mut child, url) = start_headless_login(&w.server, w.cache.path());
+    // The browser is elsewhere: it gets the redirect but cannot reach this machine's listener.
+    let response = mcp_oauth_client::new_agent().get(&url).call().unwrap();
+    assert_eq!(response.status().as_u16(), 302);
+    let location = response
+        .headers()
+        .get("location")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let mut stdin = child.stdin.take().unwrap();
+    // A stray line and a forged address first: refused, the wait goes on.
+    writeln!(stdin, "not a url").unwrap();
+    let forged = location.replace("state=", "state=x");
+    writeln!(stdin, "{forged}").unwrap();
+    writeln!(stdin, "{location}").unwrap();
+    stdin.flush().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(std::time::Instant::now() < deadline, "login did not finish");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success());
+    assert_eq!(w.requests_to(Route::Token).len(), 1);
+    let out = cli(&["token", w.server.mcp_url().as_str()], w.cache.path())
+        .output()
+        .unwrap();
+    assert_eq!(w.mcp_status(text(&out.stdout).trim()), 200);
+}
+
+#[cfg(unix)]
+#[test]
+fn ctrl_c_during_the_browser_step_leaves_the_cache_as_it_was() {
+    let w = World::new();
+    assert!(
+        login_as_user(&w.server, w.cache.path(), &[])
+            .status
+            .success()
+    );
+    let snapshot = |dir: &std::path::Path| {
+        let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap())
+            .map(|e| {
+                (
+                    e.file_name().to_string_lossy().into_owned(),
+                    std::fs::read(e.path()).unwrap(),
+                )
+            })
+            .collect();
+        files.sort();
+        files
+    };
+    let before = snapshot(w.cache.path());
+    let (mut child, _url) = start_headless_login(&w.server, w.cache.path());
+    let killed = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = child.wait().unwrap();
+    assert!(!status.success());
+    assert_eq!(snapshot(w.cache.path()), before);
+    // And the cached login still works.
+    let out = cli(&["token", w.server.mcp_url().as_str()], w.cache.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+}

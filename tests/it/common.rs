@@ -83,6 +83,16 @@ impl World {
             .collect()
     }
 
+    /// A session that logged in and whose cached token has since expired; the request log
+    /// is empty.
+    pub fn session_with_expired_token(&self) -> Session {
+        let session = self.session();
+        session.access_token().unwrap();
+        self.expire_cached_token(&session);
+        self.server.clear_requests();
+        session
+    }
+
     /// Moves the cached token's expiry to now, as if its lifetime had passed.
     pub fn expire_cached_token(&self, session: &Session) {
         let storage = session.storage();

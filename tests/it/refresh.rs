@@ -31,10 +31,7 @@ fn expired_token_makes_exactly_one_refresh_request_and_no_browser() {
 #[test]
 fn invalid_grant_on_refresh_falls_back_to_a_full_login() {
     let w = World::new();
-    let session = w.session();
-    session.access_token().unwrap();
-    w.expire_cached_token(&session);
-    w.server.clear_requests();
+    let session = w.session_with_expired_token();
     w.server.set_fault(
         Route::Token,
         Fault::oauth_error(400, "invalid_grant").times(1),
@@ -106,10 +103,7 @@ fn a_rotated_refresh_token_is_stored_before_it_is_used_again() {
 #[test]
 fn invalid_client_on_refresh_registers_a_new_client() {
     let w = World::new();
-    let session = w.session();
-    session.access_token().unwrap();
-    w.expire_cached_token(&session);
-    w.server.clear_requests();
+    let session = w.session_with_expired_token();
     w.server.set_fault(
         Route::Token,
         Fault::oauth_error(401, "invalid_client").times(1),
