@@ -40,7 +40,8 @@ impl std::fmt::Debug for AuthorizationRequest<'_> {
 }
 
 /// The parameters [`build_authorization_url`] sets; an endpoint query may not set them too.
-const REQUEST_PARAMS: [&str; 8] = [
+const REQUEST_PARAMS: [&str; 9] = [
+    "prompt",
     "response_type",
     "client_id",
     "redirect_uri",
@@ -112,6 +113,12 @@ pub fn build_authorization_url(req: &AuthorizationRequest<'_>) -> Result<Url> {
         if let Some(resource) = req.resource {
             q.append_pair("resource", resource);
         }
+        // OpenID Connect Core §11: `offline_access` is ignored unless consent is prompted for,
+        // and without it no refresh token comes back. Plain OAuth servers ignore `prompt`
+        // (RFC 6749 §3.1: unknown parameters are ignored).
+        if req.scope.is_some_and(|s| s.contains("offline_access")) {
+            q.append_pair("prompt", "consent");
+        }
     }
     Ok(url)
 }
@@ -162,6 +169,29 @@ mod tests {
             .unwrap_err();
             assert_eq!(e.kind(), ErrorKind::Refused, "{endpoint}");
         }
+    }
+
+    #[test]
+    fn offline_access_comes_with_prompt_consent() {
+        let with = Scopes::parse("a offline_access");
+        let without = Scopes::parse("a");
+        let prompt = |scope: &Scopes| {
+            let url = build_authorization_url(&AuthorizationRequest {
+                authorization_endpoint: "https://as.example.com/authorize",
+                client_id: "c",
+                redirect_uri: "http://127.0.0.1:1/callback",
+                scope: Some(scope),
+                state: "s",
+                code_challenge: "ch",
+                resource: None,
+            })
+            .unwrap();
+            url.query_pairs()
+                .find(|(k, _)| k == "prompt")
+                .map(|(_, v)| v.into_owned())
+        };
+        assert_eq!(prompt(&with).as_deref(), Some("consent"));
+        assert_eq!(prompt(&without), None);
     }
 
     #[test]

@@ -655,7 +655,7 @@ mod page {
     pub(super) fn success() -> String {
         page(
             "Signed in",
-            "The authorization was received. mcp-oauth-client has finished signing you in.",
+            "The authorization was received; your program is finishing the sign-in.",
             "#1a7f37",
         )
     }

@@ -243,11 +243,32 @@ pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(
     })
 }
 
-/// A JSON error's message without control characters. serde quotes some input verbatim (an
-/// unknown enum variant, say), and text from a server or a file must not carry control
-/// characters into error messages and log lines.
+/// A JSON error's message, safe for error text and log lines. serde quotes the input it
+/// trips on: a misplaced string in double quotes (which could be a token in the wrong place)
+/// is elided to `"…"`, and control characters (from names quoted verbatim in backticks) are
+/// dropped.
 pub(crate) fn printable_json_error(e: &serde_json::Error) -> String {
-    e.to_string().chars().filter(|c| !c.is_control()).collect()
+    let mut out = String::new();
+    let (mut quoted, mut escaped) = (false, false);
+    for c in e.to_string().chars() {
+        if quoted {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '"' => {
+                    quoted = false;
+                    out.push_str("…\"");
+                }
+                _ => {}
+            }
+        } else if c == '"' {
+            quoted = true;
+            out.push(c);
+        } else if !c.is_control() {
+            out.push(c);
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -325,6 +346,25 @@ mod tests {
         );
         // "]a" would reappear across the marker: "]]aa" -> "][redacted]a".
         assert_eq!(redact("]]aa", &["]a"]), "");
+    }
+
+    #[test]
+    fn json_errors_quote_no_input_string() {
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)] // read only to exercise the parser
+        struct Doc {
+            n: u64,
+        }
+        let e = parse_json::<Doc>(br#"{"n":"SECRET \" still"}"#, Step::Refresh, "x").unwrap_err();
+        let text = format!("{e} {e:?}");
+        assert!(
+            !text.contains("SECRET") && !text.contains("still"),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"invalid type: string "…", expected u64"#),
+            "{text}"
+        );
     }
 
     #[test]

@@ -927,18 +927,26 @@ impl Inner {
             )
         })?;
         let redirect_uri = listener.redirect_uri().to_string();
-        let client = register(
-            &self.agent,
-            endpoint,
-            &metadata.issuer,
-            &RegistrationRequest {
-                client_name: &self.config.client_name,
-                redirect_uri: &redirect_uri,
-                auth_method: choose_auth_method(metadata, false),
-                scope: scopes,
-                extra: self.config.client_metadata.as_ref(),
-            },
-        )?;
+        let request = RegistrationRequest {
+            client_name: &self.config.client_name,
+            redirect_uri: &redirect_uri,
+            auth_method: choose_auth_method(metadata, false),
+            scope: scopes,
+            extra: self.config.client_metadata.as_ref(),
+        };
+        let client = match register(&self.agent, endpoint, &metadata.issuer, &request) {
+            // Some servers accept only their own scopes at registration (resource scopes live
+            // elsewhere); `scope` is optional there (RFC 7591 §2), so try once without it.
+            Err(e) if e.oauth_error() == Some("invalid_client_metadata") && scopes.is_some() => {
+                log::info!("{e}; registering again without a scope");
+                let request = RegistrationRequest {
+                    scope: None,
+                    ..request
+                };
+                register(&self.agent, endpoint, &metadata.issuer, &request)?
+            }
+            other => other?,
+        };
         log::info!(
             "registered client {} with {}",
             client.client_id,

@@ -318,3 +318,28 @@ fn callback_host_localhost_is_used_in_the_redirect_uri() {
         .to_owned();
     assert!(redirect.starts_with("http://localhost:"), "{redirect}");
 }
+
+#[test]
+fn a_registration_refused_for_its_scope_is_retried_once_without_it() {
+    let w = World::new();
+    w.server.set_fault(
+        Route::Register,
+        mcp_oauth_client::testing::Fault::oauth_error(400, "invalid_client_metadata").times(1),
+    );
+    let token = w.session().access_token().unwrap();
+    let registers = w.requests_to(Route::Register);
+    assert_eq!(registers.len(), 2);
+    let first: serde_json::Value = serde_json::from_str(&registers[0].body).unwrap();
+    let second: serde_json::Value = serde_json::from_str(&registers[1].body).unwrap();
+    assert_eq!(first["scope"], "mcp:read mcp:write offline_access");
+    assert!(second.get("scope").is_none());
+    assert_eq!(w.mcp_status(token.secret()), 200);
+}
+
+#[test]
+fn offline_access_is_asked_for_with_prompt_consent() {
+    let w = World::new();
+    w.session().access_token().unwrap();
+    let authorize = &w.requests_to(Route::Authorize)[0];
+    assert_eq!(authorize.query_param("prompt"), Some("consent"));
+}

@@ -1,0 +1,320 @@
+// The peers of the interop run, in one Node process on 127.0.0.1 only:
+//
+// - node-oidc-provider (a certified OpenID provider) mounted at /oidc, so the issuer has a path
+//   and the client's metadata discovery has to walk its fallback order: the provider serves
+//   /oidc/.well-known/openid-configuration and nothing at /.well-known/*/oidc;
+// - a small MCP resource server at /mcp: RFC 9728 metadata at
+//   /.well-known/oauth-protected-resource/mcp, a 401 with `WWW-Authenticate: Bearer
+//   resource_metadata="…"` without a valid token, and token validation by RFC 7662
+//   introspection at the provider with its own client credentials (active, issuer, audience =
+//   this resource, scope).
+//
+// Provider configuration: open dynamic registration, PKCE S256 required for every client,
+// resource indicators (RFC 8707) with the MCP URL as the only resource, opaque access tokens
+// whose audience is that resource, rotating refresh tokens (a reused one revokes the grant),
+// the RFC 9207 `iss` response parameter (always on in this version), and the provider's own
+// login and consent pages (devInteractions: real forms, real cookies).
+//
+// Environment: INTEROP_DIR (where `server.json` with the URLs is written once listening, and
+// `server.log`, one JSON line per request or provider event), INTEROP_PROFILE (`oauth` or
+// `oidc-strict`, see below), INTEROP_AT_TTL (access token lifetime in seconds, default 75).
+//
+// Nothing secret is logged: tokens, codes and client secrets stay out of server.log.
+
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import * as path from 'node:path';
+
+import Provider, { errors } from 'oidc-provider';
+
+const dir = process.env.INTEROP_DIR;
+if (!dir) throw new Error('INTEROP_DIR is not set');
+const accessTokenTtl = Number(process.env.INTEROP_AT_TTL || 75);
+// INTEROP_PROFILE picks one of two provider configurations:
+// - `oauth` (default): a plain OAuth 2.1 authorization server built with oidc-provider. The MCP
+//   scope is also listed in `scopes`, so that dynamic registration accepts a `scope` naming it,
+//   and a refresh token is issued to every client that registered the refresh_token grant
+//   (OAuth 2.1: the server decides from the client's grant types).
+// - `oidc-strict`: the provider's documented defaults for both. Resource server scopes live only
+//   in getResourceServerInfo (its docs: they "don't belong" in `scopes`), so a registration whose
+//   `scope` names one is refused (invalid_client_metadata); and a refresh token is issued only
+//   when `offline_access` was granted, which OIDC Core 1.0 §11 allows only with `prompt=consent`
+//   (without it the provider drops offline_access from the request).
+const profile = process.env.INTEROP_PROFILE || 'oauth';
+if (!['oauth', 'oidc-strict'].includes(profile)) throw new Error(`unknown INTEROP_PROFILE ${profile}`);
+const strict = profile === 'oidc-strict';
+const logFile = path.join(dir, 'server.log');
+
+function log(entry) {
+  fs.appendFileSync(logFile, `${JSON.stringify({ t: Date.now(), ...entry })}\n`);
+}
+
+const server = http.createServer();
+await new Promise((resolve, reject) => {
+  server.once('error', reject);
+  server.listen(0, '127.0.0.1', resolve);
+});
+const { port } = server.address();
+const origin = `http://127.0.0.1:${port}`;
+const issuer = `${origin}/oidc`;
+const mcpUrl = `${origin}/mcp`;
+const prmUrl = `${origin}/.well-known/oauth-protected-resource/mcp`;
+const mcpScope = 'mcp:tools';
+
+// The resource server's own client, used only to call the introspection endpoint.
+const rsClient = { id: 'mcp-resource-server', secret: crypto.randomBytes(32).toString('base64url') };
+
+const { privateKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
+const signingKey = { ...privateKey.export({ format: 'jwk' }), kid: 'interop-rs256', use: 'sig', alg: 'RS256' };
+
+const provider = new Provider(issuer, {
+  clients: [{
+    client_id: rsClient.id,
+    client_secret: rsClient.secret,
+    grant_types: [],
+    response_types: [],
+    redirect_uris: [],
+    token_endpoint_auth_method: 'client_secret_basic',
+  }],
+  jwks: { keys: [signingKey] },
+  cookies: {
+    keys: [crypto.randomBytes(32).toString('base64url')],
+    long: { sameSite: 'lax' },
+    short: { sameSite: 'lax' },
+  },
+  scopes: strict ? ['openid', 'offline_access'] : ['openid', 'offline_access', mcpScope],
+  responseTypes: ['code'],
+  pkce: {
+    methods: ['S256'],
+    required: () => true,
+  },
+  features: {
+    devInteractions: { enabled: true },
+    registration: { enabled: true },
+    introspection: {
+      enabled: true,
+      allowedPolicy: async (ctx, client) => client.clientId === rsClient.id,
+    },
+    revocation: { enabled: true },
+    resourceIndicators: {
+      enabled: true,
+      // No resource asked for: no default one, the token would have no audience.
+      defaultResource: async (ctx, client, oneOf) => oneOf,
+      useGrantedResource: async () => false,
+      getResourceServerInfo: async (ctx, resourceIndicator) => {
+        if (resourceIndicator !== mcpUrl) {
+          log({ event: 'invalid_target', resource: resourceIndicator });
+          throw new errors.InvalidTarget(`unknown resource ${resourceIndicator}`);
+        }
+        return {
+          scope: mcpScope,
+          audience: mcpUrl,
+          accessTokenTTL: accessTokenTtl,
+          accessTokenFormat: 'opaque',
+        };
+      },
+    },
+  },
+  ...(strict ? {} : {
+    issueRefreshToken: async (ctx, client) => client.grantTypeAllowed('refresh_token'),
+  }),
+  // Every refresh spends its refresh token and returns a new one; presenting a spent one again
+  // revokes the whole grant (its refresh and access tokens): reuse detection.
+  rotateRefreshToken: true,
+  ttl: {
+    AccessToken: accessTokenTtl,
+    AuthorizationCode: 60,
+    Grant: 3600,
+    Interaction: 600,
+    RefreshToken: 3600,
+    Session: 3600,
+  },
+});
+
+provider.on('registration_create.success', (ctx, client) => {
+  log({
+    event: 'registration',
+    client_id: client.clientId,
+    application_type: client.applicationType,
+    token_endpoint_auth_method: client.clientAuthMethod,
+    grant_types: client.grantTypes,
+    redirect_uris: client.redirectUris,
+    scope: client.scope,
+  });
+});
+provider.on('registration_create.error', (ctx, err) => {
+  log({ event: 'registration_error', error: err.error, error_description: err.error_description });
+});
+provider.on('authorization.error', (ctx, err) => {
+  log({ event: 'authorization_error', error: err.error, error_description: err.error_description });
+});
+provider.on('grant.success', (ctx) => {
+  const p = ctx.oidc.params || {};
+  log({
+    event: 'grant',
+    grant_type: p.grant_type,
+    resource: p.resource,
+    client_id: ctx.oidc.client?.clientId,
+    issued_refresh_token: Boolean(ctx.body?.refresh_token),
+    scope: ctx.body?.scope,
+  });
+});
+provider.on('grant.error', (ctx, err) => {
+  const p = ctx.oidc.params || {};
+  log({
+    event: 'grant_error',
+    grant_type: p.grant_type,
+    resource: p.resource,
+    error: err.error,
+    error_description: err.error_description,
+  });
+});
+provider.on('grant.revoked', (ctx, grantId) => log({ event: 'grant_revoked', grant: grantId.slice(0, 6) }));
+provider.on('refresh_token.consumed', () => log({ event: 'refresh_token_consumed' }));
+provider.on('server_error', (ctx, err) => log({ event: 'server_error', message: String(err && err.stack) }));
+
+const providerCallback = provider.callback();
+
+function sendJson(res, status, body, headers = {}) {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store', ...headers });
+  res.end(text);
+}
+
+function challenge(error) {
+  const parts = [`resource_metadata="${prmUrl}"`, `scope="${mcpScope}"`];
+  if (error) parts.push(`error="${error}"`);
+  return `Bearer ${parts.join(', ')}`;
+}
+
+/** RFC 7662 introspection at the provider, as the resource server's own client. */
+async function introspect(token) {
+  const response = await fetch(`${issuer}/token/introspection`, {
+    method: 'POST',
+    headers: {
+      authorization: `Basic ${Buffer.from(`${rsClient.id}:${rsClient.secret}`).toString('base64')}`,
+      'content-type': 'application/x-www-form-urlencoded',
+    },
+    body: new URLSearchParams({ token, token_type_hint: 'access_token' }).toString(),
+    signal: AbortSignal.timeout(5000),
+  });
+  if (response.status !== 200) throw new Error(`introspection answered HTTP ${response.status}`);
+  return response.json();
+}
+
+/** Why the introspection result is not a token for this resource, or null when it is. */
+function rejectReason(info) {
+  if (!info.active) return 'inactive';
+  if (info.iss !== issuer) return 'wrong issuer';
+  const aud = Array.isArray(info.aud) ? info.aud : [info.aud];
+  if (!aud.includes(mcpUrl)) return `wrong audience ${JSON.stringify(info.aud)}`;
+  if (info.token_type && info.token_type !== 'Bearer') return `token_type ${info.token_type}`;
+  if (!String(info.scope || '').split(' ').includes(mcpScope)) return `scope ${JSON.stringify(info.scope)}`;
+  return null;
+}
+
+async function readBody(req, limit = 64 * 1024) {
+  const chunks = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += chunk.length;
+    if (size > limit) throw new Error('body too large');
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+async function mcp(req, res) {
+  if (req.method !== 'POST') {
+    sendJson(res, 405, { error: 'POST only' }, { allow: 'POST' });
+    return 'method';
+  }
+  const header = req.headers.authorization || '';
+  const match = /^Bearer ([A-Za-z0-9\-._~+/]+=*)$/.exec(header);
+  if (!match) {
+    res.writeHead(401, { 'www-authenticate': challenge(), 'content-type': 'text/plain' });
+    res.end('a Bearer token is required\n');
+    return 'no token';
+  }
+  const info = await introspect(match[1]);
+  const reason = rejectReason(info);
+  if (reason) {
+    res.writeHead(401, { 'www-authenticate': challenge('invalid_token'), 'content-type': 'text/plain' });
+    res.end(`token rejected: ${reason}\n`);
+    return `rejected: ${reason}`;
+  }
+  let request = {};
+  try {
+    request = JSON.parse(await readBody(req));
+  } catch {
+    sendJson(res, 400, { jsonrpc: '2.0', id: null, error: { code: -32700, message: 'parse error' } });
+    return 'parse error';
+  }
+  const result = request.method === 'initialize'
+    ? {
+      protocolVersion: request.params?.protocolVersion || '2025-06-18',
+      capabilities: {},
+      serverInfo: { name: 'interop-mcp', version: '1.0.0' },
+    }
+    : {};
+  // What the introspection said, for the run's assertions (no token material).
+  const token = { aud: info.aud, scope: info.scope, client_id: info.client_id, sub: info.sub };
+  sendJson(res, 200, { jsonrpc: '2.0', id: request.id ?? null, result, _token: token });
+  return 'accepted';
+}
+
+server.on('request', async (req, res) => {
+  const url = new URL(req.url, origin);
+  const entry = { method: req.method, path: url.pathname };
+  res.on('finish', () => log({ ...entry, status: res.statusCode }));
+  try {
+    if (url.pathname === '/oidc' || url.pathname.startsWith('/oidc/')) {
+      if (url.pathname === '/oidc/auth') {
+        const q = url.searchParams;
+        entry.params = [...q.keys()].sort();
+        entry.resource = q.get('resource');
+        entry.scope = q.get('scope');
+        entry.code_challenge_method = q.get('code_challenge_method');
+        entry.prompt = q.get('prompt');
+        entry.redirect_uri = q.get('redirect_uri');
+      }
+      req.originalUrl = req.url;
+      req.url = req.url.slice('/oidc'.length) || '/';
+      providerCallback(req, res);
+      return;
+    }
+    if (url.pathname === '/.well-known/oauth-protected-resource/mcp') {
+      sendJson(res, 200, {
+        resource: mcpUrl,
+        authorization_servers: [issuer],
+        scopes_supported: [mcpScope],
+        bearer_methods_supported: ['header'],
+        resource_name: 'interop MCP endpoint',
+      });
+      return;
+    }
+    if (url.pathname === '/mcp') {
+      entry.outcome = await mcp(req, res);
+      return;
+    }
+    sendJson(res, 404, { error: 'not_found' });
+  } catch (err) {
+    entry.error = String(err && err.message);
+    if (!res.headersSent) sendJson(res, 500, { error: 'server_error' });
+    else res.destroy();
+  }
+});
+
+fs.writeFileSync(
+  path.join(dir, 'server.json'),
+  JSON.stringify({ pid: process.pid, origin, issuer, mcp: mcpUrl, prm: prmUrl }),
+);
+log({ event: 'listening', origin, issuer, profile, accessTokenTtl });
+
+for (const signal of ['SIGTERM', 'SIGINT']) {
+  process.on(signal, () => {
+    server.close();
+    process.exit(0);
+  });
+}

@@ -1,0 +1,109 @@
+// Small helpers for run.sh, so the script needs neither jq nor curl.
+//
+//   node tools.mjs get FILE EXPR           prints EXPR evaluated with d = the JSON in FILE
+//   node tools.mjs count LOG MARK EXPR     counts server.log entries after line MARK where EXPR
+//                                          (with e = the entry) is true
+//   node tools.mjs list LOG MARK EXPR [MAP]
+//                                          the same entries, one line each: the entry as JSON,
+//                                          or MAP evaluated with e = the entry
+//   node tools.mjs mcp URL [TOKEN]         POSTs an MCP initialize (with the Bearer TOKEN) and
+//                                          prints {status, wwwAuthenticate, body}
+//   node tools.mjs register URL            registers a native public client without `scope` at
+//                                          the registration endpoint URL; prints its client_id
+//
+// Values print as text, objects as JSON, null and undefined as an empty line.
+
+import * as fs from 'node:fs';
+
+const [command, ...args] = process.argv.slice(2);
+
+function print(v) {
+  if (v === undefined || v === null) console.log('');
+  else if (typeof v === 'object') console.log(JSON.stringify(v));
+  else console.log(String(v));
+}
+
+function entries(file, mark) {
+  if (!fs.existsSync(file)) return [];
+  return fs.readFileSync(file, 'utf8').split('\n').filter(Boolean).slice(Number(mark) || 0)
+    .map((line) => JSON.parse(line));
+}
+
+// EXPR comes from run.sh itself, never from a peer.
+const evaluate = (name, expr) => new Function(name, `return (${expr});`);
+
+async function main() {
+  switch (command) {
+    case 'get': {
+      const [file, expr] = args;
+      const d = JSON.parse(fs.readFileSync(file, 'utf8'));
+      print(evaluate('d', expr)(d));
+      break;
+    }
+    case 'count':
+    case 'list': {
+      const [file, mark, expr, map] = args;
+      const test = evaluate('e', expr);
+      const project = map ? evaluate('e', map) : (e) => e;
+      const found = entries(file, mark).filter((e) => test(e));
+      if (command === 'count') print(found.length);
+      else found.forEach((e) => print(project(e)));
+      break;
+    }
+    case 'mcp': {
+      const [url, token] = args;
+      const headers = {
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+      };
+      if (token) headers.authorization = `Bearer ${token}`;
+      const response = await fetch(url, {
+        method: 'POST',
+        headers,
+        body: JSON.stringify({
+          jsonrpc: '2.0',
+          id: 1,
+          method: 'initialize',
+          params: {
+            protocolVersion: '2025-06-18',
+            capabilities: {},
+            clientInfo: { name: 'interop run.sh', version: '1' },
+          },
+        }),
+        signal: AbortSignal.timeout(10_000),
+      });
+      const text = await response.text();
+      let body = text;
+      try { body = JSON.parse(text); } catch { /* plain text */ }
+      print({ status: response.status, wwwAuthenticate: response.headers.get('www-authenticate'), body });
+      break;
+    }
+    case 'register': {
+      const [url] = args;
+      const response = await fetch(url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({
+          client_name: 'interop pre-registered client',
+          application_type: 'native',
+          redirect_uris: ['http://127.0.0.1/callback'],
+          token_endpoint_auth_method: 'none',
+          grant_types: ['authorization_code', 'refresh_token'],
+          response_types: ['code'],
+        }),
+        signal: AbortSignal.timeout(10_000),
+      });
+      const body = await response.json();
+      if (response.status !== 201) throw new Error(`registration answered ${response.status}: ${JSON.stringify(body)}`);
+      print(body.client_id);
+      break;
+    }
+    default:
+      throw new Error(`unknown command ${command}`);
+  }
+}
+
+main().catch((err) => {
+  console.error(`tools.mjs ${command}: ${err.message}`);
+  process.exit(1);
+});
