@@ -59,6 +59,7 @@ mod browser;
 mod callback;
 mod discovery;
 mod error;
+mod flow;
 mod http;
 mod pkce;
 mod registration;

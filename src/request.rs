@@ -9,7 +9,8 @@ use ureq::middleware::{Middleware, MiddlewareNext};
 use ureq::{Body, SendBody};
 
 use crate::error::{Error, ErrorKind, Result, Step};
-use crate::session::{Inner, Session};
+use crate::flow::Inner;
+use crate::session::Session;
 use crate::www_authenticate::{Challenge, parse_www_authenticate};
 
 /// The most authorization flows one request may start (a 401 login plus step-ups).

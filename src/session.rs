@@ -3,37 +3,23 @@
 //! token check → refresh → discovery → client → loopback listener + browser → code exchange →
 //! storage (MCP authorization, all revisions this crate implements; see the crate docs).
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Duration;
 
 use url::Url;
 
-use crate::authorize::{AuthorizationRequest, build_authorization_url};
-use crate::browser::{AuthorizeHook, accept_pasted_redirects, open_browser};
-use crate::callback::{CallbackExpectation, CallbackHost, CallbackListener};
-use crate::discovery::{
-    self, AuthServerMetadata, ResourceMetadata, canonical_resource, discover_auth_server_metadata,
-    discover_resource_metadata,
-};
+use crate::browser::AuthorizeHook;
+use crate::callback::CallbackHost;
 use crate::error::{Error, ErrorKind, Result, Step};
-use crate::pkce::PkceVerifier;
-use crate::registration::{
-    AuthMethod, ClientRegistration, RegistrationRequest, choose_auth_method, register,
-};
-use crate::revocation::{RevocationRequest, TokenTypeHint, revoke};
-use crate::scope::{ScopeSources, Scopes, select_scopes};
+use crate::flow::{Config, Inner, LoginContext};
+use crate::revocation::TokenTypeHint;
+use crate::scope::Scopes;
 use crate::secret::Secret;
-use crate::storage::{FORMAT_VERSION, FileTokenStorage, StoredTokens};
-use crate::token::{self, CodeExchange, RefreshRequest, TokenSet, unix_now};
-use crate::www_authenticate::Challenge;
+use crate::storage::FileTokenStorage;
 
 /// A stored access token closer than this to its expiry is refreshed first (seconds).
 pub const EXPIRY_MARGIN: u64 = 60;
-
-/// How much longer than the callback timeout a process waits for another one's lock.
-const LOCK_WAIT_MARGIN: Duration = Duration::from_secs(30);
 
 /// The default client name sent on dynamic registration.
 pub const DEFAULT_CLIENT_NAME: &str = "mcp-oauth-client";
@@ -166,7 +152,7 @@ impl SessionBuilder {
                     step,
                     format!(
                         "{:?} is not an absolute http(s) URL",
-                        discovery::shorten(&self.server_url)
+                        crate::discovery::shorten(&self.server_url)
                     ),
                 )
             })?;
@@ -175,62 +161,32 @@ impl SessionBuilder {
             Some(d) => d,
             None => FileTokenStorage::default_dir()?,
         };
-        let inner = Arc::new(Inner {
-            storage: FileTokenStorage::new(dir),
-            agent: self.agent.unwrap_or_else(crate::http::new_agent),
-            config: Config {
-                scopes: self.scopes,
-                client_name: self.client_name,
-                client_metadata: self.client_metadata,
-                callback_port: self.callback_port,
-                callback_host: self.callback_host,
-                callback_timeout: self.callback_timeout,
-                client_id: self.client_id,
-                client_secret: self.client_secret,
-                client_metadata_url: self.client_metadata_url,
-                paste_redirect: self.paste_redirect,
-            },
+        let storage = FileTokenStorage::new(dir);
+        let agent = self.agent.unwrap_or_else(crate::http::new_agent);
+        let config = Config {
+            scopes: self.scopes,
+            client_name: self.client_name,
+            client_metadata: self.client_metadata,
+            callback_port: self.callback_port,
+            callback_host: self.callback_host,
+            callback_timeout: self.callback_timeout,
+            client_id: self.client_id,
+            client_secret: self.client_secret,
+            client_metadata_url: self.client_metadata_url,
+            paste_redirect: self.paste_redirect,
+        };
+        let inner = Arc::new(Inner::new(
             server_url,
-            state: Mutex::new(State {
-                hook: self.authorize_hook,
-                tokens: None,
-                served: None,
-            }),
-        });
+            config,
+            storage,
+            agent,
+            self.authorize_hook,
+        ));
         Ok(Session {
             mcp_agent: crate::request::bearer_agent(&inner),
             inner,
         })
     }
-}
-
-struct Config {
-    scopes: Option<Scopes>,
-    client_name: String,
-    client_metadata: Option<serde_json::Map<String, serde_json::Value>>,
-    callback_port: Option<u16>,
-    callback_host: CallbackHost,
-    callback_timeout: Duration,
-    client_id: Option<String>,
-    client_secret: Option<Secret>,
-    client_metadata_url: Option<String>,
-    paste_redirect: bool,
-}
-
-/// What one flow at a time may touch.
-struct State {
-    hook: Option<AuthorizeHook>,
-    /// The last tokens this process obtained, for when the cache cannot be written.
-    tokens: Option<StoredTokens>,
-    /// A fingerprint of the last access token handed out, to tell after a 401 whether the
-    /// cache already holds a newer one.
-    served: Option<[u8; 32]>,
-}
-
-/// SHA-256 of a token: compared, never shown.
-fn fingerprint(token: &Secret) -> [u8; 32] {
-    use sha2::Digest;
-    sha2::Sha256::digest(token.secret().as_bytes()).into()
 }
 
 /// A login to one OAuth-protected MCP server.
@@ -251,21 +207,11 @@ pub struct Session {
     mcp_agent: ureq::Agent,
 }
 
-/// The session's state, shared with the agent's middleware.
-pub(crate) struct Inner {
-    server_url: Url,
-    config: Config,
-    storage: FileTokenStorage,
-    /// The agent for OAuth requests (no bearer middleware).
-    agent: ureq::Agent,
-    state: Mutex<State>,
-}
-
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Session")
-            .field("server_url", &self.inner.server_url.as_str())
-            .field("cache_dir", &self.inner.storage.dir())
+            .field("server_url", &self.inner.server_url().as_str())
+            .field("cache_dir", &self.inner.storage().dir())
             .finish_non_exhaustive()
     }
 }
@@ -280,18 +226,6 @@ pub struct Logout {
     pub revoked: Vec<TokenTypeHint>,
     /// Revocations that failed (the local state is cleared all the same).
     pub errors: Vec<Error>,
-}
-
-/// How a flow came about.
-#[derive(Default, Clone, Copy)]
-pub(crate) struct LoginContext<'a> {
-    /// The Bearer challenge of a 401 or 403, when one was seen.
-    pub challenge: Option<&'a Challenge>,
-    /// The MCP server rejected the cached access token: do not trust its expiry, and look at
-    /// its resource metadata again (it may have moved to another authorization server).
-    pub rejected: bool,
-    /// A 403 `insufficient_scope`: authorize again with the union of the scopes.
-    pub step_up: bool,
 }
 
 impl Session {
@@ -325,12 +259,12 @@ impl Session {
 
     /// The MCP server URL.
     pub fn server_url(&self) -> &Url {
-        &self.inner.server_url
+        self.inner.server_url()
     }
 
     /// The token cache.
     pub fn storage(&self) -> &FileTokenStorage {
-        &self.inner.storage
+        self.inner.storage()
     }
 
     /// A valid access token: the cached one, else a refreshed one, else one from a new login
@@ -339,9 +273,7 @@ impl Session {
     /// # Errors
     /// The error of the step that failed; see [`Error::step`].
     pub fn access_token(&self) -> Result<Secret> {
-        let mut state = self.inner.lock();
-        self.inner
-            .login_if_needed(&mut state, &LoginContext::default())
+        self.inner.access_token()
     }
 
     /// `Bearer <access token>`, for an `Authorization` header.
@@ -450,47 +382,7 @@ impl Session {
     /// # Errors
     /// [`ErrorKind::Storage`] when the cache cannot be cleared.
     pub fn logout(&self) -> Result<Logout> {
-        let mut state = self.inner.lock();
-        let _lock = self.inner.cache_lock();
-        let mut report = Logout::default();
-        if let Some(stored) = self.inner.stored_tokens(&state) {
-            report.had_tokens = true;
-            match (&stored.revocation_endpoint, self.inner.client_for(&stored)) {
-                (Some(endpoint), Some(client)) => {
-                    let tokens = [
-                        (
-                            stored.tokens.refresh_token.as_ref(),
-                            TokenTypeHint::RefreshToken,
-                        ),
-                        (
-                            Some(&stored.tokens.access_token),
-                            TokenTypeHint::AccessToken,
-                        ),
-                    ];
-                    for (token, hint) in tokens {
-                        let Some(token) = token else { continue };
-                        let request = RevocationRequest {
-                            revocation_endpoint: endpoint,
-                            token,
-                            hint,
-                            client: &client,
-                        };
-                        match revoke(&self.inner.agent, &request) {
-                            Ok(()) => report.revoked.push(hint),
-                            Err(e) => report.errors.push(e),
-                        }
-                    }
-                }
-                (None, _) => log::info!("{} has no revocation endpoint", stored.issuer),
-                (Some(_), None) => {
-                    log::warn!("the client of these tokens is unknown; not revoking")
-                }
-            }
-        }
-        state.tokens = None;
-        state.served = None;
-        self.inner.storage.clear(&self.inner.server_url)?;
-        Ok(report)
+        self.inner.logout()
     }
 
     /// Forgets this server's tokens, here and on disk (see [`FileTokenStorage::clear`]).
@@ -498,516 +390,6 @@ impl Session {
     /// # Errors
     /// [`ErrorKind::Storage`] when a file cannot be removed.
     pub fn clear(&self) -> Result<()> {
-        let mut state = self.inner.lock();
-        state.tokens = None;
-        self.inner.storage.clear(&self.inner.server_url)
-    }
-}
-
-impl Inner {
-    /// The MCP server URL.
-    pub(crate) fn server_url(&self) -> &Url {
-        &self.server_url
-    }
-
-    fn lock(&self) -> MutexGuard<'_, State> {
-        // A panic inside a hook must not make the session unusable.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Token check → refresh, without a browser: `Ok(None)` when only a login would help.
-    /// What the bearer middleware uses.
-    pub(crate) fn cached_token(&self) -> Result<Option<Secret>> {
-        let mut state = self.lock();
-        let Some(stored) = self.stored_tokens(&state) else {
-            return Ok(None);
-        };
-        if let Some(token) = self.fresh(&mut state, &stored) {
-            return Ok(Some(token));
-        }
-        let _lock = self.cache_lock();
-        match self.stored_tokens(&state) {
-            Some(stored) => {
-                self.fresh_or_refreshed(&mut state, stored, &LoginContext::default(), None)
-            }
-            None => Ok(None),
-        }
-    }
-
-    /// Token check → refresh → login. The fresh path takes no lock; the rest runs under the
-    /// cache entry's cross-process lock, re-reading the cache first: another process may
-    /// have refreshed or logged in meanwhile.
-    fn login_if_needed(&self, state: &mut State, ctx: &LoginContext<'_>) -> Result<Secret> {
-        if let Some(stored) = self.stored_tokens(state)
-            && let Some(token) = self.fresh(state, &stored)
-        {
-            return Ok(token);
-        }
-        let _lock = self.cache_lock();
-        if let Some(stored) = self.stored_tokens(state)
-            && let Some(token) = self.fresh_or_refreshed(state, stored, ctx, None)?
-        {
-            return Ok(token);
-        }
-        self.full_login(state, ctx, None)
-    }
-
-    /// Logs in whatever the cache holds, under the lock.
-    fn forced_login(&self) -> Result<Secret> {
-        let mut state = self.lock();
-        let _lock = self.cache_lock();
-        self.full_login(&mut state, &LoginContext::default(), None)
-    }
-
-    /// After a 401 or 403: the resource metadata again, then refresh or login.
-    fn reauthorize(&self, ctx: &LoginContext<'_>) -> Result<Secret> {
-        let mut state = self.lock();
-        let _lock = self.cache_lock();
-        // Another process may have replaced the rejected token already.
-        if !ctx.step_up
-            && let Some(stored) = self.stored_tokens(&state)
-            && state
-                .served
-                .is_some_and(|served| served != fingerprint(&stored.tokens.access_token))
-            && let Some(token) = self.fresh(&mut state, &stored)
-        {
-            return Ok(token);
-        }
-        let prm = self.discover_resource(ctx)?;
-        if !ctx.step_up
-            && let Some(stored) = self.stored_tokens(&state)
-            && let Some(token) = self.fresh_or_refreshed(&mut state, stored, ctx, prm.as_ref())?
-        {
-            return Ok(token);
-        }
-        self.full_login(&mut state, ctx, Some(prm))
-    }
-
-    /// The stored access token when it is not close to expiry.
-    fn fresh(&self, state: &mut State, stored: &StoredTokens) -> Option<Secret> {
-        let tokens = &stored.tokens;
-        if !tokens.is_fresh(unix_now(), tokens.refresh_margin(EXPIRY_MARGIN)) {
-            return None;
-        }
-        log::debug!("token check: cached token for {} is valid", self.server_url);
-        state.served = Some(fingerprint(&tokens.access_token));
-        Some(tokens.access_token.clone())
-    }
-
-    /// The cross-process lock of this server's cache entry, held until dropped. Waits as
-    /// long as another process's login may take. Without it (a read-only cache, say) the flow
-    /// goes on unlocked: this process still gets its token.
-    fn cache_lock(&self) -> Option<crate::storage::CacheLock> {
-        let wait = self.config.callback_timeout + LOCK_WAIT_MARGIN;
-        match self.storage.lock(&self.server_url, wait) {
-            Ok(lock) => Some(lock),
-            Err(e) => {
-                log::warn!("going on without the cache lock: {e}");
-                None
-            }
-        }
-    }
-
-    /// The stored access token when fresh, else a refreshed one; `Ok(None)` when neither (no
-    /// refresh token, the grant rejected, the server moved to another authorization server,
-    /// or the challenge asks for scopes the grant lacks).
-    fn fresh_or_refreshed(
-        &self,
-        state: &mut State,
-        stored: StoredTokens,
-        ctx: &LoginContext<'_>,
-        prm: Option<&ResourceMetadata>,
-    ) -> Result<Option<Secret>> {
-        if !ctx.rejected
-            && let Some(token) = self.fresh(state, &stored)
-        {
-            return Ok(Some(token));
-        }
-        if let Some(prm) = prm
-            && !prm.authorization_servers.contains(&stored.issuer)
-        {
-            log::info!(
-                "the resource now names authorization server {}; logging in there",
-                prm.authorization_servers[0]
-            );
-            return Ok(None);
-        }
-        let more_scope = ctx
-            .challenge
-            .and_then(Challenge::scope)
-            .is_some_and(|c| !stored.scopes().contains_all(&Scopes::parse(c)));
-        let Some(refresh_token) = stored.tokens.refresh_token.as_ref().filter(|_| !more_scope)
-        else {
-            return Ok(None);
-        };
-        match self.refresh_stored(&stored, refresh_token) {
-            Ok(tokens) => Ok(Some(self.save(state, stored.with_tokens(tokens)))),
-            Err(e)
-                if e.needs_reauthorization()
-                    || e.is_invalid_client()
-                    || e.kind() == ErrorKind::Config =>
-            {
-                log::info!("token refresh: {e}; logging in again");
-                if e.is_invalid_client() {
-                    self.forget_client(&stored.issuer);
-                }
-                Ok(None)
-            }
-            Err(e) => Err(e),
-        }
-    }
-
-    /// The stored tokens of this server: the cache file, else what this process holds.
-    fn stored_tokens(&self, state: &State) -> Option<StoredTokens> {
-        match self.storage.load_tokens(&self.server_url) {
-            Ok(Some(t)) => return Some(t),
-            Ok(None) => {}
-            Err(e) => {
-                log::warn!("ignoring the cached tokens: {e}");
-                // What this process holds is whole: put it back.
-                if let Some(t) = &state.tokens
-                    && let Err(e) = self.storage.save_tokens(&self.server_url, t)
-                {
-                    log::warn!("the tokens are not cached: {e}");
-                }
-            }
-        }
-        state.tokens.clone()
-    }
-
-    fn refresh_stored(&self, stored: &StoredTokens, refresh_token: &Secret) -> Result<TokenSet> {
-        // Without the client that obtained the grant there is nothing to refresh with; the
-        // grant is as good as rejected.
-        let Some(client) = self.client_for(stored) else {
-            return Err(Error::new(
-                ErrorKind::Config,
-                Step::Refresh,
-                "the client that obtained the tokens is no longer known",
-            ));
-        };
-        log::info!("token refresh at {}", stored.token_endpoint);
-        token::refresh(
-            &self.agent,
-            &RefreshRequest {
-                token_endpoint: &stored.token_endpoint,
-                refresh_token,
-                client: &client,
-                resource: stored.resource.as_deref(),
-            },
-        )
-    }
-
-    /// The client that obtained `stored`: the configured one, or the cached registration.
-    fn client_for(&self, stored: &StoredTokens) -> Option<ClientRegistration> {
-        let configured = self
-            .config
-            .client_id
-            .as_ref()
-            .map(|id| (id, self.config.client_secret.clone()))
-            .or(self.config.client_metadata_url.as_ref().map(|u| (u, None)));
-        if let Some((id, secret)) = configured.filter(|(id, _)| **id == stored.client_id) {
-            return Some(ClientRegistration {
-                issuer: stored.issuer.clone(),
-                client_id: id.clone(),
-                client_secret: secret,
-                auth_method: stored.auth_method,
-                redirect_uris: Vec::new(),
-                client_secret_expires_at: None,
-            });
-        }
-        self.storage
-            .load_client(&stored.issuer)
-            .unwrap_or_else(|e| {
-                log::warn!("ignoring the cached client: {e}");
-                None
-            })
-            .filter(|c| c.client_id == stored.client_id && !c.secret_expired(unix_now()))
-    }
-
-    fn forget_client(&self, issuer: &str) {
-        if let Err(e) = self.storage.remove_client(issuer) {
-            log::warn!("{e}");
-        }
-    }
-
-    /// Discovery → client → browser → exchange → storage; once more with a new registration
-    /// when a cached client is rejected. `prm` is the resource metadata when already looked up.
-    fn full_login(
-        &self,
-        state: &mut State,
-        ctx: &LoginContext<'_>,
-        prm: Option<Option<ResourceMetadata>>,
-    ) -> Result<Secret> {
-        let prm = match prm {
-            Some(prm) => prm,
-            None => self.discover_resource(ctx)?,
-        };
-        let (metadata, resource, prm_scopes) = self.discover_server(prm)?;
-        let challenged = ctx.challenge.and_then(Challenge::scope);
-        let mut scopes = select_scopes(&ScopeSources {
-            configured: self.config.scopes.as_ref(),
-            challenged,
-            resource_supported: prm_scopes.as_deref(),
-            server_supported: metadata.scopes_supported.as_deref(),
-        });
-        if ctx.step_up {
-            // Step-up: what was asked for before, plus what is challenged now.
-            let before = self
-                .stored_tokens(state)
-                .map(|t| t.scopes())
-                .unwrap_or_default();
-            let wanted = before.union(&Scopes::parse(challenged.unwrap_or("")));
-            scopes = Some(scopes.map_or(wanted.clone(), |s| wanted.union(&s)));
-        }
-        match self.authorize(state, &metadata, &resource, scopes.as_ref(), true) {
-            Err(e) if e.is_invalid_client() => {
-                log::info!("{e}; registering a new client");
-                self.forget_client(&metadata.issuer);
-                self.authorize(state, &metadata, &resource, scopes.as_ref(), false)
-            }
-            other => other,
-        }
-    }
-
-    /// Protected resource metadata: the challenge's `resource_metadata` first.
-    fn discover_resource(&self, ctx: &LoginContext<'_>) -> Result<Option<ResourceMetadata>> {
-        let hint = ctx
-            .challenge
-            .and_then(Challenge::resource_metadata)
-            .and_then(|u| Url::parse(u).ok());
-        discover_resource_metadata(&self.agent, &self.server_url, hint.as_ref())
-    }
-
-    /// Authorization server metadata (or the 2025-03-26 fallback) for the resource metadata.
-    /// Returns the metadata, the resource indicator and the resource's `scopes_supported`.
-    fn discover_server(
-        &self,
-        prm: Option<ResourceMetadata>,
-    ) -> Result<(AuthServerMetadata, String, Option<Vec<String>>)> {
-        let (metadata, resource, scopes) = match prm {
-            Some(prm) => {
-                let issuer = &prm.authorization_servers[0];
-                log::info!("resource metadata: authorization server {issuer}");
-                let metadata =
-                    discover_auth_server_metadata(&self.agent, issuer)?.ok_or_else(|| {
-                        Error::new(
-                            ErrorKind::InvalidResponse,
-                            Step::AuthServerDiscovery,
-                            format!("no metadata found for authorization server {issuer}"),
-                        )
-                    })?;
-                (metadata, prm.resource, prm.scopes_supported)
-            }
-            None => {
-                let origin = self.server_url.origin().ascii_serialization();
-                log::info!("no resource metadata; trying {origin} as the authorization server");
-                let metadata =
-                    discovery::discover_legacy_auth_server_metadata(&self.agent, &self.server_url)?
-                        .unwrap_or_else(|| {
-                            discovery::fallback_auth_server_metadata(&self.server_url)
-                        });
-                (metadata, canonical_resource(&self.server_url), None)
-            }
-        };
-        log::info!("authorization server metadata: issuer {}", metadata.issuer);
-        metadata.require_s256()?;
-        Ok((metadata, resource, scopes))
-    }
-
-    /// Client → listener → browser → callback → exchange → storage.
-    fn authorize(
-        &self,
-        state: &mut State,
-        metadata: &AuthServerMetadata,
-        resource: &str,
-        scopes: Option<&Scopes>,
-        reuse_client: bool,
-    ) -> Result<Secret> {
-        let (client, listener) = self.client_and_listener(metadata, scopes, reuse_client)?;
-        let verifier = PkceVerifier::generate()?;
-        let state_value = crate::secret::random_token(32, Step::Authorization)?;
-        let redirect_uri = listener.redirect_uri().to_string();
-        let url = build_authorization_url(&AuthorizationRequest {
-            authorization_endpoint: &metadata.authorization_endpoint,
-            client_id: &client.client_id,
-            redirect_uri: &redirect_uri,
-            scope: scopes,
-            state: &state_value,
-            code_challenge: &verifier.challenge(),
-            resource: Some(resource),
-        })?;
-        log::info!("waiting for the browser at {redirect_uri}");
-        let opened = match state.hook.as_mut() {
-            Some(hook) => {
-                hook(&url);
-                true
-            }
-            None => open_browser(&url),
-        };
-        if self.config.paste_redirect || (!opened && std::io::stdin().is_terminal()) {
-            accept_pasted_redirects(listener.redirect_uri());
-        }
-        let code = listener.wait(
-            &CallbackExpectation {
-                state: &state_value,
-                issuer: &metadata.issuer,
-                iss_required: metadata.authorization_response_iss_parameter_supported,
-            },
-            self.config.callback_timeout,
-        )?;
-        log::info!("authorization code received; exchanging it");
-        let tokens = token::exchange_code(
-            &self.agent,
-            &CodeExchange {
-                token_endpoint: &metadata.token_endpoint,
-                code: &code,
-                verifier: &verifier,
-                redirect_uri: &redirect_uri,
-                client: &client,
-                resource: Some(resource),
-            },
-        )?;
-        let stored = StoredTokens {
-            version: FORMAT_VERSION,
-            server_url: canonical_resource(&self.server_url),
-            issuer: metadata.issuer.clone(),
-            token_endpoint: metadata.token_endpoint.clone(),
-            revocation_endpoint: metadata.revocation_endpoint.clone(),
-            resource: Some(resource.to_owned()),
-            requested_scope: scopes.map(ToString::to_string),
-            client_id: client.client_id.clone(),
-            auth_method: client.auth_method,
-            tokens,
-        };
-        Ok(self.save(state, stored))
-    }
-
-    /// The client for this login and a listener on a redirect URI it may use: the configured
-    /// client, a client ID metadata document, the cached registration (on a port it
-    /// registered), or a new registration.
-    fn client_and_listener(
-        &self,
-        metadata: &AuthServerMetadata,
-        scopes: Option<&Scopes>,
-        reuse_client: bool,
-    ) -> Result<(ClientRegistration, CallbackListener)> {
-        let host = self.config.callback_host;
-        let bind = |port: Option<u16>| CallbackListener::bind(host, port.unwrap_or(0));
-        let fixed = |id: &str, secret: Option<Secret>, method: AuthMethod| ClientRegistration {
-            issuer: metadata.issuer.clone(),
-            client_id: id.to_owned(),
-            client_secret: secret,
-            auth_method: method,
-            redirect_uris: Vec::new(),
-            client_secret_expires_at: None,
-        };
-        if let Some(id) = &self.config.client_id {
-            let secret = self.config.client_secret.clone();
-            let method = choose_auth_method(metadata, secret.is_some());
-            return Ok((fixed(id, secret, method), bind(self.config.callback_port)?));
-        }
-        if let Some(url) = &self.config.client_metadata_url
-            && metadata.client_id_metadata_document_supported
-        {
-            let listener = bind(self.config.callback_port)?;
-            return Ok((fixed(url, None, AuthMethod::None), listener));
-        }
-        if reuse_client && let Some(found) = self.cached_client(metadata) {
-            return Ok(found);
-        }
-        let listener = bind(self.config.callback_port)?;
-        let endpoint = metadata.registration_endpoint.as_deref().ok_or_else(|| {
-            Error::new(
-                ErrorKind::Config,
-                Step::Registration,
-                format!(
-                    "authorization server {} offers no dynamic registration; configure a client_id",
-                    metadata.issuer
-                ),
-            )
-        })?;
-        let redirect_uri = listener.redirect_uri().to_string();
-        let request = RegistrationRequest {
-            client_name: &self.config.client_name,
-            redirect_uri: &redirect_uri,
-            auth_method: choose_auth_method(metadata, false),
-            scope: scopes,
-            extra: self.config.client_metadata.as_ref(),
-        };
-        let client = match register(&self.agent, endpoint, &metadata.issuer, &request) {
-            // Some servers accept only their own scopes at registration (resource scopes live
-            // elsewhere); `scope` is optional there (RFC 7591 §2), so try once without it.
-            Err(e) if e.oauth_error() == Some("invalid_client_metadata") && scopes.is_some() => {
-                log::info!("{e}; registering again without a scope");
-                let request = RegistrationRequest {
-                    scope: None,
-                    ..request
-                };
-                register(&self.agent, endpoint, &metadata.issuer, &request)?
-            }
-            other => other?,
-        };
-        log::info!(
-            "registered client {} with {}",
-            client.client_id,
-            metadata.issuer
-        );
-        if let Err(e) = self.storage.save_client(&client) {
-            log::warn!("the client registration is not cached: {e}");
-        }
-        Ok((client, listener))
-    }
-
-    /// The cached registration for this issuer with a listener on one of its registered
-    /// loopback redirect URIs, when one of them can be bound.
-    fn cached_client(
-        &self,
-        metadata: &AuthServerMetadata,
-    ) -> Option<(ClientRegistration, CallbackListener)> {
-        let client = match self.storage.load_client(&metadata.issuer) {
-            Ok(c) => c?,
-            Err(e) => {
-                log::warn!("ignoring the cached client: {e}");
-                return None;
-            }
-        };
-        if client.secret_expired(unix_now()) {
-            return None;
-        }
-        let host = self.config.callback_host;
-        client.redirect_uris.iter().find_map(|uri| {
-            let uri = Url::parse(uri).ok()?;
-            let port = uri.port()?;
-            if self.config.callback_port.is_some_and(|p| p != port) {
-                return None;
-            }
-            let listener = CallbackListener::bind(host, port).ok()?;
-            (listener.redirect_uri() == &uri).then(|| (client.clone(), listener))
-        })
-    }
-
-    /// Stores the tokens (keeping them in memory when the cache cannot be written) and returns
-    /// the access token.
-    fn save(&self, state: &mut State, stored: StoredTokens) -> Secret {
-        if let Err(e) = self.storage.save_tokens(&self.server_url, &stored) {
-            log::warn!("the tokens are not cached: {e}");
-        }
-        let access = stored.tokens.access_token.clone();
-        state.served = Some(fingerprint(&access));
-        state.tokens = Some(stored);
-        access
-    }
-}
-
-impl StoredTokens {
-    fn with_tokens(mut self, tokens: TokenSet) -> StoredTokens {
-        self.tokens = tokens;
-        self
-    }
-
-    /// The scopes of the grant: those asked for and those granted.
-    fn scopes(&self) -> Scopes {
-        let requested = Scopes::parse(self.requested_scope.as_deref().unwrap_or(""));
-        requested.union(&Scopes::parse(self.tokens.scope.as_deref().unwrap_or("")))
+        self.inner.clear()
     }
 }
