@@ -327,7 +327,7 @@ impl Session {
     /// Sends a request built by `build` (with the [`agent`](Self::agent) it is given) and
     /// handles authorization: on 401 it runs the flow and sends the request again; on 403
     /// `insufficient_scope` it steps up. A ureq body can be sent only once, so the request is
-    /// rebuilt for each attempt. At most [`MAX_AUTHORIZATIONS`] flows run for one request.
+    /// rebuilt for each attempt. At most [`MAX_AUTHORIZATIONS`](crate::MAX_AUTHORIZATIONS) flows run for one request.
     ///
     /// # Errors
     /// The flow's error; a [`Step::Request`] error when the request itself fails, when the
