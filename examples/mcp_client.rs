@@ -1,8 +1,8 @@
 //! A minimal MCP client over Streamable HTTP, logged in with `mcp-oauth-client`.
 //!
 //! It sends `initialize`, `notifications/initialized`, `tools/list` and `tools/call` (the first
-//! tool, no arguments), reading JSON or `text/event-stream` answers, with the `Mcp-Session-Id`
-//! and `MCP-Protocol-Version` headers. Every request goes through `Session::send`, so a 401
+//! tool, with example values for its required arguments), reading JSON or `text/event-stream`
+//! answers, with the `Mcp-Session-Id` and `MCP-Protocol-Version` headers. Every request goes through `Session::send`, so a 401
 //! starts the login and a 403 `insufficient_scope` a step-up, and the request is sent again.
 //! From protocol revision 2026-07-28 on there is no `initialize`: every request carries its
 //! protocol version and capabilities in `_meta`.
@@ -65,16 +65,34 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         client.notify("notifications/initialized")?;
     }
     let tools = client.request("tools/list", json!({}))?;
-    let names: Vec<&str> = tools["tools"]
-        .as_array()
-        .map(|t| t.iter().filter_map(|t| t["name"].as_str()).collect())
-        .unwrap_or_default();
+    let tools = tools["tools"].as_array().cloned().unwrap_or_default();
+    let names: Vec<&str> = tools.iter().filter_map(|t| t["name"].as_str()).collect();
     eprintln!("tools: {names:?}");
-    if let Some(name) = names.first() {
-        let result = client.request("tools/call", json!({"name": name, "arguments": {}}))?;
+    if let Some(tool) = tools.first() {
+        let name = tool["name"].as_str().unwrap_or_default();
+        let arguments = example_arguments(&tool["inputSchema"]);
+        let result = client.request("tools/call", json!({"name": name, "arguments": arguments}))?;
         eprintln!("{name}: {}", result["content"]);
     }
     Ok(())
+}
+
+/// Example values for a tool's required arguments, by their JSON Schema type.
+fn example_arguments(schema: &Value) -> Value {
+    let mut arguments = serde_json::Map::new();
+    for name in schema["required"].as_array().into_iter().flatten() {
+        let Some(name) = name.as_str() else { continue };
+        let value = match schema["properties"][name]["type"].as_str() {
+            Some("string") => json!("hello"),
+            Some("number" | "integer") => json!(0),
+            Some("boolean") => json!(false),
+            Some("array") => json!([]),
+            Some("object") => json!({}),
+            _ => Value::Null,
+        };
+        arguments.insert(name.to_owned(), value);
+    }
+    Value::Object(arguments)
 }
 
 fn client_info() -> Value {

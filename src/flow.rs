@@ -106,6 +106,11 @@ impl Inner {
         }
     }
 
+    /// The agent OAuth requests go through.
+    pub(crate) fn agent(&self) -> &ureq::Agent {
+        &self.agent
+    }
+
     /// The token cache.
     pub(crate) fn storage(&self) -> &FileTokenStorage {
         &self.storage

@@ -127,7 +127,13 @@ fn configure<B>(agent: &ureq::Agent, req: ureq::RequestBuilder<B>) -> ureq::Requ
         .timeout_global(Some(at_most(timeouts.global, REQUEST_TIMEOUT)))
         .timeout_connect(Some(at_most(timeouts.connect, CONNECT_TIMEOUT)))
         .build()
+        .extension(OAuthExchange)
 }
+
+/// Marks a request as one of the OAuth exchanges, so that the session's bearer middleware,
+/// when the same agent also carries MCP requests, leaves it alone.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct OAuthExchange;
 
 /// The configured timeout capped at `cap`; no timeout configured means `cap`.
 fn at_most(configured: Option<Duration>, cap: Duration) -> Duration {

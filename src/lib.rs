@@ -99,7 +99,7 @@ pub use registration::{
     AuthMethod, ClientRegistration, RegistrationRequest, build_registration_request,
     choose_auth_method, parse_registration_response, register,
 };
-pub use request::MAX_AUTHORIZATIONS;
+pub use request::{MAX_AUTHORIZATIONS, MCP_RESPONSE_TIMEOUT};
 pub use revocation::{RevocationRequest, TokenTypeHint, revoke};
 pub use scope::{ScopeSources, Scopes, select_scopes};
 pub use secret::{Secret, constant_time_eq};

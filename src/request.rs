@@ -2,7 +2,8 @@
 //! and the flow a 401 or a 403 `insufficient_scope` starts (MCP authorization, "Scope
 //! challenge handling"; RFC 6750 §3.1).
 
-use std::sync::Arc;
+use std::sync::Weak;
+use std::time::Duration;
 
 use ureq::http::{HeaderValue, Response, header};
 use ureq::middleware::{Middleware, MiddlewareNext};
@@ -10,15 +11,21 @@ use ureq::{Body, SendBody};
 
 use crate::error::{Error, ErrorKind, Result, Step};
 use crate::flow::Inner;
+use crate::http::OAuthExchange;
 use crate::session::Session;
 use crate::www_authenticate::{Challenge, parse_www_authenticate};
+
+/// How long the MCP server may take to start answering a request (the body, a stream
+/// perhaps, is the caller's to read).
+pub const MCP_RESPONSE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The most authorization flows one request may start (a 401 login plus step-ups).
 pub const MAX_AUTHORIZATIONS: usize = 3;
 
-/// Adds `Authorization: Bearer` to requests for the MCP server's origin.
+/// Adds `Authorization: Bearer` to requests for the MCP server's origin. It holds the session
+/// weakly: the session owns the agent, and the agent must not keep the session alive.
 struct Bearer {
-    inner: Arc<Inner>,
+    inner: Weak<Inner>,
 }
 
 impl Middleware for Bearer {
@@ -27,10 +34,14 @@ impl Middleware for Bearer {
         mut request: ureq::http::Request<SendBody>,
         next: MiddlewareNext,
     ) -> std::result::Result<Response<Body>, ureq::Error> {
-        let for_server = same_origin(request.uri(), self.inner.server_url());
-        if for_server && !request.headers().contains_key(header::AUTHORIZATION) {
-            let token = self
-                .inner
+        // OAuth exchanges of the flow itself go through the same agent (one connection pool
+        // per origin) and never carry the bearer.
+        let oauth = request.extensions().get::<OAuthExchange>().is_some();
+        let inner = self.inner.upgrade();
+        if let Some(inner) = inner.filter(|i| !oauth && same_origin(request.uri(), i.server_url()))
+            && !request.headers().contains_key(header::AUTHORIZATION)
+        {
+            let token = inner
                 .cached_token()
                 .map_err(|e| ureq::Error::Io(std::io::Error::other(e)))?;
             if let Some(token) = token {
@@ -49,17 +60,18 @@ fn same_origin(uri: &ureq::http::Uri, server: &url::Url) -> bool {
     url::Url::parse(&uri.to_string()).is_ok_and(|u| u.origin() == server.origin())
 }
 
-/// The MCP agent of a session: the bearer middleware, statuses as responses, and no
-/// `Authorization` header carried across redirects.
-pub(crate) fn bearer_agent(inner: &Arc<Inner>) -> ureq::Agent {
+/// The session's agent: the bearer middleware, statuses as responses, no `Authorization`
+/// header carried across redirects, bounded connects and waits for response headers. OAuth
+/// exchanges use it too (their own rules are set per request), so a login against a server
+/// that is its own authorization server keeps one connection.
+pub(crate) fn bearer_agent(inner: Weak<Inner>) -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
         .redirect_auth_headers(ureq::config::RedirectAuthHeaders::Never)
         .timeout_connect(Some(crate::http::CONNECT_TIMEOUT))
+        .timeout_recv_response(Some(MCP_RESPONSE_TIMEOUT))
         .user_agent(concat!("mcp-oauth-client/", env!("CARGO_PKG_VERSION")))
-        .middleware(Bearer {
-            inner: Arc::clone(inner),
-        })
+        .middleware(Bearer { inner })
         .build()
         .new_agent()
 }

@@ -129,8 +129,9 @@ impl SessionBuilder {
         self
     }
 
-    /// The agent for OAuth requests (default [`new_agent`](crate::new_agent)). Step functions
-    /// apply the transport rules per request, so any agent is safe.
+    /// An agent for the OAuth requests (proxy, TLS or timeout settings, say). By default the
+    /// session's own agent carries them, sharing its connections with the MCP requests. Step
+    /// functions apply the transport rules per request, so any agent is safe.
     pub fn agent(mut self, agent: ureq::Agent) -> Self {
         self.agent = Some(agent);
         self
@@ -162,7 +163,6 @@ impl SessionBuilder {
             None => FileTokenStorage::default_dir()?,
         };
         let storage = FileTokenStorage::new(dir);
-        let agent = self.agent.unwrap_or_else(crate::http::new_agent);
         let config = Config {
             scopes: self.scopes,
             client_name: self.client_name,
@@ -175,17 +175,20 @@ impl SessionBuilder {
             client_metadata_url: self.client_metadata_url,
             paste_redirect: self.paste_redirect,
         };
-        let inner = Arc::new(Inner::new(
-            server_url,
-            config,
-            storage,
-            agent,
-            self.authorize_hook,
-        ));
-        Ok(Session {
-            mcp_agent: crate::request::bearer_agent(&inner),
-            inner,
-        })
+        let custom_agent = self.agent;
+        let hook = self.authorize_hook;
+        let inner = Arc::new_cyclic(|weak| {
+            // One agent for OAuth and MCP requests unless the caller brought one for OAuth.
+            let agent = custom_agent
+                .clone()
+                .unwrap_or_else(|| crate::request::bearer_agent(weak.clone()));
+            Inner::new(server_url, config, storage, agent, hook)
+        });
+        let mcp_agent = match custom_agent {
+            Some(_) => crate::request::bearer_agent(Arc::downgrade(&inner)),
+            None => inner.agent().clone(),
+        };
+        Ok(Session { mcp_agent, inner })
     }
 }
 

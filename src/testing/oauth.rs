@@ -241,17 +241,16 @@ pub(super) fn authorize(s: &Shared, req: &Request) -> Response {
             expires: Instant::now() + CODE_LIFETIME,
         },
     );
-    redirect(
-        s,
-        redirect_uri,
-        vec![("code", code.as_str()), ("state", params.state.as_str())],
-    )
+    let mut response_params = vec![("code", code.as_str())];
+    response_params.extend(params.state.as_deref().map(|state| ("state", state)));
+    redirect(s, redirect_uri, response_params)
 }
 
 /// The validated parameters of an authorization request, besides client and redirect URI.
 struct AuthorizeParams {
     code_challenge: String,
-    state: String,
+    /// Optional: OAuth 2.1 §7.5.1 lets PKCE carry the CSRF protection.
+    state: Option<String>,
     scope: Option<String>,
     resource: Option<String>,
 }
@@ -273,10 +272,7 @@ impl AuthorizeParams {
         if param("code_challenge_method")? != Some("S256") {
             return Err(invalid("code_challenge_method must be S256"));
         }
-        let state = match param("state")? {
-            Some(state) if !state.is_empty() => state.to_owned(),
-            _ => return Err(invalid("the state parameter is required")),
-        };
+        let state = param("state")?.map(str::to_owned);
         Ok(AuthorizeParams {
             code_challenge: code_challenge.to_owned(),
             state,

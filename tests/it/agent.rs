@@ -17,7 +17,11 @@ fn ping(session: &mcp_oauth_client::Session) -> mcp_oauth_client::Result<u16> {
                 .content_type("application/json")
                 .send(PING)
         })
-        .map(|r| r.status().as_u16())
+        .map(|mut r| {
+            // Read to the end, as a client does, so the connection goes back to the pool.
+            let _ = r.body_mut().read_to_string();
+            r.status().as_u16()
+        })
 }
 
 #[test]
@@ -206,4 +210,45 @@ fn after_the_resource_moves_to_another_authorization_server_the_client_registers
     }
     // No refresh at a's token endpoint either: the old grant belongs to the old AS.
     assert!(w.requests_to(Route::Token).len() == 1);
+}
+
+#[test]
+fn a_login_and_the_mcp_requests_share_one_connection_to_one_origin() {
+    let w = World::new();
+    let session = w.session();
+    assert_eq!(ping(&session).unwrap(), 200);
+    assert_eq!(ping(&session).unwrap(), 200);
+    // Everything this process sent (the browser's authorize GET is the browser's own).
+    let mine: Vec<_> = w
+        .server
+        .requests()
+        .into_iter()
+        .filter(|r| r.route != Some(Route::Authorize))
+        .collect();
+    assert_eq!(
+        mine.len(),
+        7,
+        "401, PRM, AS metadata, register, token, retry, ping"
+    );
+    let connections: std::collections::BTreeSet<u64> = mine.iter().map(|r| r.connection).collect();
+    assert_eq!(
+        connections.len(),
+        1,
+        "{:?}",
+        mine.iter()
+            .map(|r| (r.connection, r.path.clone()))
+            .collect::<Vec<_>>()
+    );
+    // And no OAuth request carried the bearer.
+    for r in &mine {
+        if r.route != Some(Route::Mcp) {
+            assert_eq!(
+                r.header("authorization")
+                    .filter(|a| a.starts_with("Bearer")),
+                None,
+                "{}",
+                r.path
+            );
+        }
+    }
 }
