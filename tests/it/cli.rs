@@ -51,6 +51,16 @@ fn login_as_user(server: &TestServer, cache: &std::path::Path, extra: &[&str]) -
     }
 }
 
+/// Logs in through the CLI as a user would; returns what it cached.
+fn logged_in(w: &World) -> mcp_oauth_client::StoredTokens {
+    let out = login_as_user(&w.server, w.cache.path(), &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    mcp_oauth_client::FileTokenStorage::new(w.cache.path())
+        .load_tokens(&w.server.mcp_url())
+        .unwrap()
+        .unwrap()
+}
+
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
@@ -119,15 +129,7 @@ fn token_json_has_no_refresh_token_and_refresh_forces_a_refresh() {
 #[test]
 fn status_json_shape_and_no_secrets() {
     let w = World::new();
-    assert!(
-        login_as_user(&w.server, w.cache.path(), &[])
-            .status
-            .success()
-    );
-    let stored = mcp_oauth_client::FileTokenStorage::new(w.cache.path())
-        .load_tokens(&w.server.mcp_url())
-        .unwrap()
-        .unwrap();
+    let stored = logged_in(&w);
     let out = cli(&["status", "--json"], w.cache.path()).output().unwrap();
     assert!(out.status.success());
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -173,15 +175,7 @@ fn status_json_shape_and_no_secrets() {
 #[test]
 fn logout_revokes_both_tokens_and_a_later_token_needs_a_new_login() {
     let w = World::new();
-    assert!(
-        login_as_user(&w.server, w.cache.path(), &[])
-            .status
-            .success()
-    );
-    let stored = mcp_oauth_client::FileTokenStorage::new(w.cache.path())
-        .load_tokens(&w.server.mcp_url())
-        .unwrap()
-        .unwrap();
+    let stored = logged_in(&w);
     let out = cli(&["logout", w.server.mcp_url().as_str()], w.cache.path())
         .output()
         .unwrap();
