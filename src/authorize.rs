@@ -127,6 +127,19 @@ pub fn build_authorization_url(req: &AuthorizationRequest<'_>) -> Result<Url> {
 mod tests {
     use super::*;
 
+    /// An authorization request with test values, to `endpoint` with `scope`.
+    fn request<'a>(endpoint: &'a str, scope: Option<&'a Scopes>) -> AuthorizationRequest<'a> {
+        AuthorizationRequest {
+            authorization_endpoint: endpoint,
+            client_id: "c",
+            redirect_uri: "http://127.0.0.1:1/callback",
+            scope,
+            state: "s",
+            code_challenge: "ch",
+            resource: None,
+        }
+    }
+
     #[test]
     fn carries_every_parameter_and_keeps_existing_query() {
         let scope = Scopes::parse("a b");
@@ -157,16 +170,7 @@ mod tests {
             "https://as.example.com/authorize?tenant=t&state=fixed",
             "https://as.example.com/authorize?code_challenge_method=plain",
         ] {
-            let e = build_authorization_url(&AuthorizationRequest {
-                authorization_endpoint: endpoint,
-                client_id: "c",
-                redirect_uri: "http://127.0.0.1:1/callback",
-                scope: None,
-                state: "s",
-                code_challenge: "ch",
-                resource: None,
-            })
-            .unwrap_err();
+            let e = build_authorization_url(&request(endpoint, None)).unwrap_err();
             assert_eq!(e.kind(), ErrorKind::Refused, "{endpoint}");
         }
     }
@@ -176,16 +180,9 @@ mod tests {
         let with = Scopes::parse("a offline_access");
         let without = Scopes::parse("a");
         let prompt = |scope: &Scopes| {
-            let url = build_authorization_url(&AuthorizationRequest {
-                authorization_endpoint: "https://as.example.com/authorize",
-                client_id: "c",
-                redirect_uri: "http://127.0.0.1:1/callback",
-                scope: Some(scope),
-                state: "s",
-                code_challenge: "ch",
-                resource: None,
-            })
-            .unwrap();
+            let url =
+                build_authorization_url(&request("https://as.example.com/authorize", Some(scope)))
+                    .unwrap();
             url.query_pairs()
                 .find(|(k, _)| k == "prompt")
                 .map(|(_, v)| v.into_owned())
@@ -196,16 +193,8 @@ mod tests {
 
     #[test]
     fn refuses_insecure_endpoint() {
-        let e = build_authorization_url(&AuthorizationRequest {
-            authorization_endpoint: "http://as.example.com/authorize",
-            client_id: "c",
-            redirect_uri: "http://127.0.0.1:1/callback",
-            scope: None,
-            state: "s",
-            code_challenge: "ch",
-            resource: None,
-        })
-        .unwrap_err();
+        let e =
+            build_authorization_url(&request("http://as.example.com/authorize", None)).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Refused);
     }
 }

@@ -166,22 +166,6 @@ fn head_end(raw: &[u8]) -> Option<usize> {
     raw.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4)
 }
 
-/// The query parameters of a redirect URL pasted by the user (headless logins).
-///
-/// # Errors
-/// [`ErrorKind::Config`] when `pasted` is not a URL.
-pub fn callback_params_from_url(pasted: &str) -> Result<Vec<(String, String)>> {
-    let url = Url::parse(pasted.trim()).map_err(|e| {
-        Error::new(
-            ErrorKind::Config,
-            Step::Callback,
-            "the pasted text is not a URL",
-        )
-        .with_source(e)
-    })?;
-    Ok(url.query_pairs().into_owned().collect())
-}
-
 /// What an authorization response must match. `Debug` hides the `state`.
 #[derive(Clone, Copy)]
 pub struct CallbackExpectation<'a> {
@@ -852,12 +836,5 @@ mod tests {
         let p = page::failure("<script>alert('x')</script>");
         assert!(!p.contains("<script>"));
         assert!(p.contains("&lt;script&gt;"));
-    }
-
-    #[test]
-    fn pasted_url_params() {
-        let p = callback_params_from_url(" http://127.0.0.1:1/callback?code=c&state=s\n").unwrap();
-        assert_eq!(p, params("code=c&state=s"));
-        assert!(callback_params_from_url("no url").is_err());
     }
 }

@@ -340,7 +340,7 @@ fn check_size(body: &[u8], step: Step) -> Result<()> {
 
 /// Server-supplied text in messages is cut short and stripped of control characters.
 pub(crate) fn shorten(s: &str) -> String {
-    s.chars().filter(|c| !c.is_control()).take(120).collect()
+    crate::error::sanitize(s, 120)
 }
 
 /// The 2025-03-26 fallback when a server has no resource metadata and its origin has no

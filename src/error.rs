@@ -205,7 +205,7 @@ impl Error {
 }
 
 /// Keeps server-supplied text printable and short, so it cannot forge log lines.
-fn sanitize(text: &str, max: usize) -> String {
+pub(crate) fn sanitize(text: &str, max: usize) -> String {
     text.chars().filter(|c| !c.is_control()).take(max).collect()
 }
 

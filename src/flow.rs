@@ -67,7 +67,8 @@ pub(crate) struct Inner {
     server_url: Url,
     config: Config,
     storage: FileTokenStorage,
-    /// The agent for OAuth requests (no bearer middleware).
+    /// The agent for OAuth requests: the session's bearer agent (which leaves OAuth exchanges
+    /// alone), or one the caller brought.
     agent: ureq::Agent,
     state: Mutex<State>,
 }
@@ -82,6 +83,25 @@ pub(crate) struct LoginContext<'a> {
     pub rejected: bool,
     /// A 403 `insufficient_scope`: authorize again with the union of the scopes.
     pub step_up: bool,
+}
+
+impl<'a> LoginContext<'a> {
+    /// After a 401: the token was rejected.
+    pub(crate) fn unauthorized(challenge: Option<&'a Challenge>) -> LoginContext<'a> {
+        LoginContext {
+            challenge,
+            rejected: true,
+            step_up: false,
+        }
+    }
+
+    /// After a 403 `insufficient_scope`: more scope is needed.
+    pub(crate) fn step_up(challenge: Option<&'a Challenge>) -> LoginContext<'a> {
+        LoginContext {
+            step_up: true,
+            ..LoginContext::unauthorized(challenge)
+        }
+    }
 }
 
 impl Inner {
@@ -125,11 +145,17 @@ impl Inner {
     /// See [`Session::clear`](crate::Session::clear).
     pub(crate) fn clear(&self) -> Result<()> {
         let mut state = self.lock();
+        self.forget(&mut state)
+    }
+
+    /// Forgets this server's tokens, in memory and on disk.
+    fn forget(&self, state: &mut State) -> Result<()> {
         state.tokens = None;
         state.served = None;
         self.storage.clear(&self.server_url)
     }
 
+    /// See [`Session::logout`](crate::Session::logout).
     pub(crate) fn logout(&self) -> Result<Logout> {
         let mut state = self.lock();
         let _lock = self.cache_lock();
@@ -168,9 +194,7 @@ impl Inner {
                 }
             }
         }
-        state.tokens = None;
-        state.served = None;
-        self.storage.clear(&self.server_url)?;
+        self.forget(&mut state)?;
         Ok(report)
     }
 
@@ -309,13 +333,24 @@ impl Inner {
         else {
             return Ok(None);
         };
-        match self.refresh_stored(&stored, refresh_token) {
+        // Without the client that obtained the grant there is nothing to refresh with.
+        let Some(client) = self.client_for(&stored) else {
+            log::info!("the client that obtained the tokens is no longer known; logging in again");
+            return Ok(None);
+        };
+        log::info!("token refresh at {}", stored.token_endpoint);
+        let refreshed = token::refresh(
+            &self.agent,
+            &RefreshRequest {
+                token_endpoint: &stored.token_endpoint,
+                refresh_token,
+                client: &client,
+                resource: stored.resource.as_deref(),
+            },
+        );
+        match refreshed {
             Ok(tokens) => Ok(Some(self.save(state, stored.with_tokens(tokens)))),
-            Err(e)
-                if e.needs_reauthorization()
-                    || e.is_invalid_client()
-                    || e.kind() == ErrorKind::Config =>
-            {
+            Err(e) if e.needs_reauthorization() || e.is_invalid_client() => {
                 log::info!("token refresh: {e}; logging in again");
                 if e.is_invalid_client() {
                     self.forget_client(&stored.issuer);
@@ -344,28 +379,6 @@ impl Inner {
         state.tokens.clone()
     }
 
-    fn refresh_stored(&self, stored: &StoredTokens, refresh_token: &Secret) -> Result<TokenSet> {
-        // Without the client that obtained the grant there is nothing to refresh with; the
-        // grant is as good as rejected.
-        let Some(client) = self.client_for(stored) else {
-            return Err(Error::new(
-                ErrorKind::Config,
-                Step::Refresh,
-                "the client that obtained the tokens is no longer known",
-            ));
-        };
-        log::info!("token refresh at {}", stored.token_endpoint);
-        token::refresh(
-            &self.agent,
-            &RefreshRequest {
-                token_endpoint: &stored.token_endpoint,
-                refresh_token,
-                client: &client,
-                resource: stored.resource.as_deref(),
-            },
-        )
-    }
-
     /// The client that obtained `stored`: the configured one, or the cached registration.
     fn client_for(&self, stored: &StoredTokens) -> Option<ClientRegistration> {
         let configured = self
@@ -375,14 +388,12 @@ impl Inner {
             .map(|id| (id, self.config.client_secret.clone()))
             .or(self.config.client_metadata_url.as_ref().map(|u| (u, None)));
         if let Some((id, secret)) = configured.filter(|(id, _)| **id == stored.client_id) {
-            return Some(ClientRegistration {
-                issuer: stored.issuer.clone(),
-                client_id: id.clone(),
-                client_secret: secret,
-                auth_method: stored.auth_method,
-                redirect_uris: Vec::new(),
-                client_secret_expires_at: None,
-            });
+            return Some(ClientRegistration::configured(
+                &stored.issuer,
+                id,
+                secret,
+                stored.auth_method,
+            ));
         }
         self.storage
             .load_client(&stored.issuer)
@@ -562,13 +573,8 @@ impl Inner {
     ) -> Result<(ClientRegistration, CallbackListener)> {
         let host = self.config.callback_host;
         let bind = |port: Option<u16>| CallbackListener::bind(host, port.unwrap_or(0));
-        let fixed = |id: &str, secret: Option<Secret>, method: AuthMethod| ClientRegistration {
-            issuer: metadata.issuer.clone(),
-            client_id: id.to_owned(),
-            client_secret: secret,
-            auth_method: method,
-            redirect_uris: Vec::new(),
-            client_secret_expires_at: None,
+        let fixed = |id: &str, secret: Option<Secret>, method: AuthMethod| {
+            ClientRegistration::configured(&metadata.issuer, id, secret, method)
         };
         if let Some(id) = &self.config.client_id {
             let secret = self.config.client_secret.clone();

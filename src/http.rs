@@ -30,10 +30,13 @@ pub fn new_agent() -> ureq::Agent {
         .max_redirects(0)
         .timeout_global(Some(REQUEST_TIMEOUT))
         .timeout_connect(Some(CONNECT_TIMEOUT))
-        .user_agent(concat!("mcp-oauth-client/", env!("CARGO_PKG_VERSION")))
+        .user_agent(USER_AGENT)
         .build()
         .new_agent()
 }
+
+/// The `User-Agent` of every request this crate sends.
+pub(crate) const USER_AGENT: &str = concat!("mcp-oauth-client/", env!("CARGO_PKG_VERSION"));
 
 /// True for hosts that never leave the machine: `localhost`, 127.0.0.0/8 and `::1`.
 pub fn is_loopback(url: &Url) -> bool {
@@ -221,7 +224,7 @@ fn oauth_error(status: u16, body: &[u8], step: Step, sent: &[&str]) -> Error {
 /// them cannot reassemble when the text is sanitised later; a secret that still shows after
 /// the replacement (one made of bits of `[redacted]`) empties the text.
 pub(crate) fn redact(text: &str, secrets: &[&str]) -> String {
-    let printable = |s: &str| s.chars().filter(|c| !c.is_control()).collect::<String>();
+    let printable = |s: &str| crate::error::sanitize(s, usize::MAX);
     let secrets: Vec<String> = secrets
         .iter()
         .map(|s| printable(s))

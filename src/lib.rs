@@ -79,8 +79,8 @@ pub use authorize::{AuthorizationRequest, build_authorization_url};
 pub use browser::{AuthorizeHook, accept_pasted_redirects, open_browser};
 pub use callback::{
     CALLBACK_PATH, CallbackExpectation, CallbackHost, CallbackListener, CallbackOutcome,
-    CallbackParseError, CallbackRequest, MAX_CALLBACK_REQUEST, callback_params_from_url,
-    parse_callback_request, validate_callback,
+    CallbackParseError, CallbackRequest, MAX_CALLBACK_REQUEST, parse_callback_request,
+    validate_callback,
 };
 pub use discovery::{
     AuthServerMetadata, METADATA_LIMIT, ResourceMetadata, auth_server_metadata_urls,

@@ -102,6 +102,24 @@ pub struct ClientRegistration {
 }
 
 impl ClientRegistration {
+    /// A client that needs no registration: pre-registered, or a client ID metadata document
+    /// URL (then `secret` is `None` and `auth_method` [`AuthMethod::None`]).
+    pub fn configured(
+        issuer: &str,
+        client_id: &str,
+        secret: Option<Secret>,
+        auth_method: AuthMethod,
+    ) -> ClientRegistration {
+        ClientRegistration {
+            issuer: issuer.to_owned(),
+            client_id: client_id.to_owned(),
+            client_secret: secret,
+            auth_method,
+            redirect_uris: Vec::new(),
+            client_secret_expires_at: None,
+        }
+    }
+
     /// True when the secret has an expiry that has passed at `now` (seconds since the epoch).
     pub fn secret_expired(&self, now: u64) -> bool {
         self.client_secret_expires_at

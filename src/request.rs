@@ -10,7 +10,7 @@ use ureq::middleware::{Middleware, MiddlewareNext};
 use ureq::{Body, SendBody};
 
 use crate::error::{Error, ErrorKind, Result, Step};
-use crate::flow::Inner;
+use crate::flow::{Inner, LoginContext};
 use crate::http::OAuthExchange;
 use crate::session::Session;
 use crate::www_authenticate::{Challenge, parse_www_authenticate};
@@ -70,7 +70,7 @@ pub(crate) fn bearer_agent(inner: Weak<Inner>) -> ureq::Agent {
         .redirect_auth_headers(ureq::config::RedirectAuthHeaders::Never)
         .timeout_connect(Some(crate::http::CONNECT_TIMEOUT))
         .timeout_recv_response(Some(MCP_RESPONSE_TIMEOUT))
-        .user_agent(concat!("mcp-oauth-client/", env!("CARGO_PKG_VERSION")))
+        .user_agent(crate::http::USER_AGENT)
         .middleware(Bearer { inner })
         .build()
         .new_agent()
@@ -140,26 +140,16 @@ pub(crate) fn send(
         }
         drain(response);
         flows += 1;
-        let header = challenge.map(challenge_to_header);
-        if insufficient_scope {
+        let ctx = if insufficient_scope {
             log::info!("the MCP server asks for more scope; authorizing again");
-            session.on_insufficient_scope(header.as_deref().unwrap_or(""))?;
+            LoginContext::step_up(challenge.as_ref())
         } else {
             log::info!("the MCP server answered 401; authorizing");
-            session.on_unauthorized(header.as_deref())?;
-        }
+            LoginContext::unauthorized(challenge.as_ref())
+        };
+        session.inner().reauthorize(&ctx)?;
         fresh_token = true;
     }
-}
-
-/// Re-serialises a challenge for the session's header-taking methods.
-fn challenge_to_header(c: Challenge) -> String {
-    let params: Vec<String> = c
-        .params
-        .iter()
-        .map(|(k, v)| format!("{k}=\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\"")))
-        .collect();
-    format!("{} {}", c.scheme, params.join(", "))
 }
 
 #[cfg(test)]
@@ -175,13 +165,5 @@ mod tests {
         assert!(!same("http://mcp.example.com/mcp"));
         assert!(!same("https://mcp.example.com:8443/mcp"));
         assert!(!same("https://evil.example.com/mcp"));
-    }
-
-    #[test]
-    fn challenge_round_trip() {
-        let c =
-            crate::bearer_challenge(r#"Bearer scope="a \"b\"", error=insufficient_scope"#).unwrap();
-        let again = crate::bearer_challenge(&challenge_to_header(c.clone())).unwrap();
-        assert_eq!(again, c);
     }
 }

@@ -297,11 +297,8 @@ impl Session {
     /// As [`access_token`](Self::access_token).
     pub fn on_unauthorized(&self, www_authenticate: Option<&str>) -> Result<Secret> {
         let challenge = www_authenticate.and_then(crate::www_authenticate::bearer_challenge);
-        self.inner.reauthorize(&LoginContext {
-            challenge: challenge.as_ref(),
-            rejected: true,
-            step_up: false,
-        })
+        self.inner
+            .reauthorize(&LoginContext::unauthorized(challenge.as_ref()))
     }
 
     /// Handles a 403 `insufficient_scope` from the MCP server (step-up): authorizes again
@@ -311,11 +308,8 @@ impl Session {
     /// As [`access_token`](Self::access_token).
     pub fn on_insufficient_scope(&self, www_authenticate: &str) -> Result<Secret> {
         let challenge = crate::www_authenticate::bearer_challenge(www_authenticate);
-        self.inner.reauthorize(&LoginContext {
-            challenge: challenge.as_ref(),
-            rejected: true,
-            step_up: true,
-        })
+        self.inner
+            .reauthorize(&LoginContext::step_up(challenge.as_ref()))
     }
 
     /// An agent for requests to the MCP server. Its middleware adds `Authorization: Bearer`
@@ -325,6 +319,11 @@ impl Session {
     /// are responses, not errors, so a 401's `WWW-Authenticate` can be read.
     pub fn agent(&self) -> &ureq::Agent {
         &self.mcp_agent
+    }
+
+    /// The flow behind this session.
+    pub(crate) fn inner(&self) -> &Inner {
+        &self.inner
     }
 
     /// Sends a request built by `build` (with the [`agent`](Self::agent) it is given) and
@@ -371,11 +370,7 @@ impl Session {
     /// # Errors
     /// As [`access_token`](Self::access_token).
     pub fn refresh(&self) -> Result<Secret> {
-        self.inner.reauthorize(&LoginContext {
-            challenge: None,
-            rejected: true,
-            step_up: false,
-        })
+        self.inner.reauthorize(&LoginContext::unauthorized(None))
     }
 
     /// Logs out: revokes the refresh and access tokens at the authorization server when it has

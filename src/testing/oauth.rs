@@ -1,6 +1,7 @@
 //! The authorization server: metadata documents, registration, authorization, token and
 //! revocation endpoints.
 
+use std::sync::MutexGuard;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -322,15 +323,34 @@ fn error_page(message: &str) -> Response {
 // ---------------------------------------------------------------------------------------------
 // Token
 
+/// A client-authenticated form POST (the token and revocation endpoints).
+struct Authenticated<'s> {
+    form: Vec<(String, String)>,
+    state: MutexGuard<'s, State>,
+    client_id: String,
+}
+
+/// Checks method and client authentication; the error is the response to send.
+fn authenticated_post<'s>(s: &'s Shared, req: &Request) -> Result<Authenticated<'s>, Response> {
+    require_method(req, &["POST"])?;
+    let form = req.form();
+    let state = s.lock();
+    let client_id = authenticate(&state, req, &form)?;
+    Ok(Authenticated {
+        form,
+        state,
+        client_id,
+    })
+}
+
 /// `POST {issuer_path}/token` (RFC 6749 §4.1.3 and §6).
 pub(super) fn token(s: &Shared, req: &Request) -> Response {
-    if let Err(response) = require_method(req, &["POST"]) {
-        return response;
-    }
-    let form = req.form();
-    let mut state = s.lock();
-    let client_id = match authenticate(&state, req, &form) {
-        Ok(id) => id,
+    let Authenticated {
+        form,
+        mut state,
+        client_id,
+    } = match authenticated_post(s, req) {
+        Ok(parts) => parts,
         Err(response) => return response,
     };
     let result = match single(&form, "grant_type") {
@@ -575,13 +595,12 @@ fn token_response(access: IssuedAccess, refresh_token: Option<String>) -> Value 
 
 /// `POST {issuer_path}/revoke` (RFC 7009).
 pub(super) fn revoke(s: &Shared, req: &Request) -> Response {
-    if let Err(response) = require_method(req, &["POST"]) {
-        return response;
-    }
-    let form = req.form();
-    let mut state = s.lock();
-    let client_id = match authenticate(&state, req, &form) {
-        Ok(id) => id,
+    let Authenticated {
+        form,
+        mut state,
+        client_id,
+    } = match authenticated_post(s, req) {
+        Ok(parts) => parts,
         Err(response) => return response,
     };
     let token = match single(&form, "token") {
