@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use mcp_oauth_client::testing::{Route, ServerConfig, TestServer};
 use mcp_oauth_client::{ErrorKind, Session};
 
-use crate::common::{TempDir, World};
+use crate::common::{World, names};
 
 const CHILD_ENV: &str = "MCP_OAUTH_TEST_CHILD";
 
@@ -209,9 +209,8 @@ fn a_process_killed_mid_login_leaves_the_cache_usable() {
     child.wait().unwrap();
     let token = w.session().access_token().unwrap();
     assert_eq!(w.mcp_status(token.secret()), 200);
-    let leftovers: Vec<String> = std::fs::read_dir(w.cache.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+    let leftovers: Vec<String> = names(w.cache.path())
+        .into_iter()
         .filter(|n| n.ends_with(".tmp"))
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
@@ -286,13 +285,7 @@ fn corrupt_truncated_foreign_and_future_files_are_errors_then_replaced_by_a_logi
         );
         let token = session.access_token().unwrap();
         assert_eq!(w.mcp_status(token.secret()), 200, "{name}");
-        assert!(
-            session
-                .storage()
-                .load_tokens(session.server_url())
-                .unwrap()
-                .is_some()
-        );
+        assert!(w.has_cached_tokens(&session));
         assert_eq!(
             w.requests_to(Route::Authorize).len(),
             i + 2,
@@ -309,13 +302,7 @@ fn a_file_corrupted_under_a_running_session_is_rewritten_from_memory() {
     let path = session.storage().tokens_path(session.server_url());
     std::fs::write(&path, "{ broken").unwrap();
     assert_eq!(session.access_token().unwrap().secret(), token.secret());
-    assert!(
-        session
-            .storage()
-            .load_tokens(session.server_url())
-            .unwrap()
-            .is_some()
-    );
+    assert!(w.has_cached_tokens(&session));
     assert_eq!(w.browser.opened(), 1);
 }
 
@@ -381,5 +368,4 @@ fn a_looser_file_is_tightened_and_a_foreign_one_refused() {
         }
         Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::PermissionDenied),
     }
-    let _ = TempDir::new();
 }

@@ -86,11 +86,7 @@ fn login_then_token_is_usable_as_a_bearer_and_needs_no_request() {
 #[test]
 fn token_json_has_no_refresh_token_and_refresh_forces_a_refresh() {
     let w = World::new();
-    assert!(
-        login_as_user(&w.server, w.cache.path(), &[])
-            .status
-            .success()
-    );
+    logged_in(&w);
     let url = w.server.mcp_url();
     let out = cli(&["token", url.as_str(), "--json"], w.cache.path())
         .output()
@@ -364,11 +360,7 @@ fn headless_login_accepts_the_redirect_url_pasted_on_stdin() {
 #[test]
 fn ctrl_c_during_the_browser_step_leaves_the_cache_as_it_was() {
     let w = World::new();
-    assert!(
-        login_as_user(&w.server, w.cache.path(), &[])
-            .status
-            .success()
-    );
+    logged_in(&w);
     let snapshot = |dir: &std::path::Path| {
         let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
             .unwrap()

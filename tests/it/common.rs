@@ -33,6 +33,16 @@ impl Drop for TempDir {
     }
 }
 
+/// The names of the files in `dir`, sorted.
+pub fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
 /// One test's world: a server, a cache directory and a headless browser.
 pub struct World {
     pub server: TestServer,
@@ -91,6 +101,15 @@ impl World {
         self.expire_cached_token(&session);
         self.server.clear_requests();
         session
+    }
+
+    /// Whether the session's cache holds readable tokens.
+    pub fn has_cached_tokens(&self, session: &Session) -> bool {
+        session
+            .storage()
+            .load_tokens(session.server_url())
+            .unwrap()
+            .is_some()
     }
 
     /// Moves the cached token's expiry to now, as if its lifetime had passed.

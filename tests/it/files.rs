@@ -3,16 +3,7 @@
 use mcp_oauth_client::FileTokenStorage;
 use mcp_oauth_client::testing::{HeadlessBrowser, TestServer};
 
-use crate::common::{TempDir, World};
-
-fn names(dir: &std::path::Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    v.sort();
-    v
-}
+use crate::common::{TempDir, World, names};
 
 #[test]
 fn tokens_file_records_absolute_expiry_issuer_and_token_endpoint() {
