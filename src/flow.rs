@@ -42,6 +42,7 @@ pub(crate) struct Config {
     pub(crate) callback_timeout: Duration,
     pub(crate) client_id: Option<String>,
     pub(crate) client_secret: Option<Secret>,
+    pub(crate) client_auth_method: Option<AuthMethod>,
     pub(crate) client_metadata_url: Option<String>,
     pub(crate) paste_redirect: bool,
 }
@@ -71,6 +72,38 @@ pub(crate) struct Inner {
     /// alone), or one the caller brought.
     agent: ureq::Agent,
     state: Mutex<State>,
+}
+
+/// Where the client of a login came from, which decides what a rejection of it means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ClientOrigin {
+    /// The user's client id, or a client ID metadata document URL.
+    Configured,
+    /// A registration kept from an earlier login.
+    Cached,
+    /// Registered for this login.
+    Registered,
+}
+
+/// The client of a login and the listener on one of its redirect URIs.
+struct ChosenClient {
+    client: ClientRegistration,
+    listener: CallbackListener,
+    origin: ClientOrigin,
+}
+
+impl ChosenClient {
+    fn new(
+        client: ClientRegistration,
+        listener: CallbackListener,
+        origin: ClientOrigin,
+    ) -> ChosenClient {
+        ChosenClient {
+            client,
+            listener,
+            origin,
+        }
+    }
 }
 
 /// How a flow came about.
@@ -439,12 +472,25 @@ impl Inner {
             let wanted = before.union(&Scopes::parse(challenged.unwrap_or("")));
             scopes = Some(scopes.map_or(wanted.clone(), |s| wanted.union(&s)));
         }
-        match self.authorize(state, &metadata, &resource, scopes.as_ref(), true) {
-            Err(e) if e.is_invalid_client() => {
-                log::info!("{e}; registering a new client");
+        let chosen = self.choose_client(&metadata, scopes.as_ref(), true)?;
+        let origin = chosen.origin;
+        match self.authorize(state, &metadata, &resource, scopes.as_ref(), chosen) {
+            // A registration kept from an earlier login may have been forgotten by the server
+            // (servers with in-memory client stores lose them on restart): register anew, once.
+            Err(e) if e.is_invalid_client() && origin == ClientOrigin::Cached => {
+                log::info!("{e}; the cached client is not accepted any more: registering anew");
                 self.forget_client(&metadata.issuer);
-                self.authorize(state, &metadata, &resource, scopes.as_ref(), false)
+                let chosen = self.choose_client(&metadata, scopes.as_ref(), false)?;
+                self.authorize(state, &metadata, &resource, scopes.as_ref(), chosen)
             }
+            // A client registered moments ago or configured by the user: another registration
+            // and another browser window would fail the same way.
+            Err(e) if e.is_invalid_client() => Err(e.prefix_message(match origin {
+                ClientOrigin::Registered => {
+                    "the authorization server rejected the client it registered moments ago"
+                }
+                _ => "the authorization server rejected the configured client",
+            })),
             other => other,
         }
     }
@@ -494,16 +540,18 @@ impl Inner {
         Ok((metadata, resource, scopes))
     }
 
-    /// Client → listener → browser → callback → exchange → storage.
+    /// Browser → callback → exchange → storage, with a chosen client and its listener.
     fn authorize(
         &self,
         state: &mut State,
         metadata: &AuthServerMetadata,
         resource: &str,
         scopes: Option<&Scopes>,
-        reuse_client: bool,
+        chosen: ChosenClient,
     ) -> Result<Secret> {
-        let (client, listener) = self.client_and_listener(metadata, scopes, reuse_client)?;
+        let ChosenClient {
+            client, listener, ..
+        } = chosen;
         let verifier = PkceVerifier::generate()?;
         let state_value = crate::secret::random_token(32, Step::Authorization)?;
         let redirect_uri = listener.redirect_uri().to_string();
@@ -564,13 +612,13 @@ impl Inner {
 
     /// The client for this login and a listener on a redirect URI it may use: the configured
     /// client, a client ID metadata document, the cached registration (on a port it
-    /// registered), or a new registration.
-    fn client_and_listener(
+    /// registered, unless `reuse_client` is false), or a new registration.
+    fn choose_client(
         &self,
         metadata: &AuthServerMetadata,
         scopes: Option<&Scopes>,
         reuse_client: bool,
-    ) -> Result<(ClientRegistration, CallbackListener)> {
+    ) -> Result<ChosenClient> {
         let host = self.config.callback_host;
         let bind = |port: Option<u16>| CallbackListener::bind(host, port.unwrap_or(0));
         let fixed = |id: &str, secret: Option<Secret>, method: AuthMethod| {
@@ -578,14 +626,27 @@ impl Inner {
         };
         if let Some(id) = &self.config.client_id {
             let secret = self.config.client_secret.clone();
-            let method = choose_auth_method(metadata, secret.is_some());
-            return Ok((fixed(id, secret, method), bind(self.config.callback_port)?));
+            let method = self
+                .config
+                .client_auth_method
+                .unwrap_or_else(|| choose_auth_method(metadata, secret.is_some()));
+            let listener = bind(self.config.callback_port)?;
+            return Ok(ChosenClient::new(
+                fixed(id, secret, method),
+                listener,
+                ClientOrigin::Configured,
+            ));
         }
         if let Some(url) = &self.config.client_metadata_url
             && metadata.client_id_metadata_document_supported
         {
             let listener = bind(self.config.callback_port)?;
-            return Ok((fixed(url, None, AuthMethod::None), listener));
+            let client = fixed(url, None, AuthMethod::None);
+            return Ok(ChosenClient::new(
+                client,
+                listener,
+                ClientOrigin::Configured,
+            ));
         }
         if reuse_client && let Some(found) = self.cached_client(metadata) {
             return Ok(found);
@@ -630,15 +691,16 @@ impl Inner {
         if let Err(e) = self.storage.save_client(&client) {
             log::warn!("the client registration is not cached: {e}");
         }
-        Ok((client, listener))
+        Ok(ChosenClient::new(
+            client,
+            listener,
+            ClientOrigin::Registered,
+        ))
     }
 
     /// The cached registration for this issuer with a listener on one of its registered
     /// loopback redirect URIs, when one of them can be bound.
-    fn cached_client(
-        &self,
-        metadata: &AuthServerMetadata,
-    ) -> Option<(ClientRegistration, CallbackListener)> {
+    fn cached_client(&self, metadata: &AuthServerMetadata) -> Option<ChosenClient> {
         let client = match self.storage.load_client(&metadata.issuer) {
             Ok(c) => c?,
             Err(e) => {
@@ -657,7 +719,8 @@ impl Inner {
                 return None;
             }
             let listener = CallbackListener::bind(host, port).ok()?;
-            (listener.redirect_uri() == &uri).then(|| (client.clone(), listener))
+            (listener.redirect_uri() == &uri)
+                .then(|| ChosenClient::new(client.clone(), listener, ClientOrigin::Cached))
         })
     }
 

@@ -190,12 +190,28 @@ pub fn parse_oauth_error(status: u16, body: &[u8], step: Step) -> Error {
     oauth_error(status, body, step, &[])
 }
 
+/// An RFC 6749 §5.2 error object.
+#[derive(serde::Deserialize)]
+struct ErrorBody {
+    error: String,
+    error_description: Option<String>,
+}
+
+/// The error object in `body`, when it is one with a non-empty `error`.
+fn error_body(body: &[u8]) -> Option<ErrorBody> {
+    serde_json::from_slice::<ErrorBody>(body)
+        .ok()
+        .filter(|b| !b.error.is_empty())
+}
+
+/// True when a success response is an OAuth error in disguise: some servers (GitHub's token
+/// endpoint among them) answer errors with HTTP 200 and an `error` member. Reading it as the
+/// error keeps the server's code and description instead of a "missing access_token".
+pub(crate) fn is_error_object(response: &Response) -> bool {
+    error_body(&response.body).is_some()
+}
+
 fn oauth_error(status: u16, body: &[u8], step: Step, sent: &[&str]) -> Error {
-    #[derive(serde::Deserialize)]
-    struct ErrorBody {
-        error: String,
-        error_description: Option<String>,
-    }
     if (300..400).contains(&status) {
         return Error::new(
             ErrorKind::Refused,
@@ -206,12 +222,12 @@ fn oauth_error(status: u16, body: &[u8], step: Step, sent: &[&str]) -> Error {
             ),
         );
     }
-    match serde_json::from_slice::<ErrorBody>(body) {
-        Ok(body) if !body.error.is_empty() => {
+    match error_body(body) {
+        Some(body) => {
             let description = body.error_description.map(|d| redact(&d, sent));
             Error::oauth(step, &redact(&body.error, sent), description.as_deref())
         }
-        _ => Error::new(
+        None => Error::new(
             ErrorKind::Status,
             step,
             format!("unexpected HTTP status {status}"),

@@ -49,9 +49,18 @@ impl AuthMethod {
 
 /// Chooses the token endpoint authentication method from the server's metadata.
 ///
-/// A client with a secret prefers `client_secret_basic`, then `client_secret_post`; a client
-/// about to register prefers `none` (a native app cannot keep a secret, RFC 8252 §8.4), then
-/// the secret methods. An absent list means `client_secret_basic` (RFC 8414 §2).
+/// A client about to register prefers `none` (a native app cannot keep a secret, RFC 8252
+/// §8.4), then `client_secret_post`, then `client_secret_basic`; a client with a secret
+/// prefers `client_secret_post`, then `client_secret_basic`. An absent list means
+/// `client_secret_basic` (RFC 8414 §2).
+///
+/// Why `client_secret_post` before Basic when a server offers both, although RFC 6749 §2.3.1
+/// prefers Basic: it is the one method every server we have read accepts as it advertises it.
+/// The MCP TypeScript SDK's authorization server reads credentials only from the body; the
+/// MCP Python SDK decodes Basic credentials with percent-decoding but without `+` as space,
+/// so a secret that needs form-encoding (RFC 6749 §2.3.1) fails there; node-oidc-provider and
+/// Keycloak take both. A pre-registered client whose server insists on one method names it
+/// with [`SessionBuilder::client_auth_method`](crate::SessionBuilder::client_auth_method).
 pub fn choose_auth_method(metadata: &AuthServerMetadata, has_secret: bool) -> AuthMethod {
     let listed = |m: AuthMethod| match &metadata.token_endpoint_auth_methods_supported {
         Some(list) => list.iter().any(|s| s == m.as_str()),
@@ -59,15 +68,15 @@ pub fn choose_auth_method(metadata: &AuthServerMetadata, has_secret: bool) -> Au
     };
     let order: &[AuthMethod] = if has_secret {
         &[
-            AuthMethod::ClientSecretBasic,
             AuthMethod::ClientSecretPost,
+            AuthMethod::ClientSecretBasic,
             AuthMethod::None,
         ]
     } else {
         &[
             AuthMethod::None,
-            AuthMethod::ClientSecretBasic,
             AuthMethod::ClientSecretPost,
+            AuthMethod::ClientSecretBasic,
         ]
     };
     order
@@ -242,7 +251,7 @@ pub fn register(
     let url: Url = crate::discovery::parse_endpoint(registration_endpoint, step)?;
     let body = build_registration_request(request);
     let response = http::send(agent, &url, Body::Json(&body), step)?;
-    if !(200..300).contains(&response.status) {
+    if !(200..300).contains(&response.status) || http::is_error_object(&response) {
         return Err(http::status_error(&response, step, &url, &[]));
     }
     parse_registration_response(&response.body, issuer, request).map_err(|e| e.with_url(&url))
@@ -268,7 +277,22 @@ mod tests {
         assert_eq!(choose_auth_method(&md(None), true), ClientSecretBasic);
         let all = ["client_secret_post", "none", "client_secret_basic"];
         assert_eq!(choose_auth_method(&md(Some(&all)), false), AuthMethod::None);
-        assert_eq!(choose_auth_method(&md(Some(&all)), true), ClientSecretBasic);
+        assert_eq!(choose_auth_method(&md(Some(&all)), true), ClientSecretPost);
+        // The MCP Python SDK's metadata: no `none`, both secret methods.
+        let python = ["client_secret_post", "client_secret_basic"];
+        assert_eq!(
+            choose_auth_method(&md(Some(&python)), false),
+            ClientSecretPost
+        );
+        let basic = ["client_secret_basic"];
+        assert_eq!(
+            choose_auth_method(&md(Some(&basic)), false),
+            ClientSecretBasic
+        );
+        assert_eq!(
+            choose_auth_method(&md(Some(&basic)), true),
+            ClientSecretBasic
+        );
         let post = ["client_secret_post"];
         assert_eq!(
             choose_auth_method(&md(Some(&post)), false),

@@ -13,6 +13,7 @@ use crate::browser::AuthorizeHook;
 use crate::callback::CallbackHost;
 use crate::error::{Error, ErrorKind, Result, Step};
 use crate::flow::{Config, Inner, LoginContext};
+use crate::registration::AuthMethod;
 use crate::revocation::TokenTypeHint;
 use crate::scope::Scopes;
 use crate::secret::Secret;
@@ -40,6 +41,7 @@ pub struct SessionBuilder {
     callback_timeout: Duration,
     client_id: Option<String>,
     client_secret: Option<Secret>,
+    client_auth_method: Option<AuthMethod>,
     client_metadata_url: Option<String>,
     authorize_hook: Option<AuthorizeHook>,
     paste_redirect: bool,
@@ -104,6 +106,15 @@ impl SessionBuilder {
     /// The secret of the pre-registered client.
     pub fn client_secret(mut self, secret: impl Into<String>) -> Self {
         self.client_secret = Some(Secret::new(secret));
+        self
+    }
+
+    /// How the pre-registered client authenticates at the token and revocation endpoints
+    /// (default: chosen from the server's metadata, see
+    /// [`choose_auth_method`](crate::choose_auth_method)). For servers that accept only the
+    /// method the client was registered with.
+    pub fn client_auth_method(mut self, method: AuthMethod) -> Self {
+        self.client_auth_method = Some(method);
         self
     }
 
@@ -172,6 +183,7 @@ impl SessionBuilder {
             callback_timeout: self.callback_timeout,
             client_id: self.client_id,
             client_secret: self.client_secret,
+            client_auth_method: self.client_auth_method,
             client_metadata_url: self.client_metadata_url,
             paste_redirect: self.paste_redirect,
         };
@@ -245,6 +257,7 @@ impl Session {
             callback_timeout: DEFAULT_CALLBACK_TIMEOUT,
             client_id: None,
             client_secret: None,
+            client_auth_method: None,
             client_metadata_url: None,
             authorize_hook: None,
             paste_redirect: false,

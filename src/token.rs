@@ -208,7 +208,8 @@ fn token_request<'a>(
 
 /// POSTs `form` to an endpoint of the client's authorization server with the client's
 /// authentication (RFC 6749 §2.3; the same at the token and revocation endpoints, RFC 7009
-/// §2.1), and returns the 200 response; any other status is the server's error.
+/// §2.1), and returns the 200 response; any other status, or an error object sent with 200,
+/// is the server's error.
 pub(crate) fn authenticated_post<'a>(
     agent: &ureq::Agent,
     endpoint: &str,
@@ -218,20 +219,25 @@ pub(crate) fn authenticated_post<'a>(
 ) -> Result<(Url, http::Response)> {
     let url: Url = crate::discovery::parse_endpoint(endpoint, step)?;
     let secret = client.client_secret.as_ref().map(Secret::secret);
+    // One request shape that every server we have read accepts:
+    // - `client_id` is always in the body, also beside HTTP Basic. RFC 6749 §2.3.1 does not
+    //   forbid it; the MCP Python SDK's `ClientAuthenticator` (FastMCP and most Python MCP
+    //   servers) reads the client from the body whatever the method and refuses a request
+    //   without it ("Missing client_id"); the TypeScript SDK reads only the body;
+    //   node-oidc-provider and Keycloak take it beside Basic when it names the same client.
+    // - The secret is in exactly one place: node-oidc-provider refuses a request that
+    //   authenticates "using more than one mechanism" (a secret in both the header and body).
+    form.push(("client_id", &client.client_id));
     let basic = match (client.auth_method, secret) {
         (AuthMethod::ClientSecretBasic, Some(s)) => Some((client.client_id.as_str(), s)),
         (AuthMethod::ClientSecretPost, Some(s)) => {
-            form.push(("client_id", &client.client_id));
             form.push(("client_secret", s));
             None
         }
-        _ => {
-            form.push(("client_id", &client.client_id));
-            None
-        }
+        _ => None,
     };
     let response = http::send(agent, &url, Body::Form(&form, basic), step)?;
-    if response.status != 200 {
+    if response.status != 200 || http::is_error_object(&response) {
         let sent: Vec<&str> = form
             .iter()
             .filter(|(name, _)| SECRET_FIELDS.contains(name))

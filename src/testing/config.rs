@@ -65,6 +65,23 @@ pub struct ServerConfig {
     /// The client authentication methods the token endpoint supports, and registration accepts
     /// (default `none`, `client_secret_post`, `client_secret_basic`).
     pub token_endpoint_auth_methods: Vec<String>,
+    /// When set, registration issues every client this `token_endpoint_auth_method` (with a
+    /// secret unless `none`) whatever the request asked for, as servers do that answer a
+    /// request for a public client with a confidential one (default `None`: the method asked).
+    pub registration_auth_method: Option<String>,
+    /// The `token_type` of token responses (default `Bearer`; real servers also send
+    /// `bearer` and other spellings).
+    pub token_type: String,
+    /// Whether token responses carry `expires_in` (default `true`). Without it the client
+    /// cannot know the expiry; tokens still expire after the configured lifetime.
+    pub send_expires_in: bool,
+    /// Whether the metadata names the token endpoint as `revocation_endpoint` too (default
+    /// `false`), as some servers do; revocation requests there get a token endpoint error.
+    pub revocation_at_token_endpoint: bool,
+    /// Whether token and revocation requests must carry `client_id` in the form body whatever
+    /// the client's authentication method, also beside HTTP Basic, as the MCP Python SDK's
+    /// authorization server (FastMCP) demands (default `false`: Basic alone is enough).
+    pub client_id_in_body: bool,
     /// Whether the metadata has `authorization_response_iss_parameter_supported: true` and
     /// `/authorize` redirects carry `iss` (RFC 9207); default `true`.
     pub iss_parameter: bool,
@@ -108,6 +125,11 @@ impl Default for ServerConfig {
                 "client_secret_post".into(),
                 "client_secret_basic".into(),
             ],
+            registration_auth_method: None,
+            token_type: "Bearer".into(),
+            send_expires_in: true,
+            revocation_at_token_endpoint: false,
+            client_id_in_body: false,
             iss_parameter: true,
             deny_authorization: false,
             access_token_lifetime: 3600,

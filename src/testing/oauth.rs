@@ -98,7 +98,11 @@ pub(super) fn auth_server_metadata(s: &Shared, req: &Request) -> Response {
         "authorization_endpoint": s.endpoint_url("authorize"),
         "token_endpoint": s.endpoint_url("token"),
         "registration_endpoint": s.endpoint_url("register"),
-        "revocation_endpoint": s.endpoint_url("revoke"),
+        "revocation_endpoint": s.endpoint_url(if config.revocation_at_token_endpoint {
+            "token"
+        } else {
+            "revoke"
+        }),
         "response_types_supported": ["code"],
         "grant_types_supported": ["authorization_code", "refresh_token"],
         "token_endpoint_auth_methods_supported": config.token_endpoint_auth_methods,
@@ -154,7 +158,7 @@ pub(super) fn register(s: &Shared, req: &Request) -> Response {
         let description = format!("{bad} is not an absolute URI without a fragment");
         return oauth_error(400, "invalid_redirect_uri", &description);
     }
-    let auth_method = match metadata.get("token_endpoint_auth_method") {
+    let asked = match metadata.get("token_endpoint_auth_method") {
         None => "client_secret_basic".to_owned(),
         Some(Value::String(method)) => method.clone(),
         Some(_) => {
@@ -165,6 +169,7 @@ pub(super) fn register(s: &Shared, req: &Request) -> Response {
             );
         }
     };
+    let auth_method = s.config.registration_auth_method.clone().unwrap_or(asked);
     if !s.config.token_endpoint_auth_methods.contains(&auth_method) {
         let description = format!("token_endpoint_auth_method {auth_method} is not supported");
         return oauth_error(400, "invalid_client_metadata", &description);
@@ -335,7 +340,7 @@ fn authenticated_post<'s>(s: &'s Shared, req: &Request) -> Result<Authenticated<
     require_method(req, &["POST"])?;
     let form = req.form();
     let state = s.lock();
-    let client_id = authenticate(&state, req, &form)?;
+    let client_id = authenticate(&state, req, &form, s.config.client_id_in_body)?;
     Ok(Authenticated {
         form,
         state,
@@ -354,7 +359,7 @@ pub(super) fn token(s: &Shared, req: &Request) -> Response {
         Err(response) => return response,
     };
     let result = match single(&form, "grant_type") {
-        Ok(Some("authorization_code")) => redeem_code(&mut state, &client_id, &form),
+        Ok(Some("authorization_code")) => redeem_code(s, &mut state, &client_id, &form),
         Ok(Some("refresh_token")) => refresh(s, &mut state, &client_id, &form),
         Ok(Some(other)) => Err(TokenError::new(
             "unsupported_grant_type",
@@ -394,6 +399,7 @@ impl From<(&'static str, String)> for TokenError {
 
 /// `grant_type=authorization_code`.
 fn redeem_code(
+    s: &Shared,
     state: &mut State,
     client_id: &str,
     form: &[(String, String)],
@@ -454,7 +460,7 @@ fn redeem_code(
         },
     );
     let access = mint_access_token(state, client_id, grant.scope, resource, grant_id);
-    Ok(token_response(access, Some(refresh_token)))
+    Ok(token_response(s, access, Some(refresh_token)))
 }
 
 /// `grant_type=refresh_token`.
@@ -523,7 +529,7 @@ fn refresh(
         None
     };
     let access = mint_access_token(state, client_id, scope, resource, grant.grant);
-    Ok(token_response(access, new_refresh_token))
+    Ok(token_response(s, access, new_refresh_token))
 }
 
 /// RFC 9700 §4.14.2: a spent refresh token came back, so one of its holders is an attacker;
@@ -575,12 +581,14 @@ fn mint_access_token(
     }
 }
 
-fn token_response(access: IssuedAccess, refresh_token: Option<String>) -> Value {
+fn token_response(s: &Shared, access: IssuedAccess, refresh_token: Option<String>) -> Value {
     let mut body = json!({
         "access_token": access.token,
-        "token_type": "Bearer",
-        "expires_in": access.lifetime,
+        "token_type": s.config.token_type,
     });
+    if s.config.send_expires_in {
+        body["expires_in"] = json!(access.lifetime);
+    }
     if let Some(refresh_token) = refresh_token {
         body["refresh_token"] = json!(refresh_token);
     }
@@ -633,11 +641,13 @@ pub(super) fn revoke(s: &Shared, req: &Request) -> Response {
 // Client authentication
 
 /// Authenticates the client of a token or revocation request by its registered method;
-/// returns its id, or the `401 invalid_client` response.
+/// returns its id, or the `401 invalid_client` response. `client_id_in_body`: the body must
+/// name the client whatever the method (the MCP Python SDK's rule).
 fn authenticate(
     state: &State,
     req: &Request,
     form: &[(String, String)],
+    client_id_in_body: bool,
 ) -> Result<String, Response> {
     let authorization = req.header("authorization");
     let fail = |description: &str| {
@@ -663,6 +673,9 @@ fn authenticate(
     else {
         return Err(fail("client_id or client_secret is repeated"));
     };
+    if client_id_in_body && form_id.is_none() {
+        return Err(fail("Missing client_id"));
+    }
     let client_id = match (&basic, form_id) {
         (Some((id, _)), Some(form_id)) if id != form_id => {
             return Err(fail("client_id differs from the Basic credentials"));

@@ -4,25 +4,7 @@
 use mcp_oauth_client::testing::{Fault, Route, TestServer};
 use mcp_oauth_client::{ErrorKind, MAX_AUTHORIZATIONS, Step};
 
-use crate::common::World;
-
-const PING: &str = r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#;
-
-fn ping(session: &mcp_oauth_client::Session) -> mcp_oauth_client::Result<u16> {
-    session
-        .send(|agent| {
-            agent
-                .post(session.server_url().as_str())
-                .header("accept", "application/json")
-                .content_type("application/json")
-                .send(PING)
-        })
-        .map(|mut r| {
-            // Read to the end, as a client does, so the connection goes back to the pool.
-            let _ = r.body_mut().read_to_string();
-            r.status().as_u16()
-        })
-}
+use crate::common::{PING, World, ping};
 
 #[test]
 fn a_401_starts_the_login_and_the_request_is_sent_again() {

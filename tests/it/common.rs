@@ -6,7 +6,7 @@ use std::time::Duration;
 use mcp_oauth_client::testing::{
     HeadlessBrowser, RecordedRequest, Route, ServerConfig, TestServer,
 };
-use mcp_oauth_client::{Session, SessionBuilder};
+use mcp_oauth_client::{AuthMethod, ClientRegistration, Session, SessionBuilder};
 
 /// A directory under the system temp dir, removed on drop.
 pub struct TempDir(PathBuf);
@@ -133,4 +133,52 @@ impl World {
             .status()
             .as_u16()
     }
+}
+
+/// A port that was free a moment ago.
+pub fn free_port() -> u16 {
+    mcp_oauth_client::CallbackListener::bind(Default::default(), 0)
+        .unwrap()
+        .port()
+}
+
+/// A client registered with `method` for a redirect URI on `port`, as an administrator would.
+pub fn register_out_of_band(w: &World, port: u16, method: AuthMethod) -> ClientRegistration {
+    let agent = mcp_oauth_client::new_agent();
+    let md = mcp_oauth_client::discover_auth_server_metadata(&agent, &w.server.issuer())
+        .unwrap()
+        .unwrap();
+    mcp_oauth_client::register(
+        &agent,
+        md.registration_endpoint.as_deref().unwrap(),
+        &md.issuer,
+        &mcp_oauth_client::RegistrationRequest {
+            client_name: "admin",
+            redirect_uri: &format!("http://127.0.0.1:{port}/callback"),
+            auth_method: method,
+            scope: None,
+            extra: None,
+        },
+    )
+    .unwrap()
+}
+
+/// An MCP `ping` request body.
+pub const PING: &str = r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#;
+
+/// An MCP `ping` through `session.send` (a 401 logs in, a 403 steps up); the final status.
+pub fn ping(session: &Session) -> mcp_oauth_client::Result<u16> {
+    session
+        .send(|agent| {
+            agent
+                .post(session.server_url().as_str())
+                .header("accept", "application/json")
+                .content_type("application/json")
+                .send(PING)
+        })
+        .map(|mut r| {
+            // Read to the end, as a client does, so the connection goes back to the pool.
+            let _ = r.body_mut().read_to_string();
+            r.status().as_u16()
+        })
 }

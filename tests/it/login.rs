@@ -3,9 +3,9 @@
 use std::time::Duration;
 
 use mcp_oauth_client::testing::{Route, ServerConfig, follow_redirects};
-use mcp_oauth_client::{ErrorKind, Step};
+use mcp_oauth_client::{AuthMethod, ErrorKind, Step};
 
-use crate::common::World;
+use crate::common::{World, free_port, register_out_of_band};
 
 #[test]
 fn first_login_sends_prm_as_metadata_register_authorize_token_in_order() {
@@ -242,35 +242,16 @@ fn server_without_resource_metadata_uses_the_2025_03_26_fallback() {
 #[test]
 fn pre_registered_client_skips_registration_and_authenticates() {
     let w = World::new();
-    // Register out of band, as an administrator would.
-    let listener = mcp_oauth_client::CallbackListener::bind(Default::default(), 0).unwrap();
-    let port = listener.port();
-    drop(listener);
-    let md = mcp_oauth_client::discover_auth_server_metadata(
-        &mcp_oauth_client::new_agent(),
-        &w.server.issuer(),
-    )
-    .unwrap()
-    .unwrap();
-    let client = mcp_oauth_client::register(
-        &mcp_oauth_client::new_agent(),
-        md.registration_endpoint.as_deref().unwrap(),
-        &md.issuer,
-        &mcp_oauth_client::RegistrationRequest {
-            client_name: "admin",
-            redirect_uri: &format!("http://127.0.0.1:{port}/callback"),
-            auth_method: mcp_oauth_client::AuthMethod::ClientSecretBasic,
-            scope: None,
-            extra: None,
-        },
-    )
-    .unwrap();
+    let port = free_port();
+    let client = register_out_of_band(&w, port, AuthMethod::ClientSecretBasic);
     w.server.clear_requests();
 
+    // The server offers both secret methods; this client was registered for Basic only.
     let session = w
         .builder()
         .client_id(&client.client_id)
         .client_secret(client.client_secret.as_ref().unwrap().secret())
+        .client_auth_method(AuthMethod::ClientSecretBasic)
         .callback_port(port)
         .build()
         .unwrap();
@@ -278,7 +259,38 @@ fn pre_registered_client_skips_registration_and_authenticates() {
     assert!(w.requests_to(Route::Register).is_empty());
     let token = &w.requests_to(Route::Token)[0];
     assert!(token.header("authorization").unwrap().starts_with("Basic "));
+    assert_eq!(
+        token.form_param("client_id").as_deref(),
+        Some(client.client_id.as_str())
+    );
     assert_eq!(token.form_param("client_secret"), None);
+}
+
+#[test]
+fn a_pre_registered_secret_goes_in_the_body_when_the_server_offers_both_methods() {
+    let w = World::new();
+    let port = free_port();
+    let client = register_out_of_band(&w, port, AuthMethod::ClientSecretPost);
+    let secret = client.client_secret.as_ref().unwrap().secret();
+    let session = w
+        .builder()
+        .client_id(&client.client_id)
+        .client_secret(secret)
+        .callback_port(port)
+        .build()
+        .unwrap();
+    let token = session.access_token().unwrap();
+    assert_eq!(w.mcp_status(token.secret()), 200);
+    let exchange = &w.requests_to(Route::Token)[0];
+    assert_eq!(exchange.header("authorization"), None);
+    assert_eq!(
+        exchange.form_param("client_id").as_deref(),
+        Some(client.client_id.as_str())
+    );
+    assert_eq!(
+        exchange.form_param("client_secret").as_deref(),
+        Some(secret)
+    );
 }
 
 #[test]

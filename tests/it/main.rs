@@ -6,6 +6,7 @@ mod cache;
 mod cli;
 mod common;
 mod files;
+mod habits;
 mod hostile;
 mod login;
 mod refresh;
