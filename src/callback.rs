@@ -519,12 +519,13 @@ fn decide(mut candidate: Candidate, expect: &CallbackExpectation<'_>) -> Option<
             Some(Err(e))
         }
         CallbackOutcome::Ignored(why) => {
-            log::debug!("callback request ignored: {why}");
-            respond(
-                stream,
-                400,
-                &page::failure("This response does not belong to the login in progress."),
+            // A stale tab, a second login, or a forgery: the person (and the front end) learn
+            // that it was refused and that the login goes on.
+            log::warn!(
+                "refused an authorization response that does not belong to this login ({why}); \
+                 still waiting for the browser"
             );
+            respond(stream, 400, &page::not_this_login());
             None
         }
     }
@@ -619,7 +620,14 @@ fn respond(stream: &mut TcpStream, status: u16, body: &str) {
 mod page {
     use super::html_escape as escape;
 
+    /// The close-the-tab line under most pages.
+    const CLOSE: &str = "You can close this tab and return to your program.";
+
     fn page(title: &str, message: &str, accent: &str) -> String {
+        page_with(title, message, CLOSE, accent)
+    }
+
+    fn page_with(title: &str, message: &str, next: &str, accent: &str) -> String {
         format!(
             "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
              <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
@@ -630,9 +638,10 @@ mod page {
              box-shadow:0 2px 12px rgba(0,0,0,.08);border-top:6px solid {accent}}}\
              h1{{font-size:1.3rem;margin:0 0 .6rem}}p{{margin:.3rem 0;line-height:1.5}}\
              </style></head><body><main><h1>{title}</h1><p>{message}</p>\
-             <p>You can close this tab and return to your program.</p></main></body></html>",
+             <p>{next}</p></main></body></html>",
             title = escape(title),
             message = escape(message),
+            next = escape(next),
         )
     }
 
@@ -646,6 +655,18 @@ mod page {
 
     pub(super) fn failure(reason: &str) -> String {
         page("Sign-in did not complete", reason, "#cf222e")
+    }
+
+    /// For a response whose `state` is not the one of the login under way.
+    pub(super) fn not_this_login() -> String {
+        page_with(
+            "Not the sign-in in progress",
+            "This response does not belong to the login in progress. It may come from an \
+             older tab or from another program's sign-in; it was not used.",
+            "Close this tab. If your program is still waiting, finish the sign-in in the tab \
+             it opened most recently, or start the login again from your program.",
+            "#9a6700",
+        )
     }
 }
 

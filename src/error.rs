@@ -97,6 +97,7 @@ struct Inner {
     url: Option<String>,
     oauth_error: Option<String>,
     oauth_description: Option<String>,
+    retry_after: Option<u64>,
     source: Option<Box<dyn std::error::Error + Send + Sync>>,
 }
 
@@ -110,6 +111,7 @@ impl Error {
             url: None,
             oauth_error: None,
             oauth_description: None,
+            retry_after: None,
             source: None,
         }))
     }
@@ -134,6 +136,12 @@ impl Error {
         shown.set_query(None);
         shown.set_fragment(None);
         self.0.url = Some(shown.to_string());
+        self
+    }
+
+    /// Attaches how long the server asked to wait before trying again (`Retry-After`).
+    pub(crate) fn with_retry_after(mut self, seconds: Option<u64>) -> Error {
+        self.0.retry_after = seconds;
         self
     }
 
@@ -184,6 +192,12 @@ impl Error {
         self.0.oauth_description.as_deref()
     }
 
+    /// How long the server asked to wait before trying again (its `Retry-After`, in seconds),
+    /// when it said: a rate limit (`429`, `too_many_requests`) or an outage (`503`).
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        self.0.retry_after.map(std::time::Duration::from_secs)
+    }
+
     /// True when the stored grant is no longer usable and only a new authorization helps:
     /// `invalid_grant` on refresh or exchange.
     pub fn needs_reauthorization(&self) -> bool {
@@ -222,6 +236,9 @@ impl fmt::Display for Error {
                 write!(f, " ({d})")?;
             }
         }
+        if let Some(seconds) = self.0.retry_after {
+            write!(f, "; the server asks to retry after {seconds} s")?;
+        }
         if let Some(source) = &self.0.source {
             write!(f, ": {source}")?;
         }
@@ -237,6 +254,7 @@ impl fmt::Debug for Error {
             .field("url", &self.0.url)
             .field("message", &self.0.message)
             .field("oauth_error", &self.0.oauth_error)
+            .field("retry_after", &self.0.retry_after)
             .field("source", &self.0.source)
             .finish()
     }

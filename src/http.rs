@@ -70,6 +70,8 @@ pub fn require_secure(url: &Url, step: Step) -> Result<()> {
 pub(crate) struct Response {
     pub status: u16,
     pub body: Vec<u8>,
+    /// `Retry-After` in seconds (RFC 9110 §10.2.3; the date form is not read).
+    pub retry_after: Option<u64>,
 }
 
 /// A request body for [`send`].
@@ -111,13 +113,22 @@ pub(crate) fn send(agent: &ureq::Agent, url: &Url, body: Body<'_>, step: Step) -
         }
     };
     let status = response.status().as_u16();
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
     let body = response
         .body_mut()
         .with_config()
         .limit(OAUTH_BODY_LIMIT)
         .read_to_vec()
         .map_err(transport)?;
-    Ok(Response { status, body })
+    Ok(Response {
+        status,
+        body,
+        retry_after,
+    })
 }
 
 /// Applies the transport rules to one request, whatever the agent's own configuration: no
@@ -170,7 +181,9 @@ fn transport_error(e: ureq::Error, step: Step, url: &Url) -> Error {
 /// The error for a non-success response, with its URL; `sent` are the secrets the request
 /// carried, removed from whatever the server echoes back.
 pub(crate) fn status_error(response: &Response, step: Step, url: &Url, sent: &[&str]) -> Error {
-    oauth_error(response.status, &response.body, step, sent).with_url(url)
+    oauth_error(response.status, &response.body, step, sent)
+        .with_url(url)
+        .with_retry_after(response.retry_after)
 }
 
 /// Turns a non-success response into the crate's error (RFC 6749 §5.2, RFC 7591 §3.2.2): the
@@ -358,6 +371,7 @@ mod tests {
         let response = Response {
             status: 400,
             body: body.to_vec(),
+            retry_after: None,
         };
         let url = Url::parse("https://as.example/token").unwrap();
         let e = status_error(&response, Step::Refresh, &url, &["RT1", ""]);

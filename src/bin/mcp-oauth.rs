@@ -295,6 +295,7 @@ fn run(args: Vec<OsString>) -> Result<(), Failure> {
         print!("{help}");
         return Ok(());
     }
+    StepLogger::install(matches!(command.as_str(), "login" | "demo"));
     match command.as_str() {
         "login" => login(&options),
         "token" => token(&options),
@@ -315,7 +316,6 @@ fn run(args: Vec<OsString>) -> Result<(), Failure> {
 }
 
 fn login(options: &Options) -> Result<(), Failure> {
-    StepLogger::install();
     let done = Arc::new(AtomicBool::new(false));
     let session = options.interactive_session(&done)?;
     let result = session.login();
@@ -536,7 +536,6 @@ fn demo(options: &Options) -> Result<(), Failure> {
         server.mcp_url()
     );
     eprintln!("Token cache for this demo: {}\n", cache.display());
-    StepLogger::install();
 
     let browser = HeadlessBrowser::new();
     let mut builder = options
@@ -625,31 +624,55 @@ fn mcp_initialize(session: &Session) -> Result<String, Failure> {
     ))
 }
 
-/// Prints the library's step messages (log level info) to stderr with the time since start.
+/// Prints the library's warnings to stderr (a refused callback, a cache that cannot be
+/// written), and with `progress` its step messages (log level info) with the time since start.
 struct StepLogger {
     start: Instant,
+    progress: bool,
 }
 
 impl StepLogger {
-    fn install() {
+    fn install(progress: bool) {
         let logger = Box::leak(Box::new(StepLogger {
             start: Instant::now(),
+            progress,
         }));
         if log::set_logger(logger).is_ok() {
-            log::set_max_level(log::LevelFilter::Info);
+            log::set_max_level(if progress {
+                log::LevelFilter::Info
+            } else {
+                log::LevelFilter::Warn
+            });
         }
     }
 }
 
 impl log::Log for StepLogger {
     fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
-        metadata.target().starts_with("mcp_oauth_client") && metadata.level() <= log::Level::Info
+        let level = if self.progress {
+            log::Level::Info
+        } else {
+            log::Level::Warn
+        };
+        metadata.target().starts_with("mcp_oauth_client") && metadata.level() <= level
     }
 
     fn log(&self, record: &log::Record<'_>) {
-        if self.enabled(record.metadata()) {
+        use std::io::IsTerminal;
+        if !self.enabled(record.metadata()) {
+            return;
+        }
+        // On a terminal the countdown may hold the line: clear it first.
+        let clear = if std::io::stderr().is_terminal() {
+            "\r\x1b[K"
+        } else {
+            ""
+        };
+        if record.level() <= log::Level::Warn {
+            eprintln!("{clear}mcp-oauth: {}", record.args());
+        } else {
             eprintln!(
-                "   [{:>5} ms] {}",
+                "{clear}   [{:>5} ms] {}",
                 self.start.elapsed().as_millis(),
                 record.args()
             );

@@ -14,41 +14,83 @@ fn cli(args: &[&str], cache: &std::path::Path) -> Command {
     cmd
 }
 
+/// A CLI process whose stderr is read line by line: each line is sent on the channel as it
+/// comes, and the reader thread returns all of it.
+struct Watched {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    reader: std::thread::JoinHandle<String>,
+}
+
+impl Watched {
+    fn spawn(mut cmd: Command) -> Watched {
+        let mut child = cmd
+            .stderr(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        let reader = std::thread::spawn(move || {
+            let mut all = String::new();
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line.clone());
+                all.push_str(&line);
+                all.push('\n');
+            }
+            all
+        });
+        Watched {
+            child,
+            lines,
+            reader,
+        }
+    }
+
+    /// The first line (within 20 s) for which `pick` returns something.
+    fn wait_for<T>(&self, mut pick: impl FnMut(&str) -> Option<T>) -> Option<T> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let line = self.lines.recv_timeout(left).ok()?;
+            if let Some(found) = pick(&line) {
+                return Some(found);
+            }
+        }
+    }
+
+    /// The authorization URL the CLI printed.
+    fn authorization_url(&self) -> Option<url::Url> {
+        self.wait_for(|line| {
+            let url = line.trim();
+            (url.starts_with("http") && url.contains("/authorize?"))
+                .then(|| url::Url::parse(url).ok())
+                .flatten()
+        })
+    }
+
+    fn finish(mut self) -> Output {
+        let status = self.child.wait().unwrap();
+        let mut stdout = String::new();
+        std::io::Read::read_to_string(&mut self.child.stdout.take().unwrap(), &mut stdout).unwrap();
+        Output {
+            status,
+            stdout: stdout.into_bytes(),
+            stderr: self.reader.join().unwrap().into_bytes(),
+        }
+    }
+}
+
 /// `login URL --no-browser`, with this test acting as the user's browser: it reads the printed
 /// authorization URL from stderr and follows it.
 fn login_as_user(server: &TestServer, cache: &std::path::Path, extra: &[&str]) -> Output {
-    let mut child = cli(&["login", server.mcp_url().as_str(), "--no-browser"], cache)
-        .args(extra)
-        .stderr(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let reader = std::thread::spawn(move || {
-        let mut all = String::new();
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(url) = line.trim().strip_prefix("http")
-                && line.contains("/authorize?")
-            {
-                let _ = tx.send(format!("http{url}"));
-            }
-            all.push_str(&line);
-            all.push('\n');
-        }
-        all
-    });
-    if let Ok(url) = rx.recv_timeout(Duration::from_secs(20)) {
-        let _ = follow_redirects(&url::Url::parse(&url).unwrap());
+    let mut cmd = cli(&["login", server.mcp_url().as_str(), "--no-browser"], cache);
+    cmd.args(extra);
+    let watched = Watched::spawn(cmd);
+    if let Some(url) = watched.authorization_url() {
+        let _ = follow_redirects(&url);
     }
-    let status = child.wait().unwrap();
-    let mut stdout = String::new();
-    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut stdout).unwrap();
-    Output {
-        status,
-        stdout: stdout.into_bytes(),
-        stderr: reader.join().unwrap().into_bytes(),
-    }
+    watched.finish()
 }
 
 /// Logs in through the CLI as a user would; returns what it cached.
@@ -390,4 +432,53 @@ fn ctrl_c_during_the_browser_step_leaves_the_cache_as_it_was() {
         .output()
         .unwrap();
     assert!(out.status.success());
+}
+
+#[test]
+fn a_response_for_another_login_is_refused_in_one_line_and_the_login_goes_on() {
+    let w = World::new();
+    let mut cmd = cli(
+        &["token", w.server.mcp_url().as_str(), "--no-browser"],
+        w.cache.path(),
+    );
+    cmd.args(["--timeout", "20"]);
+    let watched = Watched::spawn(cmd);
+    let url = watched.authorization_url().expect("no authorization URL");
+    let redirect = url
+        .query_pairs()
+        .find(|(k, _)| k == "redirect_uri")
+        .map(|(_, v)| v.into_owned())
+        .unwrap();
+    // A stale tab's response reaches the listener first.
+    let stale = url::Url::parse(&format!("{redirect}?code=old&state=an-older-login")).unwrap();
+    let page = follow_redirects(&stale).unwrap();
+    assert_eq!(page.status, 400);
+    assert!(
+        page.body
+            .contains("does not belong to the login in progress")
+    );
+    assert!(page.body.contains("start the login again"), "{}", page.body);
+    let refused = watched.wait_for(|line| line.contains("refused").then(|| line.to_owned()));
+    assert_eq!(
+        refused.as_deref(),
+        Some(
+            "mcp-oauth: refused an authorization response that does not belong to this login \
+             (the state does not match this login); still waiting for the browser"
+        )
+    );
+    // The person then approves in the right tab.
+    follow_redirects(&url).unwrap();
+    let out = watched.finish();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert_eq!(stderr.matches("refused").count(), 1, "{stderr}");
+    let token = text(&out.stdout);
+    assert_eq!(w.mcp_status(token.trim()), 200);
+    let codes: Vec<_> = w
+        .requests_to(Route::Token)
+        .iter()
+        .map(|r| r.form_param("code"))
+        .collect();
+    assert_eq!(codes.len(), 1);
+    assert_ne!(codes[0].as_deref(), Some("old"));
 }

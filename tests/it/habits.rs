@@ -359,3 +359,45 @@ fn a_401_whose_challenge_names_only_a_realm_is_followed_by_discovery_and_login()
     );
     assert_eq!(w.requests_to(Route::Authorize).len(), 1);
 }
+
+#[test]
+fn a_registration_rate_limit_is_a_clear_error_and_a_cached_registration_spares_it() {
+    let w = World::new();
+    let session = w.session();
+    session.access_token().unwrap();
+    // From now on every registration is refused as the MCP TypeScript SDK's limiter does.
+    w.server.set_fault(
+        Route::Register,
+        Fault::json(
+            429,
+            json!({"error": "too_many_requests", "error_description": "You have exceeded the rate limit"}),
+        )
+        .header("Retry-After", "3600"),
+    );
+    let fresh = crate::common::TempDir::new();
+    let e = w
+        .builder()
+        .cache_dir(fresh.path())
+        .build()
+        .unwrap()
+        .access_token()
+        .unwrap_err();
+    assert_eq!(e.step(), Step::Registration);
+    assert_eq!(e.oauth_error(), Some("too_many_requests"));
+    assert_eq!(e.retry_after(), Some(std::time::Duration::from_secs(3600)));
+    assert!(
+        e.to_string()
+            .ends_with("; the server asks to retry after 3600 s"),
+        "{e}"
+    );
+    assert_eq!(
+        w.browser.opened(),
+        1,
+        "no browser for a failed registration"
+    );
+    // The session whose cache holds the registration logs in without registering.
+    w.server.clear_requests();
+    session.login().unwrap();
+    assert!(w.requests_to(Route::Register).is_empty());
+    assert_eq!(w.requests_to(Route::Authorize).len(), 1);
+}
