@@ -1,22 +1,34 @@
 #!/usr/bin/env bash
-# Interop run: the `mcp-oauth` CLI against node-oidc-provider (a certified OpenID provider) in
-# front of a small MCP endpoint, with headless Chromium completing every login through the
-# library's normal browser path (`webbrowser` runs $BROWSER = launcher.sh).
+# Interop matrix: the `mcp-oauth` CLI and the example MCP client against unmodified servers that
+# MCP deployments run, with headless Chromium completing every login through the library's
+# normal browser path (`webbrowser` runs $BROWSER = launcher.sh):
+#
+#   - fastmcp:       FastMCP with its built-in InMemoryOAuthProvider (the MCP Python SDK's
+#                    authorization routes), MCP and authorization server on one origin;
+#   - ts-sdk:        the MCP TypeScript SDK's example server (simpleStreamableHttp.js --oauth
+#                    --oauth-strict): the authorization server on another origin, `localhost`
+#                    URLs, a registration rate limit;
+#   - oidc-provider: node-oidc-provider (a certified OpenID provider) in front of a small MCP
+#                    endpoint, with its real login and consent pages, and its documented OIDC
+#                    defaults (`oidc-strict`).
 #
 #   bash tests/interop/run.sh
 #
-# Installs what it needs (Debian's chromium when /usr/bin/chromium is missing, the pinned npm
-# packages with `npm ci`), builds the CLI, starts the peers on 127.0.0.1 only, runs the
-# scenarios, prints `PASS name` or `FAIL name: reason` for each and `N passed, N failed` last,
-# and exits non-zero when one failed. Every wait is bounded; every process it started is ended
-# on exit, also on failure. Screenshots and logs go to target/interop/ (or
-# $CARGO_TARGET_DIR/interop/).
+# Installs what it needs (Debian's chromium when /usr/bin/chromium is missing; the npm packages
+# pinned in package-lock.json with `npm ci`; a Python venv with the packages pinned in
+# requirements.txt), builds the CLI and the example client, starts each server on 127.0.0.1
+# only, runs the scenarios, prints `PASS server/scenario` or `FAIL server/scenario: reason` for
+# each and `N passed, N failed` last, and exits non-zero when one failed. Every wait is bounded;
+# every process it started is ended on exit, also on failure. Screenshots and logs go to
+# target/interop/ (or $CARGO_TARGET_DIR/interop/).
 #
-# Environment: INTEROP_STRICT=0 skips the two scenarios against the provider's documented
-# OIDC defaults (profile `oidc-strict`, see server.mjs); INTEROP_AT_TTL sets the access token
-# lifetime in seconds (default 75: long enough for the cached-token scenario, whose token must
-# still be outside the client's refresh margin, 60 s at most; the refresh scenario waits for
-# the real expiry).
+# Environment: INTEROP_SERVERS (default "fastmcp ts-sdk oidc-provider"); INTEROP_STRICT=0 skips
+# the two scenarios against the provider's documented OIDC defaults; INTEROP_AT_TTL sets
+# oidc-provider's access token lifetime in seconds (default 75: long enough for the cached-token
+# scenario, whose token must still be outside the client's refresh margin, 60 s at most) and
+# INTEROP_FASTMCP_TTL FastMCP's (default 40); the refresh scenarios wait for the real expiry.
+# INTEROP_VENV: where the Python venv is kept (default target/interop-venv, reused when its
+# packages match requirements.txt).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -24,11 +36,16 @@ ROOT=$(cd "$HERE/../.." && pwd)
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 OUT=$TARGET_DIR/interop
 CLI=$TARGET_DIR/debug/mcp-oauth
+EXAMPLE=$TARGET_DIR/debug/examples/mcp_client
+VENV=${INTEROP_VENV:-$TARGET_DIR/interop-venv}
 AT_TTL=${INTEROP_AT_TTL:-75}
+FASTMCP_TTL=${INTEROP_FASTMCP_TTL:-40}
 STRICT=${INTEROP_STRICT:-1}
+SERVERS=${INTEROP_SERVERS:-fastmcp ts-sdk oidc-provider}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/mcp-oauth-interop.XXXXXX")
 STARTED=$SECONDS
 FG_PID=""
+BG_PIDS=()
 PASSED=0
 FAILED=0
 SKIPPED=0
@@ -51,6 +68,7 @@ cleanup() {
   set +e
   trap - EXIT INT TERM
   [ -n "$FG_PID" ] && kill_tree "$FG_PID" TERM
+  for pid in "${BG_PIDS[@]}"; do kill_tree "$pid" TERM; done
   for f in "$WORK"/*/driver-*.pid "$WORK"/*/server.pid; do
     [ -f "$f" ] || continue
     pid=$(cat "$f")
@@ -104,8 +122,13 @@ wait_for() {
 
 tool() { node "$HERE/tools.mjs" "$@"; }
 
+# A TCP port on 127.0.0.1 that was free a moment ago.
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
 # ---------------------------------------------------------------------------------------------
-# Setup: Chromium, the pinned npm packages, the CLI.
+# Setup: Chromium, the pinned npm and PyPI packages, the CLI and the example client.
+
+wants() { case " $SERVERS " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 
 if [ ! -x /usr/bin/chromium ]; then
   say "installing Debian's chromium"
@@ -118,12 +141,24 @@ fi
 command -v node >/dev/null || setup_failed "node is not installed"
 node_major=$(node -p 'process.versions.node.split(".")[0]')
 [ "$node_major" -ge 20 ] || setup_failed "node $node_major is too old (20 or later needed)"
-say "npm ci (oidc-provider and playwright-core, pinned in package-lock.json)"
+say "npm ci (oidc-provider, @modelcontextprotocol/sdk, playwright-core, pinned in package-lock.json)"
 in_bg timeout 300 npm ci --prefix "$HERE" --no-audit --no-fund --loglevel=error >/dev/null \
   || setup_failed "npm ci failed in tests/interop"
-say "cargo build --features cli"
-in_bg timeout 900 cargo build --quiet --manifest-path "$ROOT/Cargo.toml" --features cli || setup_failed "cargo build --features cli failed"
+if wants fastmcp; then
+  if ! cmp -s "$HERE/requirements.txt" "$VENV/requirements.txt" 2>/dev/null; then
+    say "python venv with fastmcp (pinned in requirements.txt) in $VENV"
+    rm -rf "$VENV"
+    in_bg timeout 120 python3 -m venv "$VENV" || setup_failed "python3 -m venv failed"
+    in_bg timeout 600 "$VENV/bin/pip" install -q --disable-pip-version-check -r "$HERE/requirements.txt" \
+      || setup_failed "pip install -r tests/interop/requirements.txt failed"
+    cp "$HERE/requirements.txt" "$VENV/requirements.txt"
+  fi
+fi
+say "cargo build --features cli --bin mcp-oauth --example mcp_client"
+in_bg timeout 900 cargo build --quiet --manifest-path "$ROOT/Cargo.toml" --features cli \
+  --bin mcp-oauth --example mcp_client || setup_failed "cargo build failed"
 [ -x "$CLI" ] || setup_failed "$CLI was not built"
+[ -x "$EXAMPLE" ] || setup_failed "$EXAMPLE was not built"
 [ -x "$HERE/launcher.sh" ] || chmod +x "$HERE/launcher.sh"
 mkdir -p "$OUT"
 rm -f "$OUT"/*.png
@@ -133,22 +168,83 @@ export BROWSER="$HERE/launcher.sh"
 export INTEROP_SHOT_DIR="$OUT"
 export MCP_OAUTH_CACHE_DIR="$WORK/unused-default-cache"
 
-# start_server NAME PROFILE: the peers in $WORK/NAME; sets ORIGIN, ISSUER, MCP_URL, PRM_URL.
-start_server() {
-  local name=$1 profile=$2 dir="$WORK/$1"
-  mkdir -p "$dir"
-  INTEROP_DIR="$dir" INTEROP_PROFILE="$profile" INTEROP_AT_TTL="$AT_TTL" \
-    node "$HERE/server.mjs" >"$dir/server.out" 2>&1 &
-  echo $! >"$dir/server.pid"
-  wait_for 20 test -s "$dir/server.json" || setup_failed "the $profile server did not start: $(tail -3 "$dir/server.out")"
-  ORIGIN=$(tool get "$dir/server.json" d.origin)
-  ISSUER=$(tool get "$dir/server.json" d.issuer)
-  MCP_URL=$(tool get "$dir/server.json" d.mcp)
-  PRM_URL=$(tool get "$dir/server.json" d.prm)
+# ---------------------------------------------------------------------------------------------
+# The servers. Each start_* sets the server's facts for the scenarios:
+#   SERVER (the name in PASS lines), D (its directory: server.log, launches, CLI output),
+#   CACHE, ORIGIN, ISSUER, MCP_URL, PRM_URL, AUTHORIZE_PATH, TOKEN_PATH, REGISTER_PATH,
+#   REVOKE_PATH (empty: no revocation endpoint), ISSUES_REFRESH (1 or 0), LOGIN_PAGES (the pages
+#   the browser passes before the callback, comma-separated).
+
+enter() {
+  SERVER=$1
+  D="$WORK/$1"
+  CACHE="$D/cache"
+  mkdir -p "$D"
+  FIRST_LOGIN_OK=""
+  ROTATED_RT=""
+}
+
+start_oidc_provider() {
+  local profile=$1
+  INTEROP_DIR="$D" INTEROP_PROFILE="$profile" INTEROP_AT_TTL="$AT_TTL" \
+    node "$HERE/server.mjs" >"$D/server.out" 2>&1 &
+  echo $! >"$D/server.pid"
+  wait_for 20 test -s "$D/server.json" || setup_failed "the $profile server did not start: $(tail -3 "$D/server.out")"
+  ORIGIN=$(tool get "$D/server.json" d.origin)
+  ISSUER=$(tool get "$D/server.json" d.issuer)
+  MCP_URL=$(tool get "$D/server.json" d.mcp)
+  PRM_URL=$(tool get "$D/server.json" d.prm)
+  AUTHORIZE_PATH=/oidc/auth
+  TOKEN_PATH=/oidc/token
+  REGISTER_PATH=/oidc/reg
+  REVOKE_PATH=/oidc/token/revocation
+  ISSUES_REFRESH=1
+  LOGIN_PAGES=login,consent
+}
+
+start_fastmcp() {
+  INTEROP_DIR="$D" INTEROP_AT_TTL="$FASTMCP_TTL" "$VENV/bin/python" "$HERE/fastmcp_server.py" \
+    >"$D/server.out" 2>&1 &
+  echo $! >"$D/server.pid"
+  wait_for 60 test -s "$D/server.json" || setup_failed "FastMCP did not start: $(tail -3 "$D/server.out")"
+  ORIGIN=$(tool get "$D/server.json" d.origin)
+  ISSUER=$(tool get "$D/server.json" d.issuer)
+  MCP_URL=$(tool get "$D/server.json" d.mcp)
+  PRM_URL=$(tool get "$D/server.json" d.prm)
+  AUTHORIZE_PATH=/authorize
+  TOKEN_PATH=/token
+  REGISTER_PATH=/register
+  REVOKE_PATH=/revoke
+  ISSUES_REFRESH=1
+  LOGIN_PAGES=""
+}
+
+start_ts_sdk() {
+  local mcp_port auth_port
+  mcp_port=$(free_port)
+  auth_port=$(free_port)
+  [ "$mcp_port" != "$auth_port" ] || auth_port=$(free_port)
+  INTEROP_DIR="$D" MCP_PORT="$mcp_port" MCP_AUTH_PORT="$auth_port" \
+    node --require "$HERE/ts_preload.cjs" \
+    "$HERE/node_modules/@modelcontextprotocol/sdk/dist/esm/examples/server/simpleStreamableHttp.js" \
+    --oauth --oauth-strict >"$D/server.out" 2>&1 &
+  echo $! >"$D/server.pid"
+  ORIGIN="http://localhost:$mcp_port"
+  ISSUER="http://localhost:$auth_port/"
+  MCP_URL="$ORIGIN/mcp"
+  PRM_URL="$ORIGIN/.well-known/oauth-protected-resource/mcp"
+  wait_for 30 grep -q "MCP Streamable HTTP Server listening" "$D/server.out" \
+    || setup_failed "the TypeScript SDK server did not start: $(tail -3 "$D/server.out")"
+  AUTHORIZE_PATH=/authorize
+  TOKEN_PATH=/token
+  REGISTER_PATH=/register
+  REVOKE_PATH=""
+  ISSUES_REFRESH=0
+  LOGIN_PAGES=""
 }
 
 # ---------------------------------------------------------------------------------------------
-# Helpers for the scenarios. D is the current server's directory, CACHE its token cache.
+# Helpers for the scenarios.
 
 fail() {
   WHY=$*
@@ -156,7 +252,7 @@ fail() {
 }
 
 scenario() {
-  local name=$1
+  local name="$SERVER/$1"
   shift
   WHY=""
   if "$@"; then
@@ -169,7 +265,7 @@ scenario() {
 }
 
 skip() {
-  echo "SKIP $1: $2"
+  echo "SKIP $SERVER/$1: $2"
   SKIPPED=$((SKIPPED + 1))
 }
 
@@ -185,7 +281,7 @@ cli() {
   done
   shift
   CLI_RC=0
-  in_bg env INTEROP_DIR="$D" INTEROP_LABEL="$label" "${envs[@]}" \
+  in_bg env INTEROP_DIR="$D" INTEROP_LABEL="$SERVER-$label" "${envs[@]}" \
     timeout 120 "$CLI" "$@" >"$D/cli-$label.out" 2>"$D/cli-$label.err" || CLI_RC=$?
 }
 
@@ -197,14 +293,18 @@ launches() {
 
 log_mark() { if [ -f "$D/server.log" ]; then wc -l <"$D/server.log"; else echo 0; fi; }
 log_count() { tool count "$D/server.log" "$1" "$2"; }
+# requests_to MARK METHOD PATH: how many METHOD PATH requests the server logged after MARK.
+requests_to() { log_count "$1" "e.method === '$2' && e.path === '$3'"; }
+log_requests() { tool list "$D/server.log" "$1" 'e.path' 'e.method + " " + e.path + " " + e.status' | tr '\n' ' '; }
 
-tokens_file() { ls "$CACHE"/*_tokens.json 2>/dev/null | head -1; }
+tokens_file() { ls "$1"/*_tokens.json 2>/dev/null | head -1; }
 
 # driver_result LABEL: waits for the driver's result file (the client may exit first).
 driver_result() {
-  wait_for 45 test -s "$D/driver-$1.json" || fail "the browser driver wrote no result for $1" || return 1
-  if [ "$(tool get "$D/driver-$1.json" d.ok)" != "true" ]; then
-    fail "browser: $(tool get "$D/driver-$1.json" d.error) (pages: $(tool get "$D/driver-$1.json" d.pages))"
+  local r="$D/driver-$SERVER-$1.json"
+  wait_for 45 test -s "$r" || fail "the browser driver wrote no result for $1" || return 1
+  if [ "$(tool get "$r" d.ok)" != "true" ]; then
+    fail "browser: $(tool get "$r" d.error) (pages: $(tool get "$r" d.pages))"
     return 1
   fi
 }
@@ -212,10 +312,10 @@ driver_result() {
 mcp_status() { tool mcp "$MCP_URL" "${1:-}" >"$D/mcp.json" && tool get "$D/mcp.json" d.status; }
 
 # ---------------------------------------------------------------------------------------------
-# Scenarios against the `oauth` profile.
+# Scenarios every server runs.
 
 s_first_login() {
-  local mark n
+  local mark n tf r="$D/driver-$SERVER-success.json"
   mark=$(log_mark)
   FIRST_MARK=$mark
   cli success -- login "$MCP_URL" --cache-dir "$CACHE" --timeout 60
@@ -223,29 +323,202 @@ s_first_login() {
   n=$(launches)
   [ "$n" = 1 ] || fail "the browser launcher ran $n times, expected once" || return 1
   driver_result success || return 1
-  local r="$D/driver-success.json"
-  [ "$(tool get "$r" 'd.pages.join(",")')" = "login,consent" ] \
-    || fail "the browser did not pass the provider's login and consent pages: $(tool get "$r" d.pages)" || return 1
+  [ "$(tool get "$r" 'd.pages.join(",")')" = "$LOGIN_PAGES" ] \
+    || fail "the browser passed the pages [$(tool get "$r" 'd.pages.join(",")')], expected [$LOGIN_PAGES]" || return 1
   [ "$(tool get "$r" d.callbackStatus)" = 200 ] || fail "callback page HTTP $(tool get "$r" d.callbackStatus)" || return 1
   [ "$(tool get "$r" d.heading)" = "Signed in" ] || fail "callback page heading: $(tool get "$r" d.heading)" || return 1
   tool get "$r" d.text | grep -q "your program is finishing the sign-in" || fail "callback page text: $(tool get "$r" d.text)" || return 1
-  [ -s "$OUT/success.png" ] || fail "no screenshot $OUT/success.png" || return 1
-  local tf
-  tf=$(tokens_file)
+  [ -s "$OUT/$SERVER-success.png" ] || fail "no screenshot $OUT/$SERVER-success.png" || return 1
+  [ "$(requests_to "$mark" GET "$AUTHORIZE_PATH")" = 1 ] || fail "expected one authorization request: $(log_requests "$mark")" || return 1
+  [ "$(requests_to "$mark" POST "$REGISTER_PATH")" = 1 ] || fail "expected one registration: $(log_requests "$mark")" || return 1
+  tf=$(tokens_file "$CACHE")
   [ -n "$tf" ] || fail "no token file in the cache" || return 1
   [ -n "$(tool get "$tf" d.tokens.access_token)" ] || fail "no access token cached" || return 1
-  [ -n "$(tool get "$tf" d.tokens.refresh_token)" ] || fail "no refresh token cached" || return 1
+  if [ "$ISSUES_REFRESH" = 1 ]; then
+    [ -n "$(tool get "$tf" d.tokens.refresh_token)" ] || fail "no refresh token cached" || return 1
+  fi
+  [ "$(mcp_status "$(tool get "$tf" d.tokens.access_token)")" = 200 ] \
+    || fail "the MCP endpoint answered $(tool get "$D/mcp.json" d.status) to the new token" || return 1
   FIRST_LOGIN_OK=1
 }
 
+s_cached_token() {
+  [ -n "$FIRST_LOGIN_OK" ] || fail "needs the first login" || return 1
+  local mark before tf
+  tf=$(tokens_file "$CACHE")
+  mark=$(log_mark)
+  before=$(launches)
+  cli token-cached -- token "$MCP_URL" --cache-dir "$CACHE" --timeout 30
+  [ "$CLI_RC" = 0 ] || fail "token exited $CLI_RC: $(cli_error token-cached)" || return 1
+  [ "$(cat "$D/cli-token-cached.out")" = "$(tool get "$tf" d.tokens.access_token)" ] || fail "printed another token than the cached one" || return 1
+  [ "$(launches)" = "$before" ] || fail "the browser was launched" || return 1
+  [ "$(log_count "$mark" 'e.path')" = 0 ] || fail "requests reached the servers: $(log_requests "$mark")" || return 1
+}
+
+s_mcp_client() {
+  [ -n "$FIRST_LOGIN_OK" ] || fail "needs the first login" || return 1
+  local before err="$D/cli-mcp-client.err" rc=0
+  before=$(launches)
+  in_bg env INTEROP_DIR="$D" INTEROP_LABEL="$SERVER-mcp-client" MCP_OAUTH_CACHE_DIR="$CACHE" \
+    timeout 60 "$EXAMPLE" "$MCP_URL" >"$D/cli-mcp-client.out" 2>"$err" || rc=$?
+  [ "$rc" = 0 ] || fail "mcp_client exited $rc: $(tail -1 "$err")" || return 1
+  [ "$(launches)" = "$before" ] || fail "the browser was launched although a token is cached" || return 1
+  grep -q '^tools: \["' "$err" || fail "no tools listed: $(tr '\n' ' ' <"$err")" || return 1
+  grep -q '"type":"text"' "$err" || fail "no tool result: $(tr '\n' ' ' <"$err")" || return 1
+}
+
+s_refresh() {
+  [ -n "$FIRST_LOGIN_OK" ] || fail "needs the first login" || return 1
+  local tf exp now wait mark before old_at old_rt new_at new_rt st
+  tf=$(tokens_file "$CACHE")
+  cp -p "$tf" "$D/rollback.json"
+  old_at=$(tool get "$tf" d.tokens.access_token)
+  old_rt=$(tool get "$tf" d.tokens.refresh_token)
+  exp=$(tool get "$tf" d.tokens.expires_at)
+  [ -n "$exp" ] || fail "the cached token has no expires_at" || return 1
+  # Past the real expiry, whatever margin the client keeps before it.
+  now=$(date +%s)
+  wait=$((exp - now + 1))
+  [ "$wait" -le 150 ] || fail "the access token lives too long for this run (expires in $((exp - now)) s)" || return 1
+  if [ "$wait" -gt 0 ]; then
+    say "waiting ${wait} s for the access token to expire"
+    in_bg sleep "$wait"
+  fi
+  # The expired token is not shown to the server before the refresh: FastMCP's in-memory
+  # provider deletes the refresh token of an expired access token presented to it.
+  mark=$(log_mark)
+  before=$(launches)
+  cli refresh -- token "$MCP_URL" --cache-dir "$CACHE" --timeout 30
+  [ "$CLI_RC" = 0 ] || fail "token exited $CLI_RC: $(cli_error refresh)" || return 1
+  [ "$(launches)" = "$before" ] || fail "the browser was launched instead of a refresh" || return 1
+  new_at=$(tool get "$tf" d.tokens.access_token)
+  new_rt=$(tool get "$tf" d.tokens.refresh_token)
+  [ "$(cat "$D/cli-refresh.out")" = "$new_at" ] || fail "printed token is not the cached one" || return 1
+  [ "$new_at" != "$old_at" ] || fail "the access token did not change" || return 1
+  [ -n "$new_rt" ] && [ "$new_rt" != "$old_rt" ] || fail "the cache does not hold a new (rotated) refresh token" || return 1
+  [ "$(requests_to "$mark" POST "$TOKEN_PATH")" = 1 ] || fail "expected one token request: $(log_requests "$mark")" || return 1
+  [ "$(requests_to "$mark" GET "$AUTHORIZE_PATH")" = 0 ] || fail "an authorization request was made" || return 1
+  if [ "$SERVER" = oidc-provider ]; then
+    [ "$(log_count "$mark" "e.event === 'grant' && e.grant_type === 'refresh_token' && e.resource === '$MCP_URL'")" = 1 ] \
+      || fail "expected one refresh_token grant with resource=$MCP_URL: $(tool list "$D/server.log" "$mark" 'e.event' | tr '\n' ' ')" || return 1
+    [ "$(log_count "$mark" "e.event === 'refresh_token_consumed'")" = 1 ] || fail "the provider did not consume the old refresh token" || return 1
+  fi
+  st=$(mcp_status "$new_at")
+  [ "$st" = 200 ] || fail "the refreshed token got $st at the MCP endpoint" || return 1
+  st=$(mcp_status "$old_at")
+  [ "$st" = 401 ] || fail "the expired access token still got $st at the MCP endpoint" || return 1
+  ROTATED_AT=$new_at
+  ROTATED_RT=$new_rt
+  OLD_RT=$old_rt
+}
+
+s_concurrent_login() {
+  local mark before n a b ra=0 rb=0 cache="$D/cache-concurrent"
+  mark=$(log_mark)
+  before=$(launches)
+  # Two processes at once on one empty cache: one logs in, the other waits for its lock.
+  env INTEROP_DIR="$D" INTEROP_LABEL="$SERVER-concurrent-a" timeout 120 "$CLI" token "$MCP_URL" \
+    --cache-dir "$cache" --timeout 60 >"$D/cli-concurrent-a.out" 2>"$D/cli-concurrent-a.err" &
+  a=$!
+  env INTEROP_DIR="$D" INTEROP_LABEL="$SERVER-concurrent-b" timeout 120 "$CLI" token "$MCP_URL" \
+    --cache-dir "$cache" --timeout 60 >"$D/cli-concurrent-b.out" 2>"$D/cli-concurrent-b.err" &
+  b=$!
+  BG_PIDS=("$a" "$b")
+  wait "$a" || ra=$?
+  wait "$b" || rb=$?
+  BG_PIDS=()
+  [ "$ra" = 0 ] || fail "process a exited $ra: $(cli_error concurrent-a)" || return 1
+  [ "$rb" = 0 ] || fail "process b exited $rb: $(cli_error concurrent-b)" || return 1
+  n=$(( $(launches) - before ))
+  [ "$n" = 1 ] || fail "the browser was launched $n times, expected once" || return 1
+  [ -s "$D/cli-concurrent-a.out" ] && cmp -s "$D/cli-concurrent-a.out" "$D/cli-concurrent-b.out" \
+    || fail "the two processes printed different tokens" || return 1
+  [ "$(requests_to "$mark" POST "$REGISTER_PATH")" = 1 ] || fail "expected one registration: $(log_requests "$mark")" || return 1
+  [ "$(requests_to "$mark" GET "$AUTHORIZE_PATH")" = 1 ] || fail "expected one authorization: $(log_requests "$mark")" || return 1
+  [ "$(mcp_status "$(cat "$D/cli-concurrent-a.out")")" = 200 ] || fail "the MCP endpoint refused the token" || return 1
+}
+
+s_logout() {
+  [ -n "$FIRST_LOGIN_OK" ] || fail "needs the first login" || return 1
+  local mark tf at
+  tf=$(tokens_file "$CACHE")
+  at=$(tool get "$tf" d.tokens.access_token)
+  mark=$(log_mark)
+  cli logout -- logout "$MCP_URL" --cache-dir "$CACHE"
+  [ "$CLI_RC" = 0 ] || fail "logout exited $CLI_RC: $(cli_error logout)" || return 1
+  if [ -n "$REVOKE_PATH" ]; then
+    grep -q "^Revoked the refresh token and the access token" "$D/cli-logout.err" \
+      || fail "logout said: $(tr '\n' ' ' <"$D/cli-logout.err")" || return 1
+    [ "$(requests_to "$mark" POST "$REVOKE_PATH")" = 2 ] || fail "expected two revocation requests: $(log_requests "$mark")" || return 1
+    [ "$(mcp_status "$at")" = 401 ] || fail "the revoked access token still works at the MCP endpoint" || return 1
+  else
+    grep -q "^Nothing revoked (the server offers no revocation" "$D/cli-logout.err" \
+      || fail "logout said: $(tr '\n' ' ' <"$D/cli-logout.err")" || return 1
+    [ "$(log_count "$mark" 'e.path')" = 0 ] || fail "requests without a revocation endpoint: $(log_requests "$mark")" || return 1
+  fi
+  [ -z "$(tokens_file "$CACHE")" ] || fail "the tokens are still cached" || return 1
+}
+
+# ---------------------------------------------------------------------------------------------
+# Scenarios of one server.
+
+# ts-sdk: the demo provider issues no refresh token and 1-hour tokens, so expiry is simulated
+# in the cache: the client must log in again (one browser window) with its cached client.
+s_expired_without_refresh_token() {
+  [ -n "$FIRST_LOGIN_OK" ] || fail "needs the first login" || return 1
+  local tf mark before n old_at new_at
+  tf=$(tokens_file "$CACHE")
+  old_at=$(tool get "$tf" d.tokens.access_token)
+  [ -z "$(tool get "$tf" d.tokens.refresh_token)" ] || fail "the server issued a refresh token after all" || return 1
+  tool edit "$tf" 'd.tokens.expires_at = Math.floor(Date.now() / 1000) - 1'
+  mark=$(log_mark)
+  before=$(launches)
+  cli expired -- token "$MCP_URL" --cache-dir "$CACHE" --timeout 60
+  [ "$CLI_RC" = 0 ] || fail "token exited $CLI_RC: $(cli_error expired)" || return 1
+  n=$(( $(launches) - before ))
+  [ "$n" = 1 ] || fail "the browser was launched $n times, expected once" || return 1
+  driver_result expired || return 1
+  [ "$(requests_to "$mark" POST "$REGISTER_PATH")" = 0 ] || fail "the cached client was not reused: $(log_requests "$mark")" || return 1
+  new_at=$(cat "$D/cli-expired.out")
+  [ -n "$new_at" ] && [ "$new_at" != "$old_at" ] || fail "no new access token" || return 1
+  [ "$(mcp_status "$new_at")" = 200 ] || fail "the new token got $(tool get "$D/mcp.json" d.status)" || return 1
+}
+
+# ts-sdk: 20 registrations an hour per address. Past the limit, a client with no cached
+# registration gets a clear error before any browser opens; one with a cached registration logs
+# in without registering.
+s_registration_rate_limit() {
+  [ -n "$FIRST_LOGIN_OK" ] || fail "needs the first login" || return 1
+  local made before mark client_file cached="$D/cache-client-only"
+  made=$(tool exhaust-registration "${ISSUER}register" 25) || fail "the registration endpoint never answered 429" || return 1
+  say "the registration limit was reached after $made more registrations"
+  before=$(launches)
+  cli limited -- token "$MCP_URL" --cache-dir "$D/cache-fresh" --timeout 30
+  [ "$CLI_RC" = 6 ] || fail "expected exit 6 (protocol error), got $CLI_RC: $(cli_error limited)" || return 1
+  cli_error limited | grep -q "client registration failed.*too_many_requests" \
+    || fail "the error does not name the registration and too_many_requests: $(cli_error limited)" || return 1
+  cli_error limited | grep -qi "retry" || fail "the error does not say when to retry: $(cli_error limited)" || return 1
+  [ "$(launches)" = "$before" ] || fail "a browser was launched although registration failed" || return 1
+  # A cache holding only the registration: it spares the limit.
+  client_file=$(ls "$CACHE"/*_client_info.json 2>/dev/null | head -1)
+  [ -n "$client_file" ] || fail "no cached registration" || return 1
+  mkdir -p "$cached"
+  chmod 700 "$cached"
+  cp -p "$client_file" "$cached/"
+  mark=$(log_mark)
+  cli limited-cached -- login "$MCP_URL" --cache-dir "$cached" --timeout 60
+  [ "$CLI_RC" = 0 ] || fail "login with the cached registration exited $CLI_RC: $(cli_error limited-cached)" || return 1
+  driver_result limited-cached || return 1
+  [ "$(requests_to "$mark" POST "$REGISTER_PATH")" = 0 ] || fail "registered again: $(log_requests "$mark")" || return 1
+}
+
+# oidc-provider: the discovery order for an issuer with a path, and what registration asked for.
 s_discovery_and_registration() {
-  [ -n "${FIRST_LOGIN_OK:-}" ] || fail "needs the first login" || return 1
-  local paths expected
-  # The well-known requests of the first login, in order.
+  [ -n "$FIRST_LOGIN_OK" ] || fail "needs the first login" || return 1
+  local paths expected reg
   paths=$(tool list "$D/server.log" "$FIRST_MARK" 'e.path && e.path.includes(".well-known")' 'e.path + " " + e.status' | tr '\n' ';')
   expected="/.well-known/oauth-protected-resource/mcp 200;/.well-known/oauth-authorization-server/oidc 404;/.well-known/openid-configuration/oidc 404;/oidc/.well-known/openid-configuration 200;"
   [ "$paths" = "$expected" ] || fail "discovery order was: $paths" || return 1
-  local reg
   reg=$(tool list "$D/server.log" "$FIRST_MARK" 'e.event === "registration"')
   [ -n "$reg" ] || fail "no dynamic registration seen" || return 1
   echo "$reg" >"$D/reg.json"
@@ -258,9 +531,10 @@ s_discovery_and_registration() {
     || fail "grant_types $(tool get "$D/reg.json" d.grant_types)" || return 1
 }
 
+# oidc-provider: the authorization request's parameters and the callback's security headers.
 s_authorization_request() {
-  [ -n "${FIRST_LOGIN_OK:-}" ] || fail "needs the first login" || return 1
-  local auth r="$D/driver-success.json"
+  [ -n "$FIRST_LOGIN_OK" ] || fail "needs the first login" || return 1
+  local auth r="$D/driver-$SERVER-success.json"
   auth=$(tool list "$D/server.log" "$FIRST_MARK" 'e.path === "/oidc/auth" && e.params' | head -1)
   [ -n "$auth" ] || fail "no authorization request seen" || return 1
   echo "$auth" >"$D/auth.json"
@@ -275,8 +549,9 @@ s_authorization_request() {
   [ "$(tool get "$r" 'd.callbackHeaders["x-frame-options"]')" = DENY ] || fail "callback page without X-Frame-Options DENY" || return 1
 }
 
+# oidc-provider: the MCP endpoint checks the token by introspection (audience, scope).
 s_mcp_accepts_token() {
-  [ -n "${FIRST_LOGIN_OK:-}" ] || fail "needs the first login" || return 1
+  [ -n "$FIRST_LOGIN_OK" ] || fail "needs the first login" || return 1
   local st token
   st=$(mcp_status "")
   [ "$st" = 401 ] || fail "without a token the MCP endpoint answered $st" || return 1
@@ -295,66 +570,12 @@ s_mcp_accepts_token() {
   [ "$(tool get "$D/mcp.json" d.body.result.serverInfo.name)" = interop-mcp ] || fail "no initialize result" || return 1
 }
 
-s_cached_token() {
-  [ -n "${FIRST_LOGIN_OK:-}" ] || fail "needs the first login" || return 1
-  local mark before tf
-  tf=$(tokens_file)
-  mark=$(log_mark)
-  before=$(launches)
-  cli token2 -- token "$MCP_URL" --cache-dir "$CACHE" --timeout 30
-  [ "$CLI_RC" = 0 ] || fail "token exited $CLI_RC: $(cli_error token2)" || return 1
-  [ "$(cat "$D/cli-token2.out")" = "$(tool get "$tf" d.tokens.access_token)" ] || fail "printed another token than the cached one" || return 1
-  [ "$(launches)" = "$before" ] || fail "the browser was launched" || return 1
-  local oauth_or_mcp='e.path && /^\/(oidc|mcp|\.well-known)/.test(e.path)'
-  [ "$(log_count "$mark" "$oauth_or_mcp")" = 0 ] \
-    || fail "requests reached the servers: $(tool list "$D/server.log" "$mark" "$oauth_or_mcp" 'e.method + " " + e.path' | tr '\n' ' ')" || return 1
-}
-
-s_refresh_rotation() {
-  [ -n "${FIRST_LOGIN_OK:-}" ] || fail "needs the first login" || return 1
-  local tf exp now wait mark before old_at old_rt new_at new_rt st
-  tf=$(tokens_file)
-  cp -p "$tf" "$D/rollback.json"
-  old_at=$(tool get "$tf" d.tokens.access_token)
-  old_rt=$(tool get "$tf" d.tokens.refresh_token)
-  exp=$(tool get "$tf" d.tokens.expires_at)
-  [ -n "$exp" ] || fail "the cached token has no expires_at" || return 1
-  # Past the real expiry, whatever margin the client keeps before it.
-  now=$(date +%s)
-  wait=$((exp - now + 1))
-  [ "$wait" -le 150 ] || fail "the access token lives too long for this run (expires in $((exp - now)) s)" || return 1
-  if [ "$wait" -gt 0 ]; then
-    say "waiting ${wait} s for the access token to expire"
-    in_bg sleep "$wait"
-  fi
-  st=$(mcp_status "$old_at")
-  [ "$st" = 401 ] || fail "the expired access token still got $st at the MCP endpoint" || return 1
-  mark=$(log_mark)
-  before=$(launches)
-  cli refresh -- token "$MCP_URL" --cache-dir "$CACHE" --timeout 30
-  [ "$CLI_RC" = 0 ] || fail "token exited $CLI_RC: $(cli_error refresh)" || return 1
-  [ "$(launches)" = "$before" ] || fail "the browser was launched instead of a refresh" || return 1
-  new_at=$(tool get "$tf" d.tokens.access_token)
-  new_rt=$(tool get "$tf" d.tokens.refresh_token)
-  [ "$(cat "$D/cli-refresh.out")" = "$new_at" ] || fail "printed token is not the cached one" || return 1
-  [ "$new_at" != "$old_at" ] || fail "the access token did not change" || return 1
-  [ -n "$new_rt" ] && [ "$new_rt" != "$old_rt" ] || fail "the cache does not hold a new (rotated) refresh token" || return 1
-  [ "$(log_count "$mark" "e.event === 'grant' && e.grant_type === 'refresh_token' && e.resource === '$MCP_URL'")" = 1 ] \
-    || fail "expected one refresh_token grant with resource=$MCP_URL: $(tool list "$D/server.log" "$mark" 'e.event' | tr '\n' ' ')" || return 1
-  [ "$(log_count "$mark" "e.event === 'refresh_token_consumed'")" = 1 ] || fail "the provider did not consume the old refresh token" || return 1
-  [ "$(log_count "$mark" "e.path === '/oidc/auth'")" = 0 ] || fail "an authorization request was made" || return 1
-  st=$(mcp_status "$new_at")
-  [ "$st" = 200 ] || fail "the refreshed token got $st at the MCP endpoint" || return 1
-  ROTATED_AT=$new_at
-  ROTATED_RT=$new_rt
-  OLD_RT=$old_rt
-}
-
+# oidc-provider: a cache rolled back to a spent refresh token; the provider revokes the grant
+# (reuse detection) and the client logs in again, once.
 s_refresh_reuse_relogin() {
-  [ -n "${ROTATED_RT:-}" ] || fail "needs the refresh scenario" || return 1
+  [ -n "$ROTATED_RT" ] || fail "needs the refresh scenario" || return 1
   local tf mark before n st new_rt
-  tf=$(tokens_file)
-  # Roll the cache back: it holds the refresh token the provider has already rotated away.
+  tf=$(tokens_file "$CACHE")
   cp -p "$D/rollback.json" "$tf"
   mark=$(log_mark)
   before=$(launches)
@@ -363,7 +584,7 @@ s_refresh_reuse_relogin() {
   n=$(( $(launches) - before ))
   [ "$n" = 1 ] || fail "the browser was launched $n times, expected once" || return 1
   driver_result relogin || return 1
-  [ "$(tool get "$D/driver-relogin.json" d.heading)" = "Signed in" ] || fail "relogin page: $(tool get "$D/driver-relogin.json" d.heading)" || return 1
+  [ "$(tool get "$D/driver-$SERVER-relogin.json" d.heading)" = "Signed in" ] || fail "relogin page: $(tool get "$D/driver-$SERVER-relogin.json" d.heading)" || return 1
   [ "$(log_count "$mark" "e.event === 'grant_error' && e.grant_type === 'refresh_token' && e.error === 'invalid_grant'")" = 1 ] \
     || fail "expected exactly one refused refresh (invalid_grant): $(tool list "$D/server.log" "$mark" 'e.event' | tr '\n' ' ')" || return 1
   [ "$(log_count "$mark" "e.event === 'grant_revoked'")" -ge 1 ] || fail "the provider did not revoke the grant (reuse detection)" || return 1
@@ -379,10 +600,11 @@ s_refresh_reuse_relogin() {
   [ "$st" = 401 ] || fail "the revoked grant's access token still got $st" || return 1
 }
 
+# oidc-provider: the user cancels on the consent page.
 s_access_denied() {
-  [ -n "${FIRST_LOGIN_OK:-}" ] || fail "needs the first login" || return 1
-  local tf before n r="$D/driver-denied.json"
-  tf=$(tokens_file)
+  [ -n "$FIRST_LOGIN_OK" ] || fail "needs the first login" || return 1
+  local tf before n r="$D/driver-$SERVER-denied.json"
+  tf=$(tokens_file "$CACHE")
   cp -p "$tf" "$D/before-denied.json"
   before=$(launches)
   cli denied INTEROP_DRIVER_MODE=deny -- login "$MCP_URL" --cache-dir "$CACHE" --timeout 60
@@ -396,13 +618,12 @@ s_access_denied() {
   [ "$(tool get "$r" d.callbackStatus)" = 400 ] || fail "failure page HTTP $(tool get "$r" d.callbackStatus)" || return 1
   [ "$(tool get "$r" d.heading)" = "Sign-in did not complete" ] || fail "failure page heading: $(tool get "$r" d.heading)" || return 1
   tool get "$r" d.text | grep -q "access_denied" || fail "failure page text: $(tool get "$r" d.text)" || return 1
-  [ -s "$OUT/denied.png" ] || fail "no screenshot $OUT/denied.png" || return 1
+  [ -s "$OUT/$SERVER-denied.png" ] || fail "no screenshot $OUT/$SERVER-denied.png" || return 1
   cmp -s "$tf" "$D/before-denied.json" || fail "the cached tokens changed after a denied login" || return 1
 }
 
-# ---------------------------------------------------------------------------------------------
-# Scenarios against the provider's documented OIDC defaults (`oidc-strict`).
-
+# oidc-provider, documented OIDC defaults: registration with a resource scope is refused and
+# retried without it.
 s_strict_registration() {
   cli strict-dcr -- login "$MCP_URL" --cache-dir "$CACHE" --timeout 60
   if [ "$CLI_RC" != 0 ]; then
@@ -412,13 +633,14 @@ s_strict_registration() {
   driver_result strict-dcr || return 1
 }
 
+# oidc-provider, documented OIDC defaults: offline_access needs prompt=consent.
 s_strict_refresh_token() {
   local client tf auth
   client=$(tool register "$ISSUER/reg") || fail "could not pre-register a client" || return 1
-  cli strict-offline -- login "$MCP_URL" --cache-dir "$WORK/strict/cache-preregistered" --client-id "$client" --timeout 60
+  cli strict-offline -- login "$MCP_URL" --cache-dir "$D/cache-preregistered" --client-id "$client" --timeout 60
   [ "$CLI_RC" = 0 ] || fail "login exited $CLI_RC: $(cli_error strict-offline)" || return 1
   driver_result strict-offline || return 1
-  tf=$(ls "$WORK"/strict/cache-preregistered/*_tokens.json 2>/dev/null | head -1)
+  tf=$(tokens_file "$D/cache-preregistered")
   [ -n "$tf" ] || fail "no token file" || return 1
   if [ -z "$(tool get "$tf" d.tokens.refresh_token)" ]; then
     auth=$(tool list "$D/server.log" 0 "e.path === '/oidc/auth' && e.params" | tail -1)
@@ -430,31 +652,60 @@ s_strict_refresh_token() {
 
 # ---------------------------------------------------------------------------------------------
 
-say "node-oidc-provider (profile oauth) and the MCP endpoint on 127.0.0.1"
-start_server oauth oauth
-D="$WORK/oauth"
-CACHE="$D/cache"
-say "issuer $ISSUER, MCP endpoint $MCP_URL"
+if wants fastmcp; then
+  enter fastmcp
+  say "FastMCP $(grep -m1 '^fastmcp==' "$HERE/requirements.txt" | cut -d= -f3) with InMemoryOAuthProvider on 127.0.0.1 (access tokens live $FASTMCP_TTL s)"
+  start_fastmcp
+  say "MCP endpoint $MCP_URL, issuer $ISSUER"
+  scenario first_login s_first_login
+  scenario cached_token s_cached_token
+  scenario mcp_client s_mcp_client
+  scenario concurrent_login s_concurrent_login
+  scenario refresh s_refresh
+  scenario logout s_logout
+fi
 
-scenario first_login s_first_login
-scenario discovery_and_registration s_discovery_and_registration
-scenario authorization_request s_authorization_request
-scenario mcp_accepts_token s_mcp_accepts_token
-scenario cached_token s_cached_token
-scenario refresh_rotation s_refresh_rotation
-scenario refresh_reuse_relogin s_refresh_reuse_relogin
-scenario access_denied s_access_denied
+if wants ts-sdk; then
+  enter ts-sdk
+  say "MCP TypeScript SDK $(node -p "require('$HERE/node_modules/@modelcontextprotocol/sdk/package.json').version") example server (--oauth --oauth-strict) on 127.0.0.1"
+  start_ts_sdk
+  say "MCP endpoint $MCP_URL, issuer $ISSUER"
+  scenario first_login s_first_login
+  scenario cached_token s_cached_token
+  scenario mcp_client s_mcp_client
+  scenario concurrent_login s_concurrent_login
+  scenario expired_without_refresh_token s_expired_without_refresh_token
+  scenario registration_rate_limit s_registration_rate_limit
+  scenario logout s_logout
+fi
 
-if [ "$STRICT" = 0 ]; then
-  skip strict_registration_resource_scope "INTEROP_STRICT=0"
-  skip strict_offline_access_refresh_token "INTEROP_STRICT=0"
-else
-  say "node-oidc-provider (profile oidc-strict: the provider's documented defaults)"
-  start_server strict oidc-strict
-  D="$WORK/strict"
-  CACHE="$D/cache"
-  scenario strict_registration_resource_scope s_strict_registration
-  scenario strict_offline_access_refresh_token s_strict_refresh_token
+if wants oidc-provider; then
+  enter oidc-provider
+  say "node-oidc-provider $(node -p "require('$HERE/node_modules/oidc-provider/package.json').version") (profile oauth) and the MCP endpoint on 127.0.0.1"
+  start_oidc_provider oauth
+  say "issuer $ISSUER, MCP endpoint $MCP_URL"
+  scenario first_login s_first_login
+  scenario discovery_and_registration s_discovery_and_registration
+  scenario authorization_request s_authorization_request
+  scenario mcp_accepts_token s_mcp_accepts_token
+  scenario cached_token s_cached_token
+  scenario mcp_client s_mcp_client
+  scenario concurrent_login s_concurrent_login
+  scenario refresh s_refresh
+  scenario refresh_reuse_relogin s_refresh_reuse_relogin
+  scenario access_denied s_access_denied
+  scenario logout s_logout
+
+  enter oidc-provider-strict
+  if [ "$STRICT" = 0 ]; then
+    skip registration_resource_scope "INTEROP_STRICT=0"
+    skip offline_access_refresh_token "INTEROP_STRICT=0"
+  else
+    say "node-oidc-provider (profile oidc-strict: the provider's documented defaults)"
+    start_oidc_provider oidc-strict
+    scenario registration_resource_scope s_strict_registration
+    scenario offline_access_refresh_token s_strict_refresh_token
+  fi
 fi
 
 say "screenshots and logs in $OUT; $((SECONDS - STARTED)) s"

@@ -3,7 +3,8 @@
 // - node-oidc-provider (a certified OpenID provider) mounted at /oidc, so the issuer has a path
 //   and the client's metadata discovery has to walk its fallback order: the provider serves
 //   /oidc/.well-known/openid-configuration and nothing at /.well-known/*/oidc;
-// - a small MCP resource server at /mcp: RFC 9728 metadata at
+// - a small MCP resource server at /mcp (initialize, tools/list, one `echo` tool; JSON answers
+//   only, no sessions): RFC 9728 metadata at
 //   /.well-known/oauth-protected-resource/mcp, a 401 with `WWW-Authenticate: Bearer
 //   resource_metadata="…"` without a valid token, and token validation by RFC 7662
 //   introspection at the provider with its own client credentials (active, issuer, audience =
@@ -225,6 +226,30 @@ async function readBody(req, limit = 64 * 1024) {
   return Buffer.concat(chunks).toString('utf8');
 }
 
+/** The answer to one MCP request: initialize, tools/list, tools/call of `echo`, else empty. */
+function mcpResult(request) {
+  switch (request.method) {
+    case 'initialize':
+      return {
+        protocolVersion: request.params?.protocolVersion || '2025-06-18',
+        capabilities: { tools: {} },
+        serverInfo: { name: 'interop-mcp', version: '1.0.0' },
+      };
+    case 'tools/list':
+      return {
+        tools: [{
+          name: 'echo',
+          description: 'Returns its text.',
+          inputSchema: { type: 'object', properties: { text: { type: 'string' } }, required: ['text'] },
+        }],
+      };
+    case 'tools/call':
+      return { content: [{ type: 'text', text: String(request.params?.arguments?.text ?? '') }] };
+    default:
+      return {};
+  }
+}
+
 async function mcp(req, res) {
   if (req.method !== 'POST') {
     sendJson(res, 405, { error: 'POST only' }, { allow: 'POST' });
@@ -251,13 +276,13 @@ async function mcp(req, res) {
     sendJson(res, 400, { jsonrpc: '2.0', id: null, error: { code: -32700, message: 'parse error' } });
     return 'parse error';
   }
-  const result = request.method === 'initialize'
-    ? {
-      protocolVersion: request.params?.protocolVersion || '2025-06-18',
-      capabilities: {},
-      serverInfo: { name: 'interop-mcp', version: '1.0.0' },
-    }
-    : {};
+  if (request.id === undefined) {
+    // A notification (notifications/initialized): accepted, no answer.
+    res.writeHead(202);
+    res.end();
+    return 'notification';
+  }
+  const result = mcpResult(request);
   // What the introspection said, for the run's assertions (no token material).
   const token = { aud: info.aud, scope: info.scope, client_id: info.client_id, sub: info.sub };
   sendJson(res, 200, { jsonrpc: '2.0', id: request.id ?? null, result, _token: token });

@@ -1,6 +1,7 @@
 // Small helpers for run.sh, so the script needs neither jq nor curl.
 //
 //   node tools.mjs get FILE EXPR           prints EXPR evaluated with d = the JSON in FILE
+//   node tools.mjs edit FILE STATEMENT     runs STATEMENT with d = the JSON in FILE, writes d back
 //   node tools.mjs count LOG MARK EXPR     counts server.log entries after line MARK where EXPR
 //                                          (with e = the entry) is true
 //   node tools.mjs list LOG MARK EXPR [MAP]
@@ -10,6 +11,9 @@
 //                                          prints {status, wwwAuthenticate, body}
 //   node tools.mjs register URL            registers a native public client without `scope` at
 //                                          the registration endpoint URL; prints its client_id
+//   node tools.mjs exhaust-registration URL MAX
+//                                          registers clients until a 429 (at most MAX); prints
+//                                          how many were registered before it
 //
 // Values print as text, objects as JSON, null and undefined as an empty line.
 
@@ -38,6 +42,14 @@ async function main() {
       const [file, expr] = args;
       const d = JSON.parse(fs.readFileSync(file, 'utf8'));
       print(evaluate('d', expr)(d));
+      break;
+    }
+    case 'edit': {
+      // Rewrites FILE in place (its mode kept) with the statement EXPR run on d = its JSON.
+      const [file, expr] = args;
+      const d = JSON.parse(fs.readFileSync(file, 'utf8'));
+      new Function('d', expr)(d);
+      fs.writeFileSync(file, JSON.stringify(d));
       break;
     }
     case 'count':
@@ -97,6 +109,29 @@ async function main() {
       if (response.status !== 201) throw new Error(`registration answered ${response.status}: ${JSON.stringify(body)}`);
       print(body.client_id);
       break;
+    }
+    case 'exhaust-registration': {
+      // Registers clients until the server answers 429; prints how many it registered first.
+      const [url, max] = args;
+      for (let made = 0; made < Number(max); made += 1) {
+        const response = await fetch(url, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({
+            client_name: 'interop rate limit filler',
+            redirect_uris: ['http://127.0.0.1/callback'],
+            token_endpoint_auth_method: 'none',
+          }),
+          signal: AbortSignal.timeout(10_000),
+        });
+        await response.arrayBuffer();
+        if (response.status === 429) {
+          print(made);
+          return;
+        }
+        if (response.status !== 201) throw new Error(`registration answered ${response.status}`);
+      }
+      throw new Error(`no 429 after ${max} registrations`);
     }
     default:
       throw new Error(`unknown command ${command}`);

@@ -1,0 +1,94 @@
+"""FastMCP with its built-in OAuth provider, as a Python MCP server author sets it up.
+
+The authorization server is FastMCP's ``InMemoryOAuthProvider``: the MCP Python SDK's
+authorization routes (metadata, dynamic registration, ``/authorize`` that approves at once,
+``/token`` with PKCE and rotating refresh tokens, ``/revoke``) on the same origin as the MCP
+endpoint ``/mcp``, which serves one tool, ``add``. Nothing of FastMCP is changed: the one
+setting this script touches is the provider module's access token lifetime
+(``DEFAULT_ACCESS_TOKEN_EXPIRY_SECONDS``, read at each token issue), so that a refresh after a
+real expiry fits in the run.
+
+Usage: ``python fastmcp_server.py`` with INTEROP_DIR (``server.json`` with the URLs is written
+there once listening, and ``server.log``, one JSON line per request: method, path, status; no
+query strings, no bodies, no tokens) and INTEROP_AT_TTL (seconds, default 3600). Binds
+127.0.0.1 on a free port.
+"""
+
+import json
+import os
+import socket
+import time
+
+import uvicorn
+from fastmcp import FastMCP
+from fastmcp.server.auth.providers import in_memory
+from fastmcp.server.auth.providers.in_memory import InMemoryOAuthProvider
+from mcp.server.auth.settings import ClientRegistrationOptions, RevocationOptions
+
+DIR = os.environ["INTEROP_DIR"]
+LOG = os.path.join(DIR, "server.log")
+in_memory.DEFAULT_ACCESS_TOKEN_EXPIRY_SECONDS = int(os.environ.get("INTEROP_AT_TTL", "3600"))
+
+sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+sock.bind(("127.0.0.1", 0))
+# Listening before server.json exists: a client that reads it is queued, never refused.
+sock.listen(128)
+port = sock.getsockname()[1]
+origin = f"http://127.0.0.1:{port}"
+
+provider = InMemoryOAuthProvider(
+    base_url=origin,
+    client_registration_options=ClientRegistrationOptions(
+        enabled=True, valid_scopes=["mcp:tools"], default_scopes=["mcp:tools"]
+    ),
+    revocation_options=RevocationOptions(enabled=True),
+    required_scopes=["mcp:tools"],
+)
+mcp = FastMCP("interop-fastmcp", auth=provider)
+
+
+@mcp.tool
+def add(a: int, b: int) -> int:
+    """Adds two integers."""
+    return a + b
+
+
+def log(entry):
+    with open(LOG, "a", encoding="utf-8") as f:
+        f.write(json.dumps({"t": int(time.time() * 1000), **entry}) + "\n")
+
+
+class RequestLog:
+    """ASGI middleware: one log line per HTTP request once its status is known."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        entry = {"method": scope["method"], "path": scope["path"]}
+
+        async def send_logged(message):
+            if message["type"] == "http.response.start":
+                log({**entry, "status": message["status"]})
+            await send(message)
+
+        return await self.app(scope, receive, send_logged)
+
+
+app = RequestLog(mcp.http_app(path="/mcp"))
+with open(os.path.join(DIR, "server.json"), "w", encoding="utf-8") as f:
+    json.dump(
+        {
+            "pid": os.getpid(),
+            "origin": origin,
+            "issuer": f"{origin}/",
+            "mcp": f"{origin}/mcp",
+            "prm": f"{origin}/.well-known/oauth-protected-resource/mcp",
+        },
+        f,
+    )
+config = uvicorn.Config(app, log_level="warning", lifespan="on")
+uvicorn.Server(config).run(sockets=[sock])
