@@ -4,11 +4,12 @@
 //! the steps' own modules cite their RFCs).
 
 use std::io::IsTerminal;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use url::Url;
 
+use crate::address::AddressRules;
 use crate::authorize::{AuthorizationRequest, build_authorization_url};
 use crate::browser::{AuthorizeHook, accept_pasted_redirects, open_browser};
 use crate::callback::{CallbackExpectation, CallbackHost, CallbackListener};
@@ -71,6 +72,8 @@ pub(crate) struct Inner {
     /// The agent for OAuth requests: the session's bearer agent (which leaves OAuth exchanges
     /// alone), or one the caller brought.
     agent: ureq::Agent,
+    /// Where the servers may send the client.
+    rules: Arc<AddressRules>,
     state: Mutex<State>,
 }
 
@@ -145,12 +148,14 @@ impl Inner {
         storage: FileTokenStorage,
         agent: ureq::Agent,
         hook: Option<AuthorizeHook>,
+        rules: Arc<AddressRules>,
     ) -> Inner {
         Inner {
             server_url,
             config,
             storage,
             agent,
+            rules,
             state: Mutex::new(State {
                 hook,
                 tokens: None,
@@ -209,6 +214,10 @@ impl Inner {
                     ];
                     for (token, hint) in tokens {
                         let Some(token) = token else { continue };
+                        if let Err(e) = self.check_named(endpoint, Step::Revocation) {
+                            report.errors.push(e);
+                            break;
+                        }
                         let request = RevocationRequest {
                             revocation_endpoint: endpoint,
                             token,
@@ -371,6 +380,8 @@ impl Inner {
             log::info!("the client that obtained the tokens is no longer known; logging in again");
             return Ok(None);
         };
+        // The cache is a file others may have written: its endpoint passes the rules too.
+        self.check_named(&stored.token_endpoint, Step::Refresh)?;
         log::info!("token refresh at {}", stored.token_endpoint);
         let refreshed = token::refresh(
             &self.agent,
@@ -501,7 +512,30 @@ impl Inner {
             .challenge
             .and_then(Challenge::resource_metadata)
             .and_then(|u| Url::parse(u).ok());
+        if let Some(hint) = &hint {
+            self.rules.check_url(hint, Step::ResourceDiscovery)?;
+        }
         discover_resource_metadata(&self.agent, &self.server_url, hint.as_ref())
+    }
+
+    /// Checks a URL a server named against the session's address rules.
+    fn check_named(&self, url: &str, step: Step) -> Result<()> {
+        self.rules
+            .check_url(&discovery::parse_endpoint(url, step)?, step)
+    }
+
+    /// Every endpoint of the metadata passes the address rules.
+    fn check_endpoints(&self, metadata: &AuthServerMetadata) -> Result<()> {
+        let step = Step::AuthServerDiscovery;
+        let authorize = discovery::parse_endpoint(&metadata.authorization_endpoint, step)?;
+        self.rules.check_browser_url(&authorize, step)?;
+        let optional = [
+            &metadata.registration_endpoint,
+            &metadata.revocation_endpoint,
+        ];
+        std::iter::once(&metadata.token_endpoint)
+            .chain(optional.into_iter().flatten())
+            .try_for_each(|endpoint| self.check_named(endpoint, step))
     }
 
     /// Authorization server metadata (or the 2025-03-26 fallback) for the resource metadata.
@@ -513,6 +547,7 @@ impl Inner {
         let (metadata, resource, scopes) = match prm {
             Some(prm) => {
                 let issuer = &prm.authorization_servers[0];
+                self.check_named(issuer, Step::AuthServerDiscovery)?;
                 log::info!("resource metadata: authorization server {issuer}");
                 let metadata =
                     discover_auth_server_metadata(&self.agent, issuer)?.ok_or_else(|| {
@@ -536,6 +571,7 @@ impl Inner {
             }
         };
         log::info!("authorization server metadata: issuer {}", metadata.issuer);
+        self.check_endpoints(&metadata)?;
         metadata.require_s256()?;
         Ok((metadata, resource, scopes))
     }

@@ -166,6 +166,14 @@ fn basic_authorization(id: &str, secret: &str) -> String {
 }
 
 fn transport_error(e: ureq::Error, step: Step, url: &Url) -> Error {
+    // The session's resolver refused what a host name resolved to.
+    if let ureq::Error::Io(io) = &e
+        && let Some(refusal) = io
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<crate::address::ResolvedRefusal>())
+    {
+        return Error::new(ErrorKind::Refused, step, refusal.to_string()).with_url(url);
+    }
     let message = match &e {
         ureq::Error::Timeout(_) => "the request timed out",
         ureq::Error::BodyExceedsLimit(_) => "the response body is larger than allowed",

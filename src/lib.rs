@@ -54,6 +54,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod address;
 mod authorize;
 mod browser;
 mod callback;
@@ -75,6 +76,7 @@ mod www_authenticate;
 #[cfg(feature = "test-server")]
 pub mod testing;
 
+pub use address::{AddressClass, classify_address};
 pub use authorize::{AuthorizationRequest, build_authorization_url};
 pub use browser::{AuthorizeHook, accept_pasted_redirects, open_browser};
 pub use callback::{

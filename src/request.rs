@@ -2,13 +2,14 @@
 //! and the flow a 401 or a 403 `insufficient_scope` starts (MCP authorization, "Scope
 //! challenge handling"; RFC 6750 §3.1).
 
-use std::sync::Weak;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use ureq::http::{HeaderValue, Response, header};
 use ureq::middleware::{Middleware, MiddlewareNext};
 use ureq::{Body, SendBody};
 
+use crate::address::{AddressRules, GuardedResolver};
 use crate::error::{Error, ErrorKind, Result, Step};
 use crate::flow::{Inner, LoginContext};
 use crate::http::OAuthExchange;
@@ -64,16 +65,26 @@ fn same_origin(uri: &ureq::http::Uri, server: &url::Url) -> bool {
 /// header carried across redirects, bounded connects and waits for response headers. OAuth
 /// exchanges use it too (their own rules are set per request), so a login against a server
 /// that is its own authorization server keeps one connection.
-pub(crate) fn bearer_agent(inner: Weak<Inner>) -> ureq::Agent {
-    ureq::Agent::config_builder()
+pub(crate) fn bearer_agent(inner: Weak<Inner>, rules: Arc<AddressRules>) -> ureq::Agent {
+    let config = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .redirect_auth_headers(ureq::config::RedirectAuthHeaders::Never)
         .timeout_connect(Some(crate::http::CONNECT_TIMEOUT))
         .timeout_recv_response(Some(MCP_RESPONSE_TIMEOUT))
         .user_agent(crate::http::USER_AGENT)
         .middleware(Bearer { inner })
-        .build()
-        .new_agent()
+        .build();
+    guarded_agent(config, rules)
+}
+
+/// An agent with `config` whose connections go through the session's address rules: host
+/// names are checked on what they resolve to, right before each connection.
+pub(crate) fn guarded_agent(config: ureq::config::Config, rules: Arc<AddressRules>) -> ureq::Agent {
+    ureq::Agent::with_parts(
+        config,
+        ureq::unversioned::transport::DefaultConnector::default(),
+        GuardedResolver::new(rules),
+    )
 }
 
 /// The first Bearer challenge among a response's `WWW-Authenticate` headers.

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use url::Url;
 
+use crate::address::AddressRules;
 use crate::browser::AuthorizeHook;
 use crate::callback::CallbackHost;
 use crate::error::{Error, ErrorKind, Result, Step};
@@ -46,6 +47,9 @@ pub struct SessionBuilder {
     authorize_hook: Option<AuthorizeHook>,
     paste_redirect: bool,
     agent: Option<ureq::Agent>,
+    private_network: bool,
+    #[cfg(feature = "test-server")]
+    as_if_remote: bool,
 }
 
 impl SessionBuilder {
@@ -142,9 +146,31 @@ impl SessionBuilder {
 
     /// An agent for the OAuth requests (proxy, TLS or timeout settings, say). By default the
     /// session's own agent carries them, sharing its connections with the MCP requests. Step
-    /// functions apply the transport rules per request, so any agent is safe.
+    /// functions apply the transport rules per request, so any agent is safe. Its
+    /// configuration is kept; its connections go through the session's address rules (see
+    /// [`allow_private_network`](Self::allow_private_network)), so a custom resolver or
+    /// connector it had is not used.
     pub fn agent(mut self, agent: ureq::Agent) -> Self {
         self.agent = Some(agent);
+        self
+    }
+
+    /// Lets a remote MCP server's metadata name private network addresses (RFC 1918, shared
+    /// address space, IPv6 unique local) for its authorization server and endpoints, for
+    /// deployments inside a private network. Loopback, link-local and cloud metadata
+    /// addresses stay refused. Off by default: a server on the Internet could otherwise have
+    /// the client send requests, with codes and tokens, to services on the user's network.
+    pub fn allow_private_network(mut self, allow: bool) -> Self {
+        self.private_network = allow;
+        self
+    }
+
+    /// Applies a remote server's address rules to a server on loopback (plain HTTP to the
+    /// server's own origin stays allowed). For tests that need a remote server.
+    #[cfg(feature = "test-server")]
+    #[doc(hidden)]
+    pub fn address_rules_as_if_remote(mut self) -> Self {
+        self.as_if_remote = true;
         self
     }
 
@@ -187,17 +213,29 @@ impl SessionBuilder {
             client_metadata_url: self.client_metadata_url,
             paste_redirect: self.paste_redirect,
         };
-        let custom_agent = self.agent;
+        let rules = AddressRules::new(&server_url, self.private_network);
+        #[cfg(feature = "test-server")]
+        let rules = if self.as_if_remote {
+            rules.remote_for_tests()
+        } else {
+            rules
+        };
+        let rules = Arc::new(rules);
+        // The caller's agent keeps its configuration (proxy, TLS, timeouts); its connections
+        // go through the address rules like the session's own.
+        let custom_agent = self
+            .agent
+            .map(|a| crate::request::guarded_agent(a.config().clone(), Arc::clone(&rules)));
         let hook = self.authorize_hook;
         let inner = Arc::new_cyclic(|weak| {
             // One agent for OAuth and MCP requests unless the caller brought one for OAuth.
             let agent = custom_agent
                 .clone()
-                .unwrap_or_else(|| crate::request::bearer_agent(weak.clone()));
-            Inner::new(server_url, config, storage, agent, hook)
+                .unwrap_or_else(|| crate::request::bearer_agent(weak.clone(), Arc::clone(&rules)));
+            Inner::new(server_url, config, storage, agent, hook, Arc::clone(&rules))
         });
         let mcp_agent = match custom_agent {
-            Some(_) => crate::request::bearer_agent(Arc::downgrade(&inner)),
+            Some(_) => crate::request::bearer_agent(Arc::downgrade(&inner), rules),
             None => inner.agent().clone(),
         };
         Ok(Session { mcp_agent, inner })
@@ -262,6 +300,9 @@ impl Session {
             authorize_hook: None,
             paste_redirect: false,
             agent: None,
+            private_network: false,
+            #[cfg(feature = "test-server")]
+            as_if_remote: false,
         }
     }
 

@@ -53,6 +53,10 @@ OPTIONS:
     --callback-port PORT   a fixed port for the loopback callback
     --timeout SECS         time allowed for the browser step (default 300)
     --no-browser           do not open a browser: print the URL (headless, SSH)
+    --allow-private-network
+                           let a remote server's metadata name private network addresses
+                           (10/8, 172.16/12, 192.168/16, fc00::/7); loopback and cloud
+                           metadata addresses stay refused
     -h, --help             this help
 ";
 
@@ -168,6 +172,7 @@ struct Options {
     callback_port: Option<u16>,
     timeout: Option<u64>,
     no_browser: bool,
+    allow_private_network: bool,
     browser: bool,
     json: bool,
     refresh: bool,
@@ -187,6 +192,7 @@ fn parse(args: Vec<OsString>) -> Result<Options, Failure> {
             Long("callback-port") => o.callback_port = Some(parser.value()?.parse()?),
             Long("timeout") => o.timeout = Some(parser.value()?.parse()?),
             Long("no-browser") => o.no_browser = true,
+            Long("allow-private-network") => o.allow_private_network = true,
             Long("browser") => o.browser = true,
             Long("json") => o.json = true,
             Long("refresh") => o.refresh = true,
@@ -235,6 +241,7 @@ impl Options {
             b = b.callback_timeout(Duration::from_secs(t));
         }
         b.paste_redirect(self.no_browser)
+            .allow_private_network(self.allow_private_network)
     }
 
     /// The builder with the interactive browser step: the URL, the callback address and a

@@ -182,3 +182,14 @@ pub fn ping(session: &Session) -> mcp_oauth_client::Result<u16> {
             r.status().as_u16()
         })
 }
+
+/// GETs `url` and parses its JSON body.
+pub fn get_json(url: &str) -> serde_json::Value {
+    let body = ureq::get(url)
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_string()
+        .unwrap();
+    serde_json::from_str(&body).unwrap()
+}

@@ -20,7 +20,7 @@ use mcp_oauth_client::{Error, ErrorKind, MAX_EXPIRES_IN, Secret, Session, Step, 
 use serde_json::{Value, json};
 use url::Url;
 
-use crate::common::World;
+use crate::common::{World, get_json};
 
 // -------------------------------------------------------------------------------------------
 // The harness
@@ -232,16 +232,6 @@ fn impatient_agent() -> ureq::Agent {
         .timeout_global(Some(Duration::from_millis(800)))
         .build()
         .new_agent()
-}
-
-fn get_json(url: &str) -> Value {
-    let body = ureq::get(url)
-        .call()
-        .unwrap()
-        .body_mut()
-        .read_to_string()
-        .unwrap();
-    serde_json::from_str(&body).unwrap()
 }
 
 /// The test server's real authorization server metadata.

@@ -5,6 +5,7 @@ mod agent;
 mod cache;
 mod cli;
 mod common;
+mod destinations;
 mod files;
 mod habits;
 mod hostile;
