@@ -218,13 +218,51 @@ impl Error {
     }
 }
 
+/// Server-supplied `text` made safe to print on a terminal or in a log line: control
+/// characters (C0 with ESC, CR and LF, DEL, C1) and the invisible Unicode format characters
+/// that reorder or hide text (bidi embeddings, overrides and isolates, zero-width characters,
+/// BOM) are dropped. Every error's `Display` goes through it; front ends use it for the server
+/// text they print (issuers, client ids, scopes).
+///
+/// ```
+/// use mcp_oauth_client::printable;
+/// assert_eq!(printable("ok\u{1b}]0;owned\u{7}\r\nINFO forged"), "ok]0;ownedINFO forged");
+/// assert_eq!(printable("evil\u{202e}gpj.exe"), "evilgpj.exe");
+/// assert_eq!(printable("https://as.example.com"), "https://as.example.com");
+/// ```
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.chars().all(shown) {
+        std::borrow::Cow::Borrowed(text)
+    } else {
+        std::borrow::Cow::Owned(text.chars().filter(|c| shown(*c)).collect())
+    }
+}
+
+/// True for characters [`printable`] keeps.
+fn shown(c: char) -> bool {
+    !c.is_control()
+        && !matches!(c,
+            '\u{061c}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}'
+            | '\u{2060}'..='\u{206f}' | '\u{feff}' | '\u{fff9}'..='\u{fffb}')
+}
+
 /// Keeps server-supplied text printable and short, so it cannot forge log lines.
 pub(crate) fn sanitize(text: &str, max: usize) -> String {
-    text.chars().filter(|c| !c.is_control()).take(max).collect()
+    text.chars().filter(|c| shown(*c)).take(max).collect()
 }
 
 impl fmt::Display for Error {
+    /// Written whole, then made [`printable`]: whatever server text went into the message,
+    /// the URL or the cause, the error prints as one clean line.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut text = String::new();
+        self.render(&mut text)?;
+        f.write_str(&printable(&text))
+    }
+}
+
+impl Error {
+    fn render(&self, f: &mut impl fmt::Write) -> fmt::Result {
         write!(f, "{} failed", self.0.step)?;
         if let Some(url) = &self.0.url {
             write!(f, " ({url})")?;

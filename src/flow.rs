@@ -17,7 +17,7 @@ use crate::discovery::{
     self, AuthServerMetadata, ResourceMetadata, canonical_resource, discover_auth_server_metadata,
     discover_resource_metadata,
 };
-use crate::error::{Error, ErrorKind, Result, Step};
+use crate::error::{Error, ErrorKind, Result, Step, printable};
 use crate::pkce::PkceVerifier;
 use crate::registration::{
     AuthMethod, ClientRegistration, RegistrationRequest, choose_auth_method, register,
@@ -230,7 +230,7 @@ impl Inner {
                         }
                     }
                 }
-                (None, _) => log::info!("{} has no revocation endpoint", stored.issuer),
+                (None, _) => log::info!("{} has no revocation endpoint", printable(&stored.issuer)),
                 (Some(_), None) => {
                     log::warn!("the client of these tokens is unknown; not revoking")
                 }
@@ -363,7 +363,7 @@ impl Inner {
         {
             log::info!(
                 "the resource now names authorization server {}; logging in there",
-                prm.authorization_servers[0]
+                printable(&prm.authorization_servers[0])
             );
             return Ok(None);
         }
@@ -382,7 +382,7 @@ impl Inner {
         };
         // The cache is a file others may have written: its endpoint passes the rules too.
         self.check_named(&stored.token_endpoint, Step::Refresh)?;
-        log::info!("token refresh at {}", stored.token_endpoint);
+        log::info!("token refresh at {}", printable(&stored.token_endpoint));
         let refreshed = token::refresh(
             &self.agent,
             &RefreshRequest {
@@ -548,7 +548,10 @@ impl Inner {
             Some(prm) => {
                 let issuer = &prm.authorization_servers[0];
                 self.check_named(issuer, Step::AuthServerDiscovery)?;
-                log::info!("resource metadata: authorization server {issuer}");
+                log::info!(
+                    "resource metadata: authorization server {}",
+                    printable(issuer)
+                );
                 let metadata =
                     discover_auth_server_metadata(&self.agent, issuer)?.ok_or_else(|| {
                         Error::new(
@@ -570,7 +573,10 @@ impl Inner {
                 (metadata, canonical_resource(&self.server_url), None)
             }
         };
-        log::info!("authorization server metadata: issuer {}", metadata.issuer);
+        log::info!(
+            "authorization server metadata: issuer {}",
+            printable(&metadata.issuer)
+        );
         self.check_endpoints(&metadata)?;
         metadata.require_s256()?;
         Ok((metadata, resource, scopes))
@@ -721,8 +727,8 @@ impl Inner {
         };
         log::info!(
             "registered client {} with {}",
-            client.client_id,
-            metadata.issuer
+            printable(&client.client_id),
+            printable(&metadata.issuer)
         );
         if let Err(e) = self.storage.save_client(&client) {
             log::warn!("the client registration is not cached: {e}");

@@ -91,7 +91,7 @@ pub use discovery::{
     parse_legacy_auth_server_metadata, parse_resource_metadata, resource_matches,
     resource_metadata_urls,
 };
-pub use error::{Error, ErrorKind, Result, Step};
+pub use error::{Error, ErrorKind, Result, Step, printable};
 pub use http::parse_oauth_error; // #[doc(hidden)]: for the fuzz targets
 pub use http::{
     CONNECT_TIMEOUT, OAUTH_BODY_LIMIT, REQUEST_TIMEOUT, is_loopback, new_agent, require_secure,

@@ -80,6 +80,17 @@ struct StoredClient {
 /// version.
 pub fn parse_stored_tokens(bytes: &[u8]) -> Result<StoredTokens> {
     let t: StoredTokens = parse_versioned(bytes, "token file")?;
+    // A file written by someone else could hold what no token response would pass.
+    crate::token::check_access_token(t.tokens.access_token.secret(), Step::TokenCheck).map_err(
+        |e| {
+            Error::new(
+                ErrorKind::Storage,
+                Step::TokenCheck,
+                "the token file is not readable",
+            )
+            .with_source(e)
+        },
+    )?;
     Ok(t)
 }
 

@@ -78,13 +78,7 @@ pub fn parse_token_response(body: &[u8], now: u64, step: Step) -> Result<TokenSe
         scope: Option<String>,
     }
     let r: Response = http::parse_json(body, step, "token response")?;
-    if r.access_token.is_empty() {
-        return Err(Error::new(
-            ErrorKind::InvalidResponse,
-            step,
-            "the token response has an empty access_token",
-        ));
-    }
+    check_access_token(&r.access_token, step)?;
     let token_type = r.token_type.unwrap_or_else(|| "Bearer".into());
     if !token_type.eq_ignore_ascii_case("bearer") {
         return Err(Error::new(
@@ -112,6 +106,23 @@ pub fn parse_token_response(body: &[u8], now: u64, step: Step) -> Result<TokenSe
         scope: r.scope,
         issued_at: Some(now),
     })
+}
+
+/// Refuses an access token that cannot be a bearer token: empty, or with anything but visible
+/// ASCII (RFC 6750 §2.1's `b64token` and the opaque tokens real servers issue are all visible
+/// ASCII). A CR LF inside would let the server inject a header wherever the token is pasted
+/// into one (`curl -H "Authorization: Bearer $(mcp-oauth token URL)"`), and an escape sequence
+/// would reach the terminal.
+pub(crate) fn check_access_token(token: &str, step: Step) -> Result<()> {
+    let why = if token.is_empty() {
+        "the access_token is empty"
+    } else if !token.bytes().all(|b| b.is_ascii_graphic()) {
+        "the access_token has characters a bearer token cannot have (visible ASCII only, \
+         RFC 6750 §2.1)"
+    } else {
+        return Ok(());
+    };
+    Err(Error::new(ErrorKind::InvalidResponse, step, why))
 }
 
 /// A code exchange (RFC 6749 §4.1.3 with RFC 7636 §4.5 and RFC 8707 §2.2).

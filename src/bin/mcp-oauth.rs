@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use mcp_oauth_client::testing::{HeadlessBrowser, TestServer};
 use mcp_oauth_client::{
     Error, ErrorKind, FileTokenStorage, Session, SessionBuilder, StoredTokens, TokenTypeHint,
-    unix_now,
+    printable, unix_now,
 };
 
 const HELP: &str = "\
@@ -358,8 +358,8 @@ fn token(options: &Options) -> Result<(), Failure> {
         "token_type": "Bearer",
         "expires_at": expires_at,
         "expires_in": expires_at.map(|t| t.saturating_sub(unix_now())),
-        "scope": tokens.and_then(|t| t.scope.clone()),
-        "issuer": stored.as_ref().map(|s| s.issuer.clone()),
+        "scope": tokens.and_then(|t| t.scope.as_deref()).map(printable),
+        "issuer": stored.as_ref().map(|s| printable(&s.issuer)),
     });
     println!("{json:#}");
     Ok(())
@@ -385,7 +385,11 @@ fn status(options: &Options) -> Result<(), Failure> {
                 rows.push(status_json(&t, now));
             }
             Err(e) if wanted.is_none() => {
-                eprintln!("mcp-oauth: skipping {}: {e}", path.display())
+                // A file name in the cache directory is anyone's choice: printable only.
+                eprintln!(
+                    "mcp-oauth: skipping {}: {e}",
+                    printable(&path.display().to_string())
+                )
             }
             Err(_) => {}
         }
@@ -420,13 +424,15 @@ fn status(options: &Options) -> Result<(), Failure> {
     Ok(())
 }
 
-/// One login's public facts.
+/// One login's public facts. What the cache file says came from servers (or from whoever
+/// wrote the file): it is made printable.
 fn status_json(t: &StoredTokens, now: u64) -> serde_json::Value {
+    let scope = t.tokens.scope.as_ref().or(t.requested_scope.as_ref());
     serde_json::json!({
-        "server_url": t.server_url,
-        "issuer": t.issuer,
-        "client_id": t.client_id,
-        "scope": t.tokens.scope.clone().or(t.requested_scope.clone()),
+        "server_url": printable(&t.server_url),
+        "issuer": printable(&t.issuer),
+        "client_id": printable(&t.client_id),
+        "scope": scope.map(|s| printable(s)),
         "expires_at": t.tokens.expires_at,
         "expired": t.tokens.expires_at.is_some_and(|at| at <= now),
         "refresh_token": t.tokens.refresh_token.is_some(),
@@ -675,13 +681,14 @@ impl log::Log for StepLogger {
         } else {
             ""
         };
+        let text = record.args().to_string();
+        let text = printable(&text);
         if record.level() <= log::Level::Warn {
-            eprintln!("{clear}mcp-oauth: {}", record.args());
+            eprintln!("{clear}mcp-oauth: {text}");
         } else {
             eprintln!(
-                "{clear}   [{:>5} ms] {}",
-                self.start.elapsed().as_millis(),
-                record.args()
+                "{clear}   [{:>5} ms] {text}",
+                self.start.elapsed().as_millis()
             );
         }
     }

@@ -482,3 +482,87 @@ fn a_response_for_another_login_is_refused_in_one_line_and_the_login_goes_on() {
     assert_eq!(codes.len(), 1);
     assert_ne!(codes[0].as_deref(), Some("old"));
 }
+
+/// Bytes a server could use to drive a terminal: ESC (colours, titles, clearing), BEL, CR
+/// (overwriting a line), and the bidi override that reorders what follows.
+const TERMINAL_TRICKS: &str = "\u{1b}]0;owned\u{7}\u{1b}[2J\r\u{202e}";
+
+/// True when `out` carries none of [`TERMINAL_TRICKS`] nor a bare CR.
+fn clean(out: &[u8]) -> bool {
+    let text = text(out);
+    !text.contains(['\u{1b}', '\u{7}', '\r', '\u{202e}'])
+}
+
+#[test]
+fn an_issuer_with_escape_sequences_reaches_neither_the_progress_lines_nor_the_error() {
+    let w = World::new();
+    let mut prm = crate::common::get_json(&format!(
+        "{}.well-known/oauth-protected-resource/mcp",
+        w.server.base_url()
+    ));
+    prm["authorization_servers"] =
+        serde_json::json!([format!("{}/{TERMINAL_TRICKS}x", w.server.issuer())]);
+    w.server.set_fault(
+        Route::ResourceMetadata,
+        mcp_oauth_client::testing::Fault::json(200, prm),
+    );
+    let out = cli(
+        &["login", w.server.mcp_url().as_str(), "--no-browser"],
+        w.cache.path(),
+    )
+    .args(["--timeout", "5"])
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(6), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("resource metadata: authorization server"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("no metadata found"), "{stderr}");
+    assert!(clean(&out.stderr), "{stderr:?}");
+}
+
+/// Logs in through the CLI, then rewrites the token file with `edit` as another process could.
+fn logged_in_then_tampered(w: &World, edit: impl FnOnce(&mut serde_json::Value)) {
+    logged_in(w);
+    let storage = mcp_oauth_client::FileTokenStorage::new(w.cache.path());
+    let path = storage.tokens_path(&w.server.mcp_url());
+    let mut file: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    edit(&mut file);
+    std::fs::write(&path, serde_json::to_vec(&file).unwrap()).unwrap();
+}
+
+#[test]
+fn status_prints_a_tampered_cache_files_text_harmlessly() {
+    let w = World::new();
+    logged_in_then_tampered(&w, |file| {
+        file["issuer"] = format!("https://as.example{TERMINAL_TRICKS}").into();
+        file["client_id"] = format!("client{TERMINAL_TRICKS}").into();
+        file["tokens"]["scope"] = format!("mcp:read{TERMINAL_TRICKS}").into();
+    });
+    for args in [&["status"][..], &["status", "--json"]] {
+        let out = cli(args, w.cache.path()).output().unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert!(clean(&out.stdout), "{:?}", text(&out.stdout));
+        assert!(text(&out.stdout).contains("client]0;owned[2J"));
+    }
+}
+
+#[test]
+fn a_cached_access_token_with_cr_lf_is_never_printed() {
+    let w = World::new();
+    logged_in_then_tampered(&w, |file| {
+        file["tokens"]["access_token"] = "abc\r\nX-Injected: yes".into();
+    });
+    let out = cli(
+        &["token", w.server.mcp_url().as_str(), "--no-browser"],
+        w.cache.path(),
+    )
+    .args(["--timeout", "1"])
+    .output()
+    .unwrap();
+    assert!(!text(&out.stdout).contains("X-Injected"), "{:?}", out);
+    assert!(text(&out.stdout).is_empty());
+}

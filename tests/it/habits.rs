@@ -401,3 +401,25 @@ fn a_registration_rate_limit_is_a_clear_error_and_a_cached_registration_spares_i
     assert!(w.requests_to(Route::Register).is_empty());
     assert_eq!(w.requests_to(Route::Authorize).len(), 1);
 }
+
+#[test]
+fn an_access_token_that_is_not_visible_ascii_is_refused_at_the_exchange() {
+    for token in [
+        "abc\r\nX-Injected: yes",
+        "t\u{1b}[2Jx",
+        "has space",
+        "caf\u{e9}",
+    ] {
+        let w = World::new();
+        w.server.set_fault(
+            Route::Token,
+            Fault::json(200, json!({"access_token": token, "token_type": "Bearer"})),
+        );
+        let session = w.session();
+        let e = session.access_token().unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidResponse, "{token:?}: {e}");
+        assert_eq!(e.step(), Step::CodeExchange);
+        assert!(e.to_string().contains("visible ASCII"), "{e}");
+        assert!(!w.has_cached_tokens(&session));
+    }
+}
