@@ -98,13 +98,19 @@ fn challenge_of(response: &Response<Body>) -> Option<Challenge> {
         .find(Challenge::is_bearer)
 }
 
-/// Reads and drops what is left of a response so its connection can be reused.
+/// Lets go of a 401 or 403 before the flow runs. A body declared empty is read (at once: there
+/// is nothing to wait for), which returns the connection to the pool; any other body is not
+/// read at all and its connection is closed. Reading it could take as long as the server
+/// likes: the bearer agent bounds the wait for response headers, not for bodies, which may be
+/// long MCP streams.
 fn drain(mut response: Response<Body>) {
-    let _ = response
-        .body_mut()
-        .with_config()
-        .limit(crate::http::OAUTH_BODY_LIMIT)
-        .read_to_vec();
+    let empty = response
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .is_some_and(|v| v.as_bytes() == b"0");
+    if empty {
+        let _ = response.body_mut().with_config().limit(0).read_to_vec();
+    }
 }
 
 /// See [`Session::send`].

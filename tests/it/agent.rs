@@ -194,9 +194,56 @@ fn after_the_resource_moves_to_another_authorization_server_the_client_registers
     assert!(w.requests_to(Route::Token).len() == 1);
 }
 
+/// The connection ids of the requests this process sent (the browser's authorize GET is the
+/// browser's own), with their paths.
+fn connections_used(w: &World) -> Vec<(u64, String)> {
+    w.server
+        .requests()
+        .into_iter()
+        .filter(|r| r.route != Some(Route::Authorize))
+        .map(|r| (r.connection, r.path))
+        .collect()
+}
+
+#[test]
+fn a_401_with_a_body_is_not_read_and_everything_after_shares_one_connection() {
+    // The body of a 401 is not read: a server could send it a byte at a time for ever. Its
+    // connection is closed; the login and the MCP requests share the next one.
+    let w = World::new();
+    let session = w.session();
+    assert_eq!(ping(&session).unwrap(), 200);
+    assert_eq!(ping(&session).unwrap(), 200);
+    let used = connections_used(&w);
+    assert_eq!(
+        used.len(),
+        7,
+        "401, PRM, AS metadata, register, token, retry, ping"
+    );
+    let first = used[0].0;
+    assert!(
+        used[1..]
+            .iter()
+            .all(|(c, _)| *c != first && *c == used[1].0),
+        "{used:?}"
+    );
+}
+
 #[test]
 fn a_login_and_the_mcp_requests_share_one_connection_to_one_origin() {
+    // A 401 declared empty (as FastMCP sends it) is read, and its connection reused.
     let w = World::new();
+    w.server.set_fault(
+        Route::Mcp,
+        Fault::status(401)
+            .header(
+                "WWW-Authenticate",
+                &format!(
+                    r#"Bearer resource_metadata="{}.well-known/oauth-protected-resource/mcp""#,
+                    w.server.base_url()
+                ),
+            )
+            .times(1),
+    );
     let session = w.session();
     assert_eq!(ping(&session).unwrap(), 200);
     assert_eq!(ping(&session).unwrap(), 200);

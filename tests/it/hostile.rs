@@ -1419,3 +1419,55 @@ fn a_token_file_with_a_token_in_the_wrong_place_leaks_it_nowhere() {
     let log = LOG.lock().unwrap_or_else(|p| p.into_inner()).join("\n");
     assert!(!log.contains(old.secret()), "the old token is in the log");
 }
+
+#[test]
+fn a_401_whose_body_comes_a_byte_every_two_seconds_does_not_hold_send() {
+    // A server that answers the MCP request 401 and then sends its 100-byte body slowly; every
+    // other request gets an empty 404 (the login then fails quickly, at registration).
+    let raw = RawServer::start(|request, stream| {
+        if request.starts_with(b"POST /mcp ") {
+            write(
+                stream,
+                b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer realm=\"mcp\"\r\n\
+                  Content-Length: 100\r\n\r\n",
+            );
+            for _ in 0..100 {
+                thread::sleep(Duration::from_secs(2));
+                if stream.write_all(b"x").is_err() {
+                    return;
+                }
+            }
+        } else {
+            write(
+                stream,
+                b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n",
+            );
+        }
+    });
+    let cache = crate::common::TempDir::new();
+    let session = Session::builder(raw.url("/mcp"))
+        .cache_dir(cache.path())
+        .build()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let started = Instant::now();
+    thread::spawn(move || {
+        let result = session.send(|agent| {
+            agent
+                .post(session.server_url().as_str())
+                .content_type("application/json")
+                .send("{}")
+        });
+        let _ = tx.send(result.map(|r| r.status().as_u16()));
+    });
+    let result = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("send is held by the slow body");
+    let e = result.unwrap_err();
+    assert_eq!(e.step(), Step::Registration, "{e}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+}
