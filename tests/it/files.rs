@@ -151,3 +151,111 @@ fn the_cache_dir_env_var_is_the_default() {
         "{stderr}"
     );
 }
+
+/// Files planted under the cache's names by someone else (issue "Security round 2", item 4).
+#[cfg(unix)]
+mod planted {
+    use std::os::unix::fs::{PermissionsExt, symlink};
+    use std::path::{Path, PathBuf};
+    use std::time::Duration;
+
+    use mcp_oauth_client::ErrorKind;
+
+    use crate::common::{TempDir, World};
+
+    fn mkfifo(path: &Path) {
+        let status = std::process::Command::new("mkfifo")
+            .arg(path)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// The lock file of the world's MCP server, next to its token file.
+    fn lock_path(w: &World) -> PathBuf {
+        let tokens = w.session().storage().tokens_path(&w.server.mcp_url());
+        let name = tokens.file_name().unwrap().to_string_lossy();
+        tokens.with_file_name(name.replace("_tokens.json", ".lock"))
+    }
+
+    /// Runs `f` on another thread; its result, or a failure when it takes more than 10 s.
+    fn within_10s<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(f());
+        });
+        rx.recv_timeout(Duration::from_secs(10))
+            .expect("blocked on a planted file")
+    }
+
+    #[test]
+    fn a_planted_lock_symlink_creates_nothing_where_it_points() {
+        let w = World::new();
+        let elsewhere = TempDir::new();
+        let target = elsewhere.path().join("created-by-the-planter");
+        std::fs::create_dir_all(w.cache.path()).unwrap();
+        symlink(&target, lock_path(&w)).unwrap();
+        let token = w.session().access_token().unwrap();
+        assert_eq!(w.mcp_status(token.secret()), 200);
+        assert!(!target.exists(), "the lock symlink was followed");
+    }
+
+    #[test]
+    fn a_fifo_at_the_tokens_path_neither_hangs_token_nor_survives_a_login() {
+        let w = World::new();
+        let session = w.session();
+        let tokens = session.storage().tokens_path(session.server_url());
+        std::fs::create_dir_all(w.cache.path()).unwrap();
+        mkfifo(&tokens);
+        let e = within_10s({
+            let storage = session.storage().clone();
+            let url = session.server_url().clone();
+            move || storage.load_tokens(&url).unwrap_err()
+        });
+        assert_eq!(e.kind(), ErrorKind::Storage);
+        assert!(e.to_string().contains("not a regular file"), "{e}");
+        let token = within_10s(move || session.access_token().map(|t| t.secret().to_owned()));
+        assert_eq!(w.mcp_status(&token.unwrap()), 200);
+        assert!(std::fs::symlink_metadata(&tokens).unwrap().is_file());
+    }
+
+    #[test]
+    fn clear_all_removes_a_fifo_and_a_symlink_under_our_names() {
+        let w = World::new();
+        let session = w.session();
+        let tokens = session.storage().tokens_path(session.server_url());
+        std::fs::create_dir_all(w.cache.path()).unwrap();
+        mkfifo(&tokens);
+        let elsewhere = TempDir::new();
+        let kept = elsewhere.path().join("not-ours");
+        std::fs::write(&kept, b"keep").unwrap();
+        symlink(&kept, lock_path(&w)).unwrap();
+        let storage = session.storage().clone();
+        let removed = within_10s(move || storage.clear_all().unwrap());
+        assert_eq!(removed, 2);
+        assert!(std::fs::symlink_metadata(&tokens).is_err());
+        assert!(std::fs::symlink_metadata(lock_path(&w)).is_err());
+        assert_eq!(std::fs::read(&kept).unwrap(), b"keep");
+    }
+
+    #[test]
+    fn a_tokens_symlink_is_refused_and_its_target_keeps_its_mode() {
+        let w = World::new();
+        let session = w.session();
+        session.access_token().unwrap();
+        let tokens = session.storage().tokens_path(session.server_url());
+        let elsewhere = TempDir::new();
+        let target = elsewhere.path().join("someone-elses.json");
+        std::fs::rename(&tokens, &target).unwrap();
+        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o644)).unwrap();
+        symlink(&target, &tokens).unwrap();
+        let e = session
+            .storage()
+            .load_tokens(session.server_url())
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Storage);
+        assert!(e.to_string().contains("symbolic link"), "{e}");
+        let mode = std::fs::metadata(&target).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o644, "the mode was changed through the link");
+    }
+}

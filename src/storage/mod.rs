@@ -12,6 +12,8 @@
 //! old or the new file, never a torn one. Files carry a format version; a corrupt, foreign or
 //! newer file is an error for the caller to report and treat as absent.
 
+mod open;
+
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -364,7 +366,10 @@ impl FileTokenStorage {
         let mut removed = 0;
         for entry in entries.flatten() {
             let path = entry.path();
-            if !is_ours(&entry.file_name().to_string_lossy()) || !path.is_file() {
+            // Anything under one of our names goes (a planted symlink or FIFO too), but no
+            // directory.
+            let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+            if !is_ours(&entry.file_name().to_string_lossy()) || is_dir {
                 continue;
             }
             if path.extension().is_some_and(|e| e == "lock") {
@@ -415,7 +420,7 @@ impl FileTokenStorage {
         builder
             .create(&self.dir)
             .map_err(|e| storage_io("cannot create", &self.dir, e))?;
-        restrict(&self.dir, 0o700)
+        open::check_dir(&self.dir)
     }
 
     /// Takes the cross-process lock of `server_url`'s cache entry, waiting up to `wait` for
@@ -430,13 +435,7 @@ impl FileTokenStorage {
     pub fn lock(&self, server_url: &Url, wait: Duration) -> Result<CacheLock> {
         self.ensure_dir()?;
         let path = self.lock_path(server_url);
-        let mut options = fs::OpenOptions::new();
-        options.read(true).write(true).create(true).truncate(false);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let file = options
-            .open(&path)
-            .map_err(|e| storage_io("cannot open the lock file", &path, e))?;
+        let file = open::open_lock(&path)?;
         let deadline = Instant::now() + wait;
         let mut told = false;
         loop {
@@ -468,11 +467,13 @@ impl FileTokenStorage {
 }
 
 /// Removes a lock file unless a process holds it (its holder is writing this cache right
-/// now). Returns whether it was removed.
+/// now); anything else under a lock file's name (a symlink, a FIFO) is removed too. Returns
+/// whether it was removed.
 fn remove_lock_if_free(path: &Path) -> Result<bool> {
-    match fs::File::open(path) {
-        Ok(f) if f.try_lock().is_ok() => remove(path).map(|()| true),
-        _ => Ok(false),
+    match open::open_existing(path) {
+        Ok(Some(f)) if f.try_lock().is_err() => Ok(false),
+        Ok(None) => Ok(false),
+        _ => remove(path).map(|()| true),
     }
 }
 
@@ -480,44 +481,6 @@ fn remove_lock_if_free(path: &Path) -> Result<bool> {
 #[derive(Debug)]
 pub struct CacheLock {
     _file: fs::File,
-}
-
-/// Our user id, where the platform tells it without `unsafe` (`/proc/self` belongs to it).
-#[cfg(unix)]
-fn current_uid() -> Option<u32> {
-    use std::os::unix::fs::MetadataExt;
-    fs::metadata("/proc/self").ok().map(|m| m.uid())
-}
-
-/// Refuses a path owned by another user and removes group and other permissions from one of
-/// ours (Unix; elsewhere a no-op).
-fn restrict(path: &Path, mode: u32) -> Result<()> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::{MetadataExt, PermissionsExt};
-        let meta = fs::symlink_metadata(path).map_err(|e| storage_io("cannot read", path, e))?;
-        if let Some(uid) = current_uid()
-            && meta.uid() != uid
-        {
-            return Err(Error::new(
-                ErrorKind::Storage,
-                Step::Storage,
-                format!(
-                    "{} belongs to user {}, not to this user; refusing to use it",
-                    path.display(),
-                    meta.uid()
-                ),
-            ));
-        }
-        if meta.permissions().mode() & 0o077 != 0 {
-            log::warn!("{} was readable by others; restricting it", path.display());
-            fs::set_permissions(path, fs::Permissions::from_mode(mode))
-                .map_err(|e| storage_io("cannot restrict the mode of", path, e))?;
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = (path, mode);
-    Ok(())
 }
 
 fn write_new_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
@@ -542,12 +505,9 @@ fn sync_dir(dir: &Path) {
 
 fn read_file(path: &Path) -> Result<Option<Vec<u8>>> {
     use std::io::Read;
-    let file = match fs::File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(storage_io("cannot read", path, e).at_step(Step::TokenCheck)),
+    let Some(file) = open::open_existing(path).map_err(|e| e.at_step(Step::TokenCheck))? else {
+        return Ok(None);
     };
-    restrict(path, 0o600).map_err(|e| e.at_step(Step::TokenCheck))?;
     let mut bytes = Vec::new();
     file.take(MAX_FILE + 1)
         .read_to_end(&mut bytes)
