@@ -2,17 +2,19 @@
 //! (RFC 6749 §4.1.2, RFC 9207, MCP authorization).
 //!
 //! The listener binds 127.0.0.1 only and serves `/callback`. Each connection is read on its own
-//! thread, at most [`MAX_CALLBACK_REQUEST`] bytes within two seconds, with a bounded number in
-//! flight, so a client that sends one byte a second cannot hold the port. Junk, oversized,
+//! thread, at most [`MAX_CALLBACK_REQUEST`] bytes within two seconds, at most 64 at once; a
+//! connection beyond that closes the oldest one being read, so clients that connect and stay
+//! idle, or send a byte a second, cannot hold the port however many they are. Junk, oversized,
 //! non-GET and wrong-`Host` requests, favicon fetches and responses with a wrong or missing
 //! `state` get an error page and do not end the wait; the first response with the right
 //! `state` does. The `iss` parameter is checked before the code is released (RFC 9207 §2.4).
 
+use std::collections::VecDeque;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use url::Url;
@@ -29,7 +31,7 @@ const READ_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long writing a page may take.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// The most connections read at the same time; more are answered `503` at once.
+/// The most connections read at the same time; a new one beyond that closes the oldest.
 const MAX_IN_FLIGHT: usize = 64;
 
 /// How long a refused connection is drained before it is closed.
@@ -257,23 +259,46 @@ struct Candidate {
     params: Vec<(String, String)>,
 }
 
-/// One of the [`MAX_IN_FLIGHT`] connection slots, given back on drop.
-struct Slot(Arc<AtomicUsize>);
+/// The connections being read, oldest first. At most [`MAX_IN_FLIGHT`]: a new connection
+/// beyond that closes the oldest, so connections that are opened and left idle (or fed a byte
+/// at a time) can delay the real redirect by one eviction at most, never lock it out.
+#[derive(Default)]
+struct Reading {
+    open: Mutex<VecDeque<(u64, TcpStream)>>,
+    next_id: AtomicU64,
+}
 
-impl Slot {
-    fn take(count: &Arc<AtomicUsize>) -> Option<Slot> {
-        count
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
-                (n < MAX_IN_FLIGHT).then_some(n + 1)
-            })
-            .ok()
-            .map(|_| Slot(Arc::clone(count)))
+impl Reading {
+    /// A slot for `stream`, closing the oldest connection being read when all are taken.
+    /// `None` when the stream cannot be registered (no file descriptor for a clone).
+    fn admit(self: &Arc<Self>, stream: &TcpStream) -> Option<Slot> {
+        let handle = stream.try_clone().ok()?;
+        let id = self.next_id.fetch_add(1, Ordering::SeqCst);
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        if open.len() >= MAX_IN_FLIGHT
+            && let Some((_, oldest)) = open.pop_front()
+        {
+            // Its reader's read returns at once and the thread ends.
+            let _ = oldest.shutdown(std::net::Shutdown::Both);
+        }
+        open.push_back((id, handle));
+        Some(Slot {
+            reading: Arc::clone(self),
+            id,
+        })
     }
+}
+
+/// One connection's place in [`Reading`], given back on drop.
+struct Slot {
+    reading: Arc<Reading>,
+    id: u64,
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
+        let mut open = self.reading.open.lock().unwrap_or_else(|p| p.into_inner());
+        open.retain(|(id, _)| *id != self.id);
     }
 }
 
@@ -318,8 +343,9 @@ impl CallbackListener {
     }
 
     /// Waits up to `timeout` for the authorization response, answering every request with a
-    /// page, and returns the code. Connections are read concurrently (at most 64 at once, each
-    /// for at most two seconds), so slow or junk clients cannot hold the wait. The port is
+    /// page, and returns the code. Connections are read concurrently (at most 64 at once, the
+    /// oldest closed for a new one, each for at most two seconds), so slow, idle or junk
+    /// clients cannot hold the wait. The port is
     /// released when this returns.
     ///
     /// # Errors
@@ -412,13 +438,13 @@ impl Drop for Acceptor {
 
 /// Accepts connections until `stop`, handing each to a reader thread.
 fn accept_loop(listener: &TcpListener, tx: &Sender<Candidate>, port: u16, stop: &AtomicBool) {
-    let in_flight = Arc::new(AtomicUsize::new(0));
+    let reading = Arc::new(Reading::default());
     for stream in listener.incoming() {
         if stop.load(Ordering::SeqCst) {
             break;
         }
         match stream {
-            Ok(stream) => dispatch(stream, tx, port, &in_flight),
+            Ok(stream) => dispatch(stream, tx, port, &reading),
             Err(e) => {
                 // Out of file descriptors, say: back off instead of spinning.
                 log::debug!("callback accept failed: {e}");
@@ -428,15 +454,11 @@ fn accept_loop(listener: &TcpListener, tx: &Sender<Candidate>, port: u16, stop: 
     }
 }
 
-/// Reads one connection on its own thread, or answers `503` when every slot is taken.
-fn dispatch(
-    mut stream: TcpStream,
-    tx: &Sender<Candidate>,
-    port: u16,
-    in_flight: &Arc<AtomicUsize>,
-) {
+/// Reads one connection on its own thread (closing the oldest one being read when all slots
+/// are taken), or answers `503` when it cannot be registered.
+fn dispatch(mut stream: TcpStream, tx: &Sender<Candidate>, port: u16, reading: &Arc<Reading>) {
     let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
-    let Some(slot) = Slot::take(in_flight) else {
+    let Some(slot) = reading.admit(&stream) else {
         respond(
             &mut stream,
             503,

@@ -1471,3 +1471,33 @@ fn a_401_whose_body_comes_a_byte_every_two_seconds_does_not_hold_send() {
         started.elapsed()
     );
 }
+
+#[test]
+fn two_hundred_idle_and_eight_slow_connections_do_not_keep_the_redirect_out() {
+    // Before the browser comes, a local process opens 200 connections that send nothing and 8
+    // that send a byte a second, and keeps them open.
+    let held = Arc::new(Mutex::new(Vec::new()));
+    let holder = Arc::clone(&held);
+    let answers = login_survives(move |addr| {
+        let mut held = holder.lock().unwrap();
+        for _ in 0..200 {
+            held.push(TcpStream::connect(addr).unwrap());
+        }
+        for _ in 0..8 {
+            let stream = TcpStream::connect(addr).unwrap();
+            let mut writer = stream.try_clone().unwrap();
+            thread::spawn(move || {
+                for byte in b"GET /callback?state=slow HTTP/1.1\r\n" {
+                    if writer.write_all(&[*byte]).is_err() {
+                        return;
+                    }
+                    thread::sleep(Duration::from_secs(1));
+                }
+            });
+            held.push(stream);
+        }
+        Vec::new()
+    });
+    assert!(answers.is_empty());
+    assert_eq!(held.lock().unwrap().len(), 208);
+}
