@@ -661,6 +661,9 @@ impl StepLogger {
 }
 
 impl log::Log for StepLogger {
+    /// This crate's own lines only: the HTTP layers (`ureq`, `ureq_proto`, `rustls`) never
+    /// reach the terminal, whatever their level (ureq's protocol layer logs request and
+    /// response bytes, tokens included, at trace).
     fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
         let level = if self.progress {
             log::Level::Info

@@ -1501,3 +1501,54 @@ fn two_hundred_idle_and_eight_slow_connections_do_not_keep_the_redirect_out() {
     assert!(answers.is_empty());
     assert_eq!(held.lock().unwrap().len(), 208);
 }
+
+/// The bytes ureq's protocol layer dumps at trace level, one 16-byte row per log line
+/// (`4745 5420 ... GET /...`): decoded from the hex columns and joined, so a secret split
+/// across rows is found too.
+fn http_bytes_in_logs(lines: &[String]) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    for line in lines.iter().filter(|l| l.starts_with("TRACE ureq_proto")) {
+        let row = line.split_once(": ").map_or("", |(_, r)| r);
+        let hex: String = row.chars().take(40).filter(|c| *c != ' ').collect();
+        for pair in hex.as_bytes().chunks(2) {
+            if let Ok(b) = u8::from_str_radix(std::str::from_utf8(pair).unwrap_or("--"), 16) {
+                bytes.push(b);
+            }
+        }
+    }
+    bytes
+}
+
+/// With the default `log-max-debug` feature (without it, a logger must keep `ureq_proto` at
+/// debug or below: the README says so).
+#[cfg(feature = "log-max-debug")]
+#[test]
+fn no_secret_reaches_a_logger_set_to_trace_for_every_target() {
+    capture_logs();
+    assert_eq!(log::max_level(), log::LevelFilter::Trace);
+    let w = World::new();
+    let session = w.session();
+    let token = session.access_token().unwrap();
+    w.expire_cached_token(&session);
+    let refreshed = session.access_token().unwrap();
+    assert_eq!(crate::common::ping(&session).unwrap(), 200);
+    let mut secrets = secrets_seen(&w, &session);
+    secrets.push(token.secret().to_owned());
+    secrets.push(refreshed.secret().to_owned());
+    session.logout().unwrap();
+    let lines = LOG.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    // The logger did receive the HTTP layer's lines.
+    assert!(
+        lines.iter().any(|l| l.starts_with("DEBUG ureq")),
+        "no ureq log line"
+    );
+    let text = lines.join("\n");
+    let bytes = http_bytes_in_logs(&lines);
+    for secret in secrets.iter().filter(|s| s.len() >= 8) {
+        assert!(!text.contains(secret.as_str()), "a secret in the log text");
+        assert!(
+            !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+            "a secret in the HTTP bytes logged at trace"
+        );
+    }
+}
