@@ -49,7 +49,10 @@ OPTIONS:
     --cache-dir DIR        token cache (default $MCP_OAUTH_CACHE_DIR, else ~/.fastmcp/oauth-mcp-client-cache)
     --scopes \"A B\"         scopes to request (default: what the server asks for)
     --client-id ID         a pre-registered client (no dynamic registration)
-    --client-secret S      its secret
+    --client-secret-file FILE
+                           its secret, read from FILE (- reads standard input to its end),
+                           or from $MCP_OAUTH_CLIENT_SECRET; never on the command line,
+                           where every local user can read it (ps)
     --callback-port PORT   a fixed port for the loopback callback
     --timeout SECS         time allowed for the browser step (default 300)
     --no-browser           do not open a browser: print the URL (headless, SSH)
@@ -168,6 +171,8 @@ struct Options {
     cache_dir: Option<PathBuf>,
     scopes: Option<String>,
     client_id: Option<String>,
+    client_secret_file: Option<PathBuf>,
+    /// The secret, once read from the file, standard input or the environment.
     client_secret: Option<String>,
     callback_port: Option<u16>,
     timeout: Option<u64>,
@@ -188,7 +193,15 @@ fn parse(args: Vec<OsString>) -> Result<Options, Failure> {
             Long("cache-dir") => o.cache_dir = Some(parser.value()?.into()),
             Long("scopes") => o.scopes = Some(parser.value()?.string()?),
             Long("client-id") => o.client_id = Some(parser.value()?.string()?),
-            Long("client-secret") => o.client_secret = Some(parser.value()?.string()?),
+            Long("client-secret") => {
+                return Err(Failure::Usage(
+                    "--client-secret would put the secret where every local user can read it \
+                     (ps); use --client-secret-file FILE (- for standard input) or \
+                     MCP_OAUTH_CLIENT_SECRET"
+                        .into(),
+                ));
+            }
+            Long("client-secret-file") => o.client_secret_file = Some(parser.value()?.into()),
             Long("callback-port") => o.callback_port = Some(parser.value()?.parse()?),
             Long("timeout") => o.timeout = Some(parser.value()?.parse()?),
             Long("no-browser") => o.no_browser = true,
@@ -201,7 +214,37 @@ fn parse(args: Vec<OsString>) -> Result<Options, Failure> {
             other => return Err(other.unexpected().into()),
         }
     }
+    o.client_secret = client_secret(o.client_secret_file.as_deref())?;
     Ok(o)
+}
+
+/// The client secret: from `file` (`-`: standard input), else `MCP_OAUTH_CLIENT_SECRET`. One
+/// final line break is dropped.
+fn client_secret(file: Option<&std::path::Path>) -> Result<Option<String>, Failure> {
+    use std::io::Read;
+    let text = match file {
+        Some(path) if path.as_os_str() == "-" => {
+            let mut text = String::new();
+            std::io::stdin()
+                .take(64 * 1024)
+                .read_to_string(&mut text)
+                .map_err(|e| Failure::Other(format!("cannot read the client secret: {e}")))?;
+            text
+        }
+        Some(path) => std::fs::read_to_string(path).map_err(|e| {
+            Failure::Other(format!(
+                "cannot read the client secret from {}: {e}",
+                path.display()
+            ))
+        })?,
+        None => match std::env::var("MCP_OAUTH_CLIENT_SECRET") {
+            Ok(secret) => secret,
+            Err(_) => return Ok(None),
+        },
+    };
+    let secret = text.strip_suffix('\n').unwrap_or(&text);
+    let secret = secret.strip_suffix('\r').unwrap_or(secret);
+    Ok((!secret.is_empty()).then(|| secret.to_owned()))
 }
 
 impl Options {

@@ -566,3 +566,71 @@ fn a_cached_access_token_with_cr_lf_is_never_printed() {
     assert!(!text(&out.stdout).contains("X-Injected"), "{:?}", out);
     assert!(text(&out.stdout).is_empty());
 }
+
+#[test]
+fn a_client_secret_on_the_command_line_is_refused_with_where_to_put_it() {
+    let w = World::new();
+    let out = cli(
+        &[
+            "token",
+            w.server.mcp_url().as_str(),
+            "--client-id",
+            "c",
+            "--client-secret",
+            "s3cret-in-ps",
+        ],
+        w.cache.path(),
+    )
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("--client-secret-file"), "{stderr}");
+    assert!(stderr.contains("MCP_OAUTH_CLIENT_SECRET"), "{stderr}");
+    assert!(!stderr.contains("s3cret-in-ps"), "{stderr}");
+    assert!(w.server.requests().is_empty());
+}
+
+#[test]
+fn the_client_secret_comes_from_a_file_or_the_environment() {
+    use crate::common::{free_port, register_out_of_band};
+    let w = World::new();
+    let port = free_port();
+    let client = register_out_of_band(&w, port, mcp_oauth_client::AuthMethod::ClientSecretPost);
+    let secret = client.client_secret.as_ref().unwrap().secret().to_owned();
+    let secrets = TempDir::new();
+    let file = secrets.path().join("secret");
+    std::fs::write(&file, format!("{secret}\n")).unwrap();
+    let port = port.to_string();
+    let common = [
+        "--client-id",
+        client.client_id.as_str(),
+        "--callback-port",
+        &port,
+    ];
+    // From a file.
+    let cache = TempDir::new();
+    let mut args = common.to_vec();
+    args.extend(["--client-secret-file", file.to_str().unwrap()]);
+    let out = login_as_user(&w.server, cache.path(), &args);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // From the environment.
+    let cache = TempDir::new();
+    let mut cmd = cli(
+        &["login", w.server.mcp_url().as_str(), "--no-browser"],
+        cache.path(),
+    );
+    cmd.args(common).env("MCP_OAUTH_CLIENT_SECRET", &secret);
+    let watched = Watched::spawn(cmd);
+    follow_redirects(&watched.authorization_url().unwrap()).unwrap();
+    let out = watched.finish();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let exchanges = w.requests_to(Route::Token);
+    assert_eq!(exchanges.len(), 2);
+    for r in exchanges {
+        assert_eq!(
+            r.form_param("client_secret").as_deref(),
+            Some(secret.as_str())
+        );
+    }
+}
