@@ -35,17 +35,68 @@
 //! [`Session`] runs them in order, only as far as needed. Every step is also usable alone.
 //!
 //! # Security
-//! - PKCE `S256` only; an authorization server that does not advertise it is refused before
-//!   any browser opens.
-//! - `state` is 32 random bytes compared in constant time; the RFC 9207 `iss` parameter is
-//!   checked before the code is redeemed; the metadata `issuer` must match exactly and the
-//!   resource metadata must name this server.
-//! - The `resource` indicator binds tokens to the MCP server (RFC 8707).
-//! - HTTPS everywhere except loopback; no redirects followed on OAuth requests; response
-//!   bodies and callback requests are size- and time-bounded.
-//! - Client credentials are bound to the issuer that issued them.
-//! - Tokens, codes, verifiers and secrets never appear in `Debug`, errors or logs
-//!   ([`Secret`]); the cache is 0700/0600 and written atomically.
+//! Each rule names the test (in `tests/it/`) that holds it.
+//! - **PKCE `S256` only**: an authorization server that does not advertise it is refused before
+//!   any browser opens (`security::an_as_without_code_challenge_methods_is_refused_before_any_browser_opens`,
+//!   `security::an_as_offering_only_plain_pkce_is_refused`).
+//! - **`state`** is 32 random bytes compared in constant time; a response with another `state`
+//!   is answered with a page saying so and the wait goes on
+//!   (`login::callback_with_wrong_state_is_answered_and_ignored_then_the_right_one_completes`,
+//!   `cli::a_response_for_another_login_is_refused_in_one_line_and_the_login_goes_on`).
+//! - **Issuers**: the RFC 9207 `iss` is checked before the code is redeemed
+//!   (`hostile::an_iss_for_another_issuer_is_refused_and_no_code_redeemed`,
+//!   `security::a_missing_iss_from_a_server_that_advertises_rfc9207_is_refused_and_no_code_redeemed`);
+//!   the metadata `issuer` must match exactly (`security::an_issuer_mismatch_in_as_metadata_stops_the_flow`)
+//!   and the resource metadata must name this server
+//!   (`security::a_resource_metadata_resource_for_another_server_stops_the_flow`).
+//! - **The `resource` indicator** binds tokens to the MCP server (RFC 8707;
+//!   `scopes::resource_is_sent_on_authorize_token_and_refresh`).
+//! - **Client credentials** are bound to the issuer that issued them; a resource that moves to
+//!   another authorization server gets a new registration there
+//!   (`agent::after_the_resource_moves_to_another_authorization_server_the_client_registers_there`).
+//! - **Transport**: HTTPS except to loopback, and plain HTTP to loopback only when the MCP server
+//!   is on loopback (`security::plain_http_to_a_remote_server_is_refused_at_build`); no
+//!   redirects followed on OAuth requests (`hostile::a_redirect_on_the_code_exchange_is_not_followed`
+//!   and its siblings); bodies size-capped and reads time-bounded
+//!   (`hostile::prm_larger_than_the_body_limit_is_not_read_whole`,
+//!   `hostile::a_token_endpoint_that_never_answers_times_out`); the body of a 401 or 403 that
+//!   `Session::send` handles is never waited for
+//!   (`hostile::a_401_whose_body_comes_a_byte_every_two_seconds_does_not_hold_send`).
+//! - **Where a server may send the client** ([`address`](crate::classify_address) rules): a
+//!   remote server's challenge and metadata may name neither loopback, link-local, cloud
+//!   metadata nor special addresses, literal or resolved, checked before any connection; private
+//!   addresses only with [`SessionBuilder::allow_private_network`]
+//!   (`destinations::a_remote_servers_registration_endpoint_on_loopback_is_refused_before_connecting`,
+//!   `destinations::a_remote_servers_endpoint_whose_name_resolves_to_loopback_is_refused_before_connecting`,
+//!   `destinations::private_network_addresses_need_the_opt_in`, and the rest of `destinations`).
+//! - **Server text on a terminal**: every error's text and the CLI's output of server-supplied
+//!   text go through [`printable`]
+//!   (`cli::an_issuer_with_escape_sequences_reaches_neither_the_progress_lines_nor_the_error`,
+//!   `cli::status_prints_a_tampered_cache_files_text_harmlessly`); an access token that is not
+//!   visible ASCII is refused, from a server or a cache file
+//!   (`habits::an_access_token_that_is_not_visible_ascii_is_refused_at_the_exchange`,
+//!   `cli::a_cached_access_token_with_cr_lf_is_never_printed`).
+//! - **Secrets** never appear in `Debug`, errors or this crate's logs ([`Secret`];
+//!   `security::errors_never_carry_tokens` and every case of `hostile`). ureq's protocol layer
+//!   logs request and response bytes at trace level: the default feature `log-max-debug` compiles
+//!   trace logging out of the program (`hostile::no_secret_reaches_a_logger_set_to_trace_for_every_target`).
+//!   Without it, **keep the targets `ureq_proto` and `ureq` at debug or below in your logger**.
+//!   The CLI takes a client secret from a file, standard input or the environment, never its
+//!   command line (`cli::a_client_secret_on_the_command_line_is_refused_with_where_to_put_it`).
+//! - **The cache** is 0700/0600 and written atomically (`files::cache_dir_is_0700_and_files_0600`);
+//!   every cache file is opened without following a symlink or blocking on a FIFO and checked on
+//!   the open handle: a regular file of this user (`files::planted::*`).
+//! - **The callback listener** binds 127.0.0.1; idle, slow or junk connections cannot keep the
+//!   browser's redirect out (`hostile::two_hundred_idle_and_eight_slow_connections_do_not_keep_the_redirect_out`,
+//!   `hostile::a_thousand_junk_connections_then_the_real_callback_completes`).
+//!
+//! What remains (RFC 8252 §8.3, RFC 9700 §4.5): the browser is started with the authorization
+//! URL, `state` and `code_challenge` included, on its command line, which other local users
+//! can read (`/proc/PID/cmdline`). One who races the browser could start their own
+//! authorization with that challenge and deliver their code with that `state` to the loopback
+//! listener: the client would then hold tokens for the attacker's account. It takes a local
+//! attacker watching for the login; a machine with other untrusted users should not run
+//! logins.
 //!
 //! # Features
 //! - `test-server`: [`testing::TestServer`], an embedded authorization server and MCP
