@@ -8,7 +8,7 @@
 //! machine or network and have the client POST a registration, a code or a refresh token to it.
 //! The rules, checked before any connection:
 //! - The MCP server's own origin is always allowed: the user chose it.
-//! - A server on loopback may name anything [`require_secure`](crate::require_secure) allows
+//! - A server on loopback may name anything [`require_secure`](require_secure) allows
 //!   (HTTPS, or plain HTTP to loopback): local servers and their local authorization servers.
 //! - A remote server may name HTTPS URLs only, and none whose host is, or resolves to, a
 //!   loopback, unspecified, link-local (cloud metadata services live there), multicast or
@@ -26,6 +26,33 @@ use std::sync::Arc;
 use url::Url;
 
 use crate::error::{Error, ErrorKind, Result, Step};
+
+/// True for hosts that never leave the machine: `localhost`, 127.0.0.0/8 and `::1`.
+pub fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+/// Refuses any URL that is not HTTPS, except plain HTTP to a loopback host.
+///
+/// # Errors
+/// [`ErrorKind::Refused`] naming the URL.
+pub fn require_secure(url: &Url, step: Step) -> Result<()> {
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if is_loopback(url) => Ok(()),
+        other => Err(Error::new(
+            ErrorKind::Refused,
+            step,
+            format!("refusing a {other}: URL; only https (or http on loopback) is allowed"),
+        )
+        .with_url(url)),
+    }
+}
 
 /// What kind of address an IP is, for the rules above.
 #[non_exhaustive]
@@ -113,7 +140,7 @@ fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
 pub(crate) struct AddressRules {
     /// The MCP server's origin, always allowed.
     server: url::Origin,
-    /// The MCP server is on loopback: only [`require_secure`](crate::require_secure) applies.
+    /// The MCP server is on loopback: only [`require_secure`](require_secure) applies.
     local_server: bool,
     /// Private addresses are allowed (the opt-in).
     private_network: bool,
@@ -124,7 +151,7 @@ impl AddressRules {
     pub(crate) fn new(server_url: &Url, private_network: bool) -> AddressRules {
         AddressRules {
             server: server_url.origin(),
-            local_server: crate::http::is_loopback(server_url),
+            local_server: is_loopback(server_url),
             private_network,
         }
     }
@@ -152,7 +179,7 @@ impl AddressRules {
     }
 
     fn check(&self, url: &Url, step: Step, localhost_names: bool) -> Result<()> {
-        crate::http::require_secure(url, step)?;
+        require_secure(url, step)?;
         if self.local_server || url.origin() == self.server {
             return Ok(());
         }
@@ -291,6 +318,29 @@ impl ureq::unversioned::resolver::Resolver for GuardedResolver {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn loopback_hosts() {
+        for (u, want) in [
+            ("http://127.0.0.1:8080/", true),
+            ("http://127.5.0.1/", true),
+            ("http://[::1]:9/", true),
+            ("http://LOCALHOST/", true),
+            ("http://localhost.evil.example/", false),
+            ("http://10.0.0.1/", false),
+        ] {
+            assert_eq!(is_loopback(&Url::parse(u).unwrap()), want, "{u}");
+        }
+    }
+
+    #[test]
+    fn secure_urls() {
+        let ok = |u: &str| require_secure(&Url::parse(u).unwrap(), Step::Refresh).is_ok();
+        assert!(ok("https://as.example/token"));
+        assert!(ok("http://127.0.0.1:1/token"));
+        assert!(!ok("http://as.example/token"));
+        assert!(!ok("ftp://127.0.0.1/x"));
+    }
 
     fn class(ip: &str) -> AddressClass {
         classify_address(ip.parse().unwrap())

@@ -75,7 +75,7 @@ const REQUEST_PARAMS: [&str; 9] = [
 pub fn build_authorization_url(req: &AuthorizationRequest<'_>) -> Result<Url> {
     let step = Step::Authorization;
     let mut url = crate::discovery::parse_endpoint(req.authorization_endpoint, step)?;
-    crate::http::require_secure(&url, step)?;
+    crate::address::require_secure(&url, step)?;
     if url.fragment().is_some() {
         return Err(Error::new(
             ErrorKind::InvalidResponse,

@@ -310,7 +310,7 @@ fn check_endpoints(md: &AuthServerMetadata) -> Result<()> {
         .chain(optional.into_iter().map(Option::as_ref));
     for endpoint in all.flatten() {
         let url = parse_endpoint(endpoint, step)?;
-        http::require_secure(&url, step)?;
+        crate::address::require_secure(&url, step)?;
     }
     Ok(())
 }

@@ -38,33 +38,6 @@ pub fn new_agent() -> ureq::Agent {
 /// The `User-Agent` of every request this crate sends.
 pub(crate) const USER_AGENT: &str = concat!("mcp-oauth-client/", env!("CARGO_PKG_VERSION"));
 
-/// True for hosts that never leave the machine: `localhost`, 127.0.0.0/8 and `::1`.
-pub fn is_loopback(url: &Url) -> bool {
-    match url.host() {
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    }
-}
-
-/// Refuses any URL that is not HTTPS, except plain HTTP to a loopback host.
-///
-/// # Errors
-/// [`ErrorKind::Refused`] naming the URL.
-pub fn require_secure(url: &Url, step: Step) -> Result<()> {
-    match url.scheme() {
-        "https" => Ok(()),
-        "http" if is_loopback(url) => Ok(()),
-        other => Err(Error::new(
-            ErrorKind::Refused,
-            step,
-            format!("refusing a {other}: URL; only https (or http on loopback) is allowed"),
-        )
-        .with_url(url)),
-    }
-}
-
 /// A response read whole, within [`OAUTH_BODY_LIMIT`].
 #[derive(Debug)]
 pub(crate) struct Response {
@@ -86,7 +59,7 @@ pub(crate) enum Body<'a> {
 
 /// Sends one request under the transport rules and reads the whole (capped) body.
 pub(crate) fn send(agent: &ureq::Agent, url: &Url, body: Body<'_>, step: Step) -> Result<Response> {
-    require_secure(url, step)?;
+    crate::address::require_secure(url, step)?;
     let transport = |e: ureq::Error| transport_error(e, step, url);
     let mut response = match body {
         Body::None => configure(agent, agent.get(url.as_str()))
@@ -320,29 +293,6 @@ pub(crate) fn printable_json_error(e: &serde_json::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn loopback_hosts() {
-        for (u, want) in [
-            ("http://127.0.0.1:8080/", true),
-            ("http://127.5.0.1/", true),
-            ("http://[::1]:9/", true),
-            ("http://LOCALHOST/", true),
-            ("http://localhost.evil.example/", false),
-            ("http://10.0.0.1/", false),
-        ] {
-            assert_eq!(is_loopback(&Url::parse(u).unwrap()), want, "{u}");
-        }
-    }
-
-    #[test]
-    fn secure_urls() {
-        let ok = |u: &str| require_secure(&Url::parse(u).unwrap(), Step::Refresh).is_ok();
-        assert!(ok("https://as.example/token"));
-        assert!(ok("http://127.0.0.1:1/token"));
-        assert!(!ok("http://as.example/token"));
-        assert!(!ok("ftp://127.0.0.1/x"));
-    }
 
     #[test]
     fn error_bodies() {

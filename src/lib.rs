@@ -111,11 +111,9 @@ mod browser;
 mod callback;
 mod discovery;
 mod error;
-mod flow;
 mod http;
 mod pkce;
 mod registration;
-mod request;
 mod revocation;
 mod scope;
 mod secret;
@@ -127,7 +125,7 @@ mod www_authenticate;
 #[cfg(feature = "test-server")]
 pub mod testing;
 
-pub use address::{AddressClass, classify_address};
+pub use address::{AddressClass, classify_address, is_loopback, require_secure};
 pub use authorize::{AuthorizationRequest, build_authorization_url};
 pub use browser::{AuthorizeHook, accept_pasted_redirects, open_browser};
 pub use callback::{
@@ -144,21 +142,19 @@ pub use discovery::{
 };
 pub use error::{Error, ErrorKind, Result, Step, printable};
 pub use http::parse_oauth_error; // #[doc(hidden)]: for the fuzz targets
-pub use http::{
-    CONNECT_TIMEOUT, OAUTH_BODY_LIMIT, REQUEST_TIMEOUT, is_loopback, new_agent, require_secure,
-};
+pub use http::{CONNECT_TIMEOUT, OAUTH_BODY_LIMIT, REQUEST_TIMEOUT, new_agent};
 pub use pkce::{PkceVerifier, s256_challenge};
 pub use registration::{
     AuthMethod, ClientRegistration, RegistrationRequest, build_registration_request,
     choose_auth_method, parse_registration_response, register,
 };
-pub use request::{MAX_AUTHORIZATIONS, MCP_RESPONSE_TIMEOUT};
 pub use revocation::{RevocationRequest, TokenTypeHint, revoke};
 pub use scope::{ScopeSources, Scopes, select_scopes};
 pub use secret::{Secret, constant_time_eq};
 pub use session::{
     DEFAULT_CALLBACK_TIMEOUT, DEFAULT_CLIENT_NAME, EXPIRY_MARGIN, Logout, Session, SessionBuilder,
 };
+pub use session::{MAX_AUTHORIZATIONS, MCP_RESPONSE_TIMEOUT};
 pub use storage::{
     CACHE_DIR_ENV, FORMAT_VERSION, FileTokenStorage, StoredTokens, cache_key, parse_stored_client,
     parse_stored_tokens,

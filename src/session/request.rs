@@ -9,11 +9,10 @@ use ureq::http::{HeaderValue, Response, header};
 use ureq::middleware::{Middleware, MiddlewareNext};
 use ureq::{Body, SendBody};
 
+use super::flow::{Inner, LoginContext};
 use crate::address::{AddressRules, GuardedResolver};
 use crate::error::{Error, ErrorKind, Result, Step};
-use crate::flow::{Inner, LoginContext};
 use crate::http::OAuthExchange;
-use crate::session::Session;
 use crate::www_authenticate::{Challenge, parse_www_authenticate};
 
 /// How long the MCP server may take to start answering a request (the body, a stream
@@ -113,21 +112,22 @@ fn drain(mut response: Response<Body>) {
     }
 }
 
-/// See [`Session::send`].
+/// See [`Session::send`](crate::Session::send): `agent` is the session's MCP agent.
 pub(crate) fn send(
-    session: &Session,
+    inner: &Inner,
+    agent: &ureq::Agent,
     mut build: impl FnMut(&ureq::Agent) -> std::result::Result<Response<Body>, ureq::Error>,
 ) -> Result<Response<Body>> {
     let mut flows = 0;
     let mut fresh_token = false;
     loop {
-        let response = build(session.agent()).map_err(|e| {
+        let response = build(agent).map_err(|e| {
             Error::new(
                 ErrorKind::Transport,
                 Step::Request,
                 "the MCP request failed",
             )
-            .with_url(session.server_url())
+            .with_url(inner.server_url())
             .with_source(e)
         })?;
         let status = response.status().as_u16();
@@ -152,7 +152,7 @@ pub(crate) fn send(
                 format!("the MCP server still wants more scope after {flows} authorizations")
             };
             return Err(Error::new(ErrorKind::OAuth, Step::Request, why)
-                .with_url(session.server_url())
+                .with_url(inner.server_url())
                 .with_oauth_code(code));
         }
         drain(response);
@@ -164,7 +164,7 @@ pub(crate) fn send(
             log::info!("the MCP server answered 401; authorizing");
             LoginContext::unauthorized(challenge.as_ref())
         };
-        session.inner().reauthorize(&ctx)?;
+        inner.reauthorize(&ctx)?;
         fresh_token = true;
     }
 }

@@ -13,15 +13,17 @@ use crate::address::AddressRules;
 use crate::browser::AuthorizeHook;
 use crate::callback::CallbackHost;
 use crate::error::{Error, ErrorKind, Result, Step};
-use crate::flow::{Config, Inner, LoginContext};
+mod flow;
+mod request;
+
+pub use flow::{EXPIRY_MARGIN, Logout};
+pub use request::{MAX_AUTHORIZATIONS, MCP_RESPONSE_TIMEOUT};
+
 use crate::registration::AuthMethod;
-use crate::revocation::TokenTypeHint;
 use crate::scope::Scopes;
 use crate::secret::Secret;
 use crate::storage::FileTokenStorage;
-
-/// A stored access token closer than this to its expiry is refreshed first (seconds).
-pub const EXPIRY_MARGIN: u64 = 60;
+use flow::{Config, Inner, LoginContext};
 
 /// The default client name sent on dynamic registration.
 pub const DEFAULT_CLIENT_NAME: &str = "mcp-oauth-client";
@@ -194,7 +196,7 @@ impl SessionBuilder {
                     ),
                 )
             })?;
-        crate::http::require_secure(&server_url, step)?;
+        crate::address::require_secure(&server_url, step)?;
         let dir = match self.cache_dir {
             Some(d) => d,
             None => FileTokenStorage::default_dir()?,
@@ -225,17 +227,17 @@ impl SessionBuilder {
         // go through the address rules like the session's own.
         let custom_agent = self
             .agent
-            .map(|a| crate::request::guarded_agent(a.config().clone(), Arc::clone(&rules)));
+            .map(|a| request::guarded_agent(a.config().clone(), Arc::clone(&rules)));
         let hook = self.authorize_hook;
         let inner = Arc::new_cyclic(|weak| {
             // One agent for OAuth and MCP requests unless the caller brought one for OAuth.
             let agent = custom_agent
                 .clone()
-                .unwrap_or_else(|| crate::request::bearer_agent(weak.clone(), Arc::clone(&rules)));
+                .unwrap_or_else(|| request::bearer_agent(weak.clone(), Arc::clone(&rules)));
             Inner::new(server_url, config, storage, agent, hook, Arc::clone(&rules))
         });
         let mcp_agent = match custom_agent {
-            Some(_) => crate::request::bearer_agent(Arc::downgrade(&inner), rules),
+            Some(_) => request::bearer_agent(Arc::downgrade(&inner), rules),
             None => inner.agent().clone(),
         };
         Ok(Session { mcp_agent, inner })
@@ -267,18 +269,6 @@ impl std::fmt::Debug for Session {
             .field("cache_dir", &self.inner.storage().dir())
             .finish_non_exhaustive()
     }
-}
-
-/// What [`Session::logout`] did.
-#[derive(Debug, Default)]
-#[non_exhaustive]
-pub struct Logout {
-    /// There were cached tokens for this server.
-    pub had_tokens: bool,
-    /// The tokens the authorization server accepted to revoke, refresh token first.
-    pub revoked: Vec<TokenTypeHint>,
-    /// Revocations that failed (the local state is cleared all the same).
-    pub errors: Vec<Error>,
 }
 
 impl Session {
@@ -375,11 +365,6 @@ impl Session {
         &self.mcp_agent
     }
 
-    /// The flow behind this session.
-    pub(crate) fn inner(&self) -> &Inner {
-        &self.inner
-    }
-
     /// Sends a request built by `build` (with the [`agent`](Self::agent) it is given) and
     /// handles authorization: on 401 it runs the flow and sends the request again; on 403
     /// `insufficient_scope` it steps up. A ureq body can be sent only once, so the request is
@@ -407,7 +392,7 @@ impl Session {
             &ureq::Agent,
         ) -> std::result::Result<ureq::http::Response<ureq::Body>, ureq::Error>,
     ) -> Result<ureq::http::Response<ureq::Body>> {
-        crate::request::send(self, build)
+        request::send(&self.inner, &self.mcp_agent, build)
     }
 
     /// Logs in through the browser even when a valid token is cached, and stores the result.

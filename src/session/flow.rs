@@ -25,10 +25,24 @@ use crate::registration::{
 use crate::revocation::{RevocationRequest, TokenTypeHint, revoke};
 use crate::scope::{ScopeSources, Scopes, select_scopes};
 use crate::secret::Secret;
-use crate::session::{EXPIRY_MARGIN, Logout};
 use crate::storage::{FORMAT_VERSION, FileTokenStorage, StoredTokens};
 use crate::token::{self, CodeExchange, RefreshRequest, TokenSet, unix_now};
 use crate::www_authenticate::Challenge;
+
+/// A stored access token closer than this to its expiry is refreshed first (seconds).
+pub const EXPIRY_MARGIN: u64 = 60;
+
+/// What [`Session::logout`](crate::Session::logout) did.
+#[derive(Debug, Default)]
+#[non_exhaustive]
+pub struct Logout {
+    /// There were cached tokens for this server.
+    pub had_tokens: bool,
+    /// The tokens the authorization server accepted to revoke, refresh token first.
+    pub revoked: Vec<TokenTypeHint>,
+    /// Revocations that failed (the local state is cleared all the same).
+    pub errors: Vec<Error>,
+}
 
 /// How much longer than the callback timeout a process waits for another one's lock.
 const LOCK_WAIT_MARGIN: Duration = Duration::from_secs(30);
