@@ -51,8 +51,8 @@ pub(crate) struct Response {
 pub(crate) enum Body<'a> {
     /// A GET with no body.
     None,
-    /// `application/x-www-form-urlencoded`, with optional HTTP Basic client credentials.
-    Form(&'a [(&'a str, &'a str)], Option<(&'a str, &'a str)>),
+    /// `application/x-www-form-urlencoded`, with an optional `Authorization` header value.
+    Form(&'a [(&'a str, &'a str)], Option<&'a str>),
     /// `application/json`.
     Json(&'a serde_json::Value),
 }
@@ -69,8 +69,8 @@ pub(crate) fn send(agent: &ureq::Agent, url: &Url, body: Body<'_>, step: Step) -
         Body::Form(pairs, basic) => {
             let mut req =
                 configure(agent, agent.post(url.as_str())).header("accept", "application/json");
-            if let Some((id, secret)) = basic {
-                req = req.header("authorization", basic_authorization(id, secret));
+            if let Some(authorization) = basic {
+                req = req.header("authorization", authorization);
             }
             req.send_form(pairs.iter().copied()).map_err(transport)?
         }
@@ -125,17 +125,6 @@ pub(crate) struct OAuthExchange;
 /// The configured timeout capped at `cap`; no timeout configured means `cap`.
 fn at_most(configured: Option<Duration>, cap: Duration) -> Duration {
     configured.map_or(cap, |t| t.min(cap))
-}
-
-/// `Authorization: Basic` for client credentials, each part form-urlencoded (RFC 6749 §2.3.1).
-fn basic_authorization(id: &str, secret: &str) -> String {
-    use base64::Engine as _;
-    let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-    let pair = format!("{}:{}", enc(id), enc(secret));
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(pair)
-    )
 }
 
 fn transport_error(e: ureq::Error, step: Step, url: &Url) -> Error {
@@ -396,11 +385,5 @@ mod tests {
             "]".repeat(200_000)
         );
         assert!(parse_json::<Doc>(ignored.as_bytes(), Step::Refresh, "x").is_ok());
-    }
-
-    #[test]
-    fn basic_auth_encodes_parts() {
-        // RFC 6749 §2.3.1: id and secret are form-urlencoded before base64.
-        assert_eq!(basic_authorization("a b", "c:d"), "Basic YStiOmMlM0Fk");
     }
 }

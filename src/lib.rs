@@ -109,6 +109,7 @@ mod address;
 mod authorize;
 mod browser;
 mod callback;
+mod client_auth;
 mod discovery;
 mod error;
 mod http;
@@ -133,6 +134,7 @@ pub use callback::{
     CallbackParseError, CallbackRequest, MAX_CALLBACK_REQUEST, parse_callback_request,
     validate_callback,
 };
+pub use client_auth::{AuthMethod, choose_auth_method};
 pub use discovery::{
     AuthServerMetadata, METADATA_LIMIT, ResourceMetadata, auth_server_metadata_urls,
     canonical_resource, discover_auth_server_metadata, discover_legacy_auth_server_metadata,
@@ -145,11 +147,11 @@ pub use http::parse_oauth_error; // #[doc(hidden)]: for the fuzz targets
 pub use http::{CONNECT_TIMEOUT, OAUTH_BODY_LIMIT, REQUEST_TIMEOUT, new_agent};
 pub use pkce::{PkceVerifier, s256_challenge};
 pub use registration::{
-    AuthMethod, ClientRegistration, RegistrationRequest, build_registration_request,
-    choose_auth_method, parse_registration_response, register,
+    ClientRegistration, ConfiguredClient, RegistrationRequest, build_registration_request,
+    parse_registration_response, register,
 };
 pub use revocation::{RevocationRequest, TokenTypeHint, revoke};
-pub use scope::{ScopeSources, Scopes, select_scopes};
+pub use scope::{ScopeSources, Scopes, select_scopes, step_up_scopes};
 pub use secret::{Secret, constant_time_eq};
 pub use session::{
     DEFAULT_CALLBACK_TIMEOUT, DEFAULT_CLIENT_NAME, EXPIRY_MARGIN, Logout, Session, SessionBuilder,

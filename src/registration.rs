@@ -8,87 +8,12 @@
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+use crate::client_auth::{AuthMethod, choose_auth_method};
 use crate::discovery::AuthServerMetadata;
 use crate::error::{Error, ErrorKind, Result, Step};
 use crate::http::{self, Body};
 use crate::scope::Scopes;
 use crate::secret::Secret;
-
-/// How the client authenticates at the token endpoint (RFC 7591 §2, OAuth 2.1 §2.4).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AuthMethod {
-    /// A public client: `client_id` in the form, no secret.
-    None,
-    /// HTTP Basic with the client id and secret.
-    ClientSecretBasic,
-    /// `client_id` and `client_secret` in the form body.
-    ClientSecretPost,
-}
-
-impl AuthMethod {
-    /// The RFC 7591 name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AuthMethod::None => "none",
-            AuthMethod::ClientSecretBasic => "client_secret_basic",
-            AuthMethod::ClientSecretPost => "client_secret_post",
-        }
-    }
-
-    fn from_name(name: &str) -> Option<AuthMethod> {
-        [
-            AuthMethod::None,
-            AuthMethod::ClientSecretBasic,
-            AuthMethod::ClientSecretPost,
-        ]
-        .into_iter()
-        .find(|m| m.as_str() == name)
-    }
-}
-
-/// Chooses the token endpoint authentication method from the server's metadata.
-///
-/// A client about to register prefers `none` (a native app cannot keep a secret, RFC 8252
-/// §8.4), then `client_secret_post`, then `client_secret_basic`; a client with a secret
-/// prefers `client_secret_post`, then `client_secret_basic`. An absent list means
-/// `client_secret_basic` (RFC 8414 §2).
-///
-/// Why `client_secret_post` before Basic when a server offers both, although RFC 6749 §2.3.1
-/// prefers Basic: it is the one method every server we have read accepts as it advertises it.
-/// The MCP TypeScript SDK's authorization server reads credentials only from the body; the
-/// MCP Python SDK decodes Basic credentials with percent-decoding but without `+` as space,
-/// so a secret that needs form-encoding (RFC 6749 §2.3.1) fails there; node-oidc-provider and
-/// Keycloak take both. A pre-registered client whose server insists on one method names it
-/// with [`SessionBuilder::client_auth_method`](crate::SessionBuilder::client_auth_method).
-pub fn choose_auth_method(metadata: &AuthServerMetadata, has_secret: bool) -> AuthMethod {
-    let listed = |m: AuthMethod| match &metadata.token_endpoint_auth_methods_supported {
-        Some(list) => list.iter().any(|s| s == m.as_str()),
-        None => m == AuthMethod::ClientSecretBasic,
-    };
-    let order: &[AuthMethod] = if has_secret {
-        &[
-            AuthMethod::ClientSecretPost,
-            AuthMethod::ClientSecretBasic,
-            AuthMethod::None,
-        ]
-    } else {
-        &[
-            AuthMethod::None,
-            AuthMethod::ClientSecretPost,
-            AuthMethod::ClientSecretBasic,
-        ]
-    };
-    order
-        .iter()
-        .copied()
-        .find(|m| listed(*m))
-        .unwrap_or(if has_secret {
-            AuthMethod::ClientSecretBasic
-        } else {
-            AuthMethod::None
-        })
-}
 
 /// A client known to one authorization server.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -133,6 +58,69 @@ impl ClientRegistration {
     pub fn secret_expired(&self, now: u64) -> bool {
         self.client_secret_expires_at
             .is_some_and(|t| t != 0 && t <= now)
+    }
+}
+
+/// A client the user configured instead of dynamic registration: a pre-registered client id
+/// (with its secret and, when the server insists on one, its authentication method), or the
+/// HTTPS URL of a client ID metadata document.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct ConfiguredClient {
+    /// A pre-registered client identifier.
+    pub client_id: Option<String>,
+    /// Its secret.
+    pub client_secret: Option<Secret>,
+    /// Its authentication method; chosen from the server's metadata when `None`.
+    pub auth_method: Option<AuthMethod>,
+    /// A client ID metadata document URL, used where the server supports them.
+    pub metadata_url: Option<String>,
+}
+
+impl ConfiguredClient {
+    /// The client to log in with at the authorization server of `metadata`, in the order of
+    /// MCP authorization's "Client registration": the pre-registered client, else the client
+    /// ID metadata document when the server advertises support. `None`: a client registered
+    /// earlier with this issuer, or a new registration.
+    pub fn for_server(&self, metadata: &AuthServerMetadata) -> Option<ClientRegistration> {
+        if let Some(id) = &self.client_id {
+            let secret = self.client_secret.clone();
+            let method = self
+                .auth_method
+                .unwrap_or_else(|| choose_auth_method(metadata, secret.is_some()));
+            return Some(ClientRegistration::configured(
+                &metadata.issuer,
+                id,
+                secret,
+                method,
+            ));
+        }
+        let url = self
+            .metadata_url
+            .as_ref()
+            .filter(|_| metadata.client_id_metadata_document_supported)?;
+        Some(ClientRegistration::configured(
+            &metadata.issuer,
+            url,
+            None,
+            AuthMethod::None,
+        ))
+    }
+
+    /// The configured client that obtained a grant for `client_id` at `issuer`, authenticated
+    /// with `method` as then; `None` when the grant came from a registration.
+    pub fn issued(
+        &self,
+        issuer: &str,
+        client_id: &str,
+        method: AuthMethod,
+    ) -> Option<ClientRegistration> {
+        let (id, secret) = match (&self.client_id, &self.metadata_url) {
+            (Some(id), _) => (id, self.client_secret.clone()),
+            (None, Some(url)) => (url, None),
+            (None, None) => return None,
+        };
+        (id == client_id).then(|| ClientRegistration::configured(issuer, id, secret, method))
     }
 }
 
@@ -261,44 +249,41 @@ pub fn register(
 mod tests {
     use super::*;
 
-    fn md(methods: Option<&[&str]>) -> AuthServerMetadata {
-        let mut m = crate::discovery::fallback_auth_server_metadata(
+    #[test]
+    fn configured_clients_come_first_and_a_metadata_document_only_where_supported() {
+        let mut md = crate::discovery::fallback_auth_server_metadata(
             &Url::parse("https://as.example.com").unwrap(),
         );
-        m.token_endpoint_auth_methods_supported =
-            methods.map(|l| l.iter().map(|s| s.to_string()).collect());
-        m
-    }
-
-    #[test]
-    fn auth_method_choice() {
-        use AuthMethod::{ClientSecretBasic, ClientSecretPost};
-        assert_eq!(choose_auth_method(&md(None), false), ClientSecretBasic);
-        assert_eq!(choose_auth_method(&md(None), true), ClientSecretBasic);
-        let all = ["client_secret_post", "none", "client_secret_basic"];
-        assert_eq!(choose_auth_method(&md(Some(&all)), false), AuthMethod::None);
-        assert_eq!(choose_auth_method(&md(Some(&all)), true), ClientSecretPost);
-        // The MCP Python SDK's metadata: no `none`, both secret methods.
-        let python = ["client_secret_post", "client_secret_basic"];
+        md.token_endpoint_auth_methods_supported =
+            Some(vec!["none".into(), "client_secret_post".into()]);
+        let cimd = ConfiguredClient {
+            metadata_url: Some("https://app.example/client.json".into()),
+            ..ConfiguredClient::default()
+        };
+        assert!(cimd.for_server(&md).is_none(), "not supported there");
+        md.client_id_metadata_document_supported = true;
+        let c = cimd.for_server(&md).unwrap();
+        assert_eq!(c.client_id, "https://app.example/client.json");
+        assert_eq!(c.auth_method, AuthMethod::None);
+        let pre = ConfiguredClient {
+            client_id: Some("pre".into()),
+            client_secret: Some(Secret::new("s")),
+            ..cimd.clone()
+        };
+        let c = pre.for_server(&md).unwrap();
         assert_eq!(
-            choose_auth_method(&md(Some(&python)), false),
-            ClientSecretPost
+            (c.client_id.as_str(), c.auth_method),
+            ("pre", AuthMethod::ClientSecretPost)
         );
-        let basic = ["client_secret_basic"];
-        assert_eq!(
-            choose_auth_method(&md(Some(&basic)), false),
-            ClientSecretBasic
+        assert!(
+            pre.issued("https://as", "other", AuthMethod::None)
+                .is_none()
         );
-        assert_eq!(
-            choose_auth_method(&md(Some(&basic)), true),
-            ClientSecretBasic
-        );
-        let post = ["client_secret_post"];
-        assert_eq!(
-            choose_auth_method(&md(Some(&post)), false),
-            ClientSecretPost
-        );
-        assert_eq!(choose_auth_method(&md(Some(&post)), true), ClientSecretPost);
+        let c = pre
+            .issued("https://as", "pre", AuthMethod::ClientSecretBasic)
+            .unwrap();
+        assert_eq!(c.auth_method, AuthMethod::ClientSecretBasic);
+        assert!(ConfiguredClient::default().for_server(&md).is_none());
     }
 
     fn req() -> RegistrationRequest<'static> {

@@ -158,6 +158,28 @@ pub fn select_scopes(sources: &ScopeSources<'_>) -> Option<Scopes> {
     Some(chosen)
 }
 
+/// The scopes of a step-up authorization (MCP authorization, "Scope challenge handling"):
+/// the union of what the grant held before, what the 403 challenged, and what would be asked
+/// for anyway (`selected`), so that a step-up never loses a scope the grant had.
+///
+/// ```
+/// use mcp_oauth_client::{Scopes, step_up_scopes};
+/// let before = Scopes::parse("files:read");
+/// let s = step_up_scopes(None, &before, Some("files:write"));
+/// assert_eq!(s.to_string(), "files:read files:write");
+/// ```
+pub fn step_up_scopes(
+    selected: Option<Scopes>,
+    before: &Scopes,
+    challenged: Option<&str>,
+) -> Scopes {
+    let wanted = before.union(&Scopes::parse(challenged.unwrap_or("")));
+    match selected {
+        Some(s) => wanted.union(&s),
+        None => wanted,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

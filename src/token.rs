@@ -4,10 +4,11 @@
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+use crate::client_auth;
 use crate::error::{Error, ErrorKind, Result, Step};
 use crate::http::{self, Body};
 use crate::pkce::PkceVerifier;
-use crate::registration::{AuthMethod, ClientRegistration};
+use crate::registration::ClientRegistration;
 use crate::secret::Secret;
 
 /// The longest lifetime believed, in seconds (ten years); longer values are capped.
@@ -230,24 +231,10 @@ pub(crate) fn authenticated_post<'a>(
 ) -> Result<(Url, http::Response)> {
     let url: Url = crate::discovery::parse_endpoint(endpoint, step)?;
     let secret = client.client_secret.as_ref().map(Secret::secret);
-    // One request shape that every server we have read accepts:
-    // - `client_id` is always in the body, also beside HTTP Basic. RFC 6749 §2.3.1 does not
-    //   forbid it; the MCP Python SDK's `ClientAuthenticator` (FastMCP and most Python MCP
-    //   servers) reads the client from the body whatever the method and refuses a request
-    //   without it ("Missing client_id"); the TypeScript SDK reads only the body;
-    //   node-oidc-provider and Keycloak take it beside Basic when it names the same client.
-    // - The secret is in exactly one place: node-oidc-provider refuses a request that
-    //   authenticates "using more than one mechanism" (a secret in both the header and body).
-    form.push(("client_id", &client.client_id));
-    let basic = match (client.auth_method, secret) {
-        (AuthMethod::ClientSecretBasic, Some(s)) => Some((client.client_id.as_str(), s)),
-        (AuthMethod::ClientSecretPost, Some(s)) => {
-            form.push(("client_secret", s));
-            None
-        }
-        _ => None,
-    };
-    let response = http::send(agent, &url, Body::Form(&form, basic), step)?;
+    let credentials = client_auth::credentials(&client.client_id, secret, client.auth_method);
+    form.extend(credentials.form);
+    let authorization = credentials.authorization.as_deref();
+    let response = http::send(agent, &url, Body::Form(&form, authorization), step)?;
     if response.status != 200 || http::is_error_object(&response) {
         let sent: Vec<&str> = form
             .iter()

@@ -13,20 +13,19 @@ use crate::address::AddressRules;
 use crate::authorize::{AuthorizationRequest, build_authorization_url};
 use crate::browser::{AuthorizeHook, accept_pasted_redirects, open_browser};
 use crate::callback::{CallbackExpectation, CallbackHost, CallbackListener};
+use crate::client_auth::choose_auth_method;
 use crate::discovery::{
     self, AuthServerMetadata, ResourceMetadata, canonical_resource, discover_auth_server_metadata,
     discover_resource_metadata,
 };
 use crate::error::{Error, ErrorKind, Result, Step, printable};
 use crate::pkce::PkceVerifier;
-use crate::registration::{
-    AuthMethod, ClientRegistration, RegistrationRequest, choose_auth_method, register,
-};
+use crate::registration::{ClientRegistration, ConfiguredClient, RegistrationRequest, register};
 use crate::revocation::{RevocationRequest, TokenTypeHint, revoke};
-use crate::scope::{ScopeSources, Scopes, select_scopes};
+use crate::scope::{ScopeSources, Scopes, select_scopes, step_up_scopes};
 use crate::secret::Secret;
 use crate::storage::{FORMAT_VERSION, FileTokenStorage, StoredTokens};
-use crate::token::{self, CodeExchange, RefreshRequest, TokenSet, unix_now};
+use crate::token::{self, CodeExchange, RefreshRequest, unix_now};
 use crate::www_authenticate::Challenge;
 
 /// A stored access token closer than this to its expiry is refreshed first (seconds).
@@ -55,10 +54,7 @@ pub(crate) struct Config {
     pub(crate) callback_port: Option<u16>,
     pub(crate) callback_host: CallbackHost,
     pub(crate) callback_timeout: Duration,
-    pub(crate) client_id: Option<String>,
-    pub(crate) client_secret: Option<Secret>,
-    pub(crate) client_auth_method: Option<AuthMethod>,
-    pub(crate) client_metadata_url: Option<String>,
+    pub(crate) client: ConfiguredClient,
     pub(crate) paste_redirect: bool,
 }
 
@@ -439,19 +435,12 @@ impl Inner {
 
     /// The client that obtained `stored`: the configured one, or the cached registration.
     fn client_for(&self, stored: &StoredTokens) -> Option<ClientRegistration> {
-        let configured = self
-            .config
-            .client_id
-            .as_ref()
-            .map(|id| (id, self.config.client_secret.clone()))
-            .or(self.config.client_metadata_url.as_ref().map(|u| (u, None)));
-        if let Some((id, secret)) = configured.filter(|(id, _)| **id == stored.client_id) {
-            return Some(ClientRegistration::configured(
-                &stored.issuer,
-                id,
-                secret,
-                stored.auth_method,
-            ));
+        let configured =
+            self.config
+                .client
+                .issued(&stored.issuer, &stored.client_id, stored.auth_method);
+        if configured.is_some() {
+            return configured;
         }
         self.storage
             .load_client(&stored.issuer)
@@ -489,13 +478,11 @@ impl Inner {
             server_supported: metadata.scopes_supported.as_deref(),
         });
         if ctx.step_up {
-            // Step-up: what was asked for before, plus what is challenged now.
             let before = self
                 .stored_tokens(state)
                 .map(|t| t.scopes())
                 .unwrap_or_default();
-            let wanted = before.union(&Scopes::parse(challenged.unwrap_or("")));
-            scopes = Some(scopes.map_or(wanted.clone(), |s| wanted.union(&s)));
+            scopes = Some(step_up_scopes(scopes, &before, challenged));
         }
         let chosen = self.choose_client(&metadata, scopes.as_ref(), true)?;
         let origin = chosen.origin;
@@ -677,27 +664,8 @@ impl Inner {
     ) -> Result<ChosenClient> {
         let host = self.config.callback_host;
         let bind = |port: Option<u16>| CallbackListener::bind(host, port.unwrap_or(0));
-        let fixed = |id: &str, secret: Option<Secret>, method: AuthMethod| {
-            ClientRegistration::configured(&metadata.issuer, id, secret, method)
-        };
-        if let Some(id) = &self.config.client_id {
-            let secret = self.config.client_secret.clone();
-            let method = self
-                .config
-                .client_auth_method
-                .unwrap_or_else(|| choose_auth_method(metadata, secret.is_some()));
+        if let Some(client) = self.config.client.for_server(metadata) {
             let listener = bind(self.config.callback_port)?;
-            return Ok(ChosenClient::new(
-                fixed(id, secret, method),
-                listener,
-                ClientOrigin::Configured,
-            ));
-        }
-        if let Some(url) = &self.config.client_metadata_url
-            && metadata.client_id_metadata_document_supported
-        {
-            let listener = bind(self.config.callback_port)?;
-            let client = fixed(url, None, AuthMethod::None);
             return Ok(ChosenClient::new(
                 client,
                 listener,
@@ -790,18 +758,5 @@ impl Inner {
         state.served = Some(fingerprint(&access));
         state.tokens = Some(stored);
         access
-    }
-}
-
-impl StoredTokens {
-    fn with_tokens(mut self, tokens: TokenSet) -> StoredTokens {
-        self.tokens = tokens;
-        self
-    }
-
-    /// The scopes of the grant: those asked for and those granted.
-    fn scopes(&self) -> Scopes {
-        let requested = Scopes::parse(self.requested_scope.as_deref().unwrap_or(""));
-        requested.union(&Scopes::parse(self.tokens.scope.as_deref().unwrap_or("")))
     }
 }

@@ -19,7 +19,8 @@ mod request;
 pub use flow::{EXPIRY_MARGIN, Logout};
 pub use request::{MAX_AUTHORIZATIONS, MCP_RESPONSE_TIMEOUT};
 
-use crate::registration::AuthMethod;
+use crate::client_auth::AuthMethod;
+use crate::registration::ConfiguredClient;
 use crate::scope::Scopes;
 use crate::secret::Secret;
 use crate::storage::FileTokenStorage;
@@ -209,10 +210,12 @@ impl SessionBuilder {
             callback_port: self.callback_port,
             callback_host: self.callback_host,
             callback_timeout: self.callback_timeout,
-            client_id: self.client_id,
-            client_secret: self.client_secret,
-            client_auth_method: self.client_auth_method,
-            client_metadata_url: self.client_metadata_url,
+            client: ConfiguredClient {
+                client_id: self.client_id,
+                client_secret: self.client_secret,
+                auth_method: self.client_auth_method,
+                metadata_url: self.client_metadata_url,
+            },
             paste_redirect: self.paste_redirect,
         };
         let rules = AddressRules::new(&server_url, self.private_network);

@@ -23,8 +23,10 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use url::Url;
 
+use crate::client_auth::AuthMethod;
 use crate::error::{Error, ErrorKind, Result, Step};
-use crate::registration::{AuthMethod, ClientRegistration};
+use crate::registration::ClientRegistration;
+use crate::scope::Scopes;
 use crate::token::TokenSet;
 
 /// The version written in every file this crate stores.
@@ -73,6 +75,20 @@ pub struct StoredTokens {
 struct StoredClient {
     version: u32,
     client: ClientRegistration,
+}
+
+impl StoredTokens {
+    /// The same grant with newly issued tokens.
+    pub(crate) fn with_tokens(mut self, tokens: TokenSet) -> StoredTokens {
+        self.tokens = tokens;
+        self
+    }
+
+    /// The scopes of the grant: those asked for and those granted.
+    pub(crate) fn scopes(&self) -> Scopes {
+        let requested = Scopes::parse(self.requested_scope.as_deref().unwrap_or(""));
+        requested.union(&Scopes::parse(self.tokens.scope.as_deref().unwrap_or("")))
+    }
 }
 
 /// Parses a stored token file.

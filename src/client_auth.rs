@@ -1,0 +1,195 @@
+//! Client authentication at the token and revocation endpoints (RFC 6749 §2.3; RFC 7591 §2
+//! `token_endpoint_auth_method`; RFC 7009 §2.1): which method a client uses, and how a request
+//! carries its credentials.
+
+use serde::{Deserialize, Serialize};
+
+use crate::discovery::AuthServerMetadata;
+
+/// How the client authenticates at the token endpoint (RFC 7591 §2, OAuth 2.1 §2.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMethod {
+    /// A public client: `client_id` in the form, no secret.
+    None,
+    /// HTTP Basic with the client id and secret.
+    ClientSecretBasic,
+    /// `client_id` and `client_secret` in the form body.
+    ClientSecretPost,
+}
+
+impl AuthMethod {
+    /// The RFC 7591 name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthMethod::None => "none",
+            AuthMethod::ClientSecretBasic => "client_secret_basic",
+            AuthMethod::ClientSecretPost => "client_secret_post",
+        }
+    }
+
+    pub(crate) fn from_name(name: &str) -> Option<AuthMethod> {
+        [
+            AuthMethod::None,
+            AuthMethod::ClientSecretBasic,
+            AuthMethod::ClientSecretPost,
+        ]
+        .into_iter()
+        .find(|m| m.as_str() == name)
+    }
+}
+
+/// Chooses the token endpoint authentication method from the server's metadata.
+///
+/// A client about to register prefers `none` (a native app cannot keep a secret, RFC 8252
+/// §8.4), then `client_secret_post`, then `client_secret_basic`; a client with a secret
+/// prefers `client_secret_post`, then `client_secret_basic`. An absent list means
+/// `client_secret_basic` (RFC 8414 §2).
+///
+/// Why `client_secret_post` before Basic when a server offers both, although RFC 6749 §2.3.1
+/// prefers Basic: it is the one method every server we have read accepts as it advertises it.
+/// The MCP TypeScript SDK's authorization server reads credentials only from the body; the
+/// MCP Python SDK decodes Basic credentials with percent-decoding but without `+` as space,
+/// so a secret that needs form-encoding (RFC 6749 §2.3.1) fails there; node-oidc-provider and
+/// Keycloak take both. A pre-registered client whose server insists on one method names it
+/// with [`SessionBuilder::client_auth_method`](crate::SessionBuilder::client_auth_method).
+pub fn choose_auth_method(metadata: &AuthServerMetadata, has_secret: bool) -> AuthMethod {
+    let listed = |m: AuthMethod| match &metadata.token_endpoint_auth_methods_supported {
+        Some(list) => list.iter().any(|s| s == m.as_str()),
+        None => m == AuthMethod::ClientSecretBasic,
+    };
+    let order: &[AuthMethod] = if has_secret {
+        &[
+            AuthMethod::ClientSecretPost,
+            AuthMethod::ClientSecretBasic,
+            AuthMethod::None,
+        ]
+    } else {
+        &[
+            AuthMethod::None,
+            AuthMethod::ClientSecretPost,
+            AuthMethod::ClientSecretBasic,
+        ]
+    };
+    order
+        .iter()
+        .copied()
+        .find(|m| listed(*m))
+        .unwrap_or(if has_secret {
+            AuthMethod::ClientSecretBasic
+        } else {
+            AuthMethod::None
+        })
+}
+
+/// The credentials of one token or revocation request: form fields to add, and the value of
+/// an `Authorization` header when the method is Basic.
+pub(crate) struct Credentials<'a> {
+    pub form: Vec<(&'static str, &'a str)>,
+    pub authorization: Option<String>,
+}
+
+/// The credentials of a client with `client_id`, its `secret` and its `method`, in the one
+/// request shape every server we have read accepts:
+/// - `client_id` is always in the body, also beside HTTP Basic. RFC 6749 §2.3.1 does not
+///   forbid it; the MCP Python SDK's `ClientAuthenticator` (FastMCP and most Python MCP
+///   servers) reads the client from the body whatever the method and refuses a request
+///   without it ("Missing client_id"); the TypeScript SDK reads only the body;
+///   node-oidc-provider and Keycloak take it beside Basic when it names the same client.
+/// - The secret is in exactly one place: node-oidc-provider refuses a request that
+///   authenticates "using more than one mechanism" (a secret in both the header and body).
+pub(crate) fn credentials<'a>(
+    client_id: &'a str,
+    secret: Option<&'a str>,
+    method: AuthMethod,
+) -> Credentials<'a> {
+    let mut form = vec![("client_id", client_id)];
+    let authorization = match (method, secret) {
+        (AuthMethod::ClientSecretBasic, Some(s)) => Some(basic_authorization(client_id, s)),
+        (AuthMethod::ClientSecretPost, Some(s)) => {
+            form.push(("client_secret", s));
+            None
+        }
+        _ => None,
+    };
+    Credentials {
+        form,
+        authorization,
+    }
+}
+
+/// `Authorization: Basic` for client credentials, each part form-urlencoded (RFC 6749 §2.3.1).
+fn basic_authorization(id: &str, secret: &str) -> String {
+    use base64::Engine as _;
+    let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    let pair = format!("{}:{}", enc(id), enc(secret));
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(pair)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use url::Url;
+
+    fn md(methods: Option<&[&str]>) -> AuthServerMetadata {
+        let mut m = crate::discovery::fallback_auth_server_metadata(
+            &Url::parse("https://as.example.com").unwrap(),
+        );
+        m.token_endpoint_auth_methods_supported =
+            methods.map(|l| l.iter().map(|s| s.to_string()).collect());
+        m
+    }
+
+    #[test]
+    fn auth_method_choice() {
+        use AuthMethod::{ClientSecretBasic, ClientSecretPost};
+        assert_eq!(choose_auth_method(&md(None), false), ClientSecretBasic);
+        assert_eq!(choose_auth_method(&md(None), true), ClientSecretBasic);
+        let all = ["client_secret_post", "none", "client_secret_basic"];
+        assert_eq!(choose_auth_method(&md(Some(&all)), false), AuthMethod::None);
+        assert_eq!(choose_auth_method(&md(Some(&all)), true), ClientSecretPost);
+        // The MCP Python SDK's metadata: no `none`, both secret methods.
+        let python = ["client_secret_post", "client_secret_basic"];
+        assert_eq!(
+            choose_auth_method(&md(Some(&python)), false),
+            ClientSecretPost
+        );
+        let basic = ["client_secret_basic"];
+        assert_eq!(
+            choose_auth_method(&md(Some(&basic)), false),
+            ClientSecretBasic
+        );
+        assert_eq!(
+            choose_auth_method(&md(Some(&basic)), true),
+            ClientSecretBasic
+        );
+        let post = ["client_secret_post"];
+        assert_eq!(
+            choose_auth_method(&md(Some(&post)), false),
+            ClientSecretPost
+        );
+        assert_eq!(choose_auth_method(&md(Some(&post)), true), ClientSecretPost);
+    }
+
+    #[test]
+    fn basic_auth_encodes_parts() {
+        // RFC 6749 §2.3.1: id and secret are form-urlencoded before base64.
+        assert_eq!(basic_authorization("a b", "c:d"), "Basic YStiOmMlM0Fk");
+    }
+
+    #[test]
+    fn client_id_is_always_in_the_body_and_the_secret_in_one_place() {
+        let basic = credentials("id", Some("s"), AuthMethod::ClientSecretBasic);
+        assert_eq!(basic.form, [("client_id", "id")]);
+        assert!(basic.authorization.is_some());
+        let post = credentials("id", Some("s"), AuthMethod::ClientSecretPost);
+        assert_eq!(post.form, [("client_id", "id"), ("client_secret", "s")]);
+        assert!(post.authorization.is_none());
+        let none = credentials("id", None, AuthMethod::None);
+        assert_eq!(none.form, [("client_id", "id")]);
+        assert!(none.authorization.is_none());
+    }
+}
