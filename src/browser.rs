@@ -1,67 +1,100 @@
-//! Sending the user to the authorization URL (RFC 8252 §4.1: the system browser, never an
-//! embedded one).
+//! The browser step (RFC 8252 §4.1: the system browser, never an embedded one; §8.3: the
+//! loopback redirect).
 //!
-//! The URL is always printed to stderr as well, so a user whose browser did not open can
-//! copy it. An authorize hook replaces the browser for tests, GUIs and headless use.
+//! The step is a value, [`BrowserStep`]: the authorization URL to show, a one-time launch URL
+//! for a browser on this machine, the redirect URI being waited on, the deadline, and a
+//! [`Paster`] for an address copied from a browser elsewhere. An authorize hook receives it
+//! (front ends, GUIs, tests); without a hook the session opens the launch URL in the system
+//! browser. The library prints nothing and reads nothing: what the person sees is the front
+//! end's.
+
+use std::time::{Duration, Instant};
 
 use url::Url;
 
-/// A replacement for the browser: called with the authorization URL once the callback listener
-/// is ready. It must return promptly (the flow waits on the listener after it returns), so a
-/// hook that drives the login itself should do so on another thread.
-pub type AuthorizeHook = Box<dyn FnMut(&Url) + Send>;
+use crate::callback::Paster;
+use crate::error::{Error, ErrorKind, Result, Step};
 
-/// Opens `url` in the user's browser and prints it to stderr. Returns false when no browser
-/// could be started; the user can still open the printed URL by hand.
-pub fn open_browser(url: &Url) -> bool {
-    eprintln!("Opening your browser to authorize. If it does not open, visit:\n  {url}");
-    match webbrowser::open(url.as_str()) {
-        Ok(()) => true,
-        Err(e) => {
-            log::warn!("could not open a browser: {e}");
-            eprintln!("No browser could be opened; open the URL above by hand.");
-            false
+/// What a login needs from the browser, handed to the authorize hook.
+#[non_exhaustive]
+pub struct BrowserStep {
+    /// The authorization URL, to show to the person (to copy into a browser on another
+    /// machine, say). It carries `state` and the PKCE challenge: do not put it on a command
+    /// line, which other local users can read; start a browser with
+    /// [`launch_url`](Self::launch_url) instead.
+    pub authorization_url: Url,
+    /// A one-time `http://127.0.0.1:PORT/start/…` URL that redirects once to the authorization
+    /// URL: what to start a browser on this machine with. Opened a second time, it stops the
+    /// login (someone else read it).
+    pub launch_url: Url,
+    /// The loopback redirect URI the login waits on.
+    pub redirect_uri: Url,
+    /// When the login stops waiting.
+    pub deadline: Instant,
+    paster: Paster,
+}
+
+impl BrowserStep {
+    pub(crate) fn new(
+        authorization_url: Url,
+        launch_url: Url,
+        redirect_uri: Url,
+        deadline: Instant,
+        paster: Paster,
+    ) -> BrowserStep {
+        BrowserStep {
+            authorization_url,
+            launch_url,
+            redirect_uri,
+            deadline,
+            paster,
         }
+    }
+
+    /// Delivers the address a browser ended on (for a browser that cannot reach this
+    /// machine's loopback), checked like a request to the redirect URI. The handle may be kept
+    /// and used from another thread while the login waits.
+    pub fn paster(&self) -> Paster {
+        self.paster.clone()
+    }
+
+    /// The time left before the login stops waiting.
+    pub fn remaining(&self) -> Duration {
+        self.deadline.saturating_duration_since(Instant::now())
     }
 }
 
-/// Lets the user paste the URL the browser ended on, for when the browser cannot reach the
-/// loopback listener (another machine, SSH, a container). Each pasted line is delivered to the
-/// listener at `redirect_uri` as the request the browser would have made, so it is checked
-/// exactly like one (`state`, `iss`, `error`); a wrong one is answered and the wait goes on.
+impl std::fmt::Debug for BrowserStep {
+    /// Without the URLs' secrets: the authorization URL's query and the launch URL's path.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut authorize = self.authorization_url.clone();
+        authorize.set_query(None);
+        f.debug_struct("BrowserStep")
+            .field("authorization_url", &authorize.as_str())
+            .field("redirect_uri", &self.redirect_uri.as_str())
+            .field("remaining", &self.remaining())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A replacement for the system browser: called with the [`BrowserStep`] once the callback
+/// listener is ready. It must return promptly (the login waits on the listener after it
+/// returns), so a hook that drives the login itself does so on another thread.
+pub type AuthorizeHook = Box<dyn FnMut(&BrowserStep) + Send>;
+
+/// Opens `url` in the system browser (`webbrowser`, which tries `$BROWSER` first on Unix).
+/// Prints nothing.
 ///
-/// Reads standard input on a thread of its own, which ends at the end of input or once the
-/// listener is gone; until then it keeps waiting for a line, so use this in programs that own
-/// their standard input (command-line tools).
-pub fn accept_pasted_redirects(redirect_uri: &Url) {
-    let redirect_uri = redirect_uri.clone();
-    eprintln!(
-        "If your browser cannot reach this machine, paste the address it ended on \
-         (starting with {redirect_uri}) here and press Enter:"
-    );
-    std::thread::spawn(move || {
-        let agent = crate::http::new_agent();
-        for line in std::io::stdin().lines() {
-            let Ok(line) = line else { return };
-            let Some(query) = Url::parse(line.trim())
-                .ok()
-                .and_then(|u| u.query().map(str::to_owned))
-            else {
-                if !line.trim().is_empty() {
-                    eprintln!("That is not the address of the authorization response; try again:");
-                }
-                continue;
-            };
-            let mut target = redirect_uri.clone();
-            target.set_query(Some(&query));
-            // The listener binds 127.0.0.1 whatever name the redirect URI uses.
-            let _ = target.set_host(Some("127.0.0.1"));
-            match agent.get(target.as_str()).call() {
-                Ok(r) if r.status().is_success() => return,
-                Ok(_) => eprintln!("That address does not belong to this login; try again:"),
-                // The listener is gone: the login ended another way.
-                Err(_) => return,
-            }
-        }
-    });
+/// # Errors
+/// [`ErrorKind::Browser`] when no browser could be started.
+pub fn open_browser(url: &Url) -> Result<()> {
+    webbrowser::open(url.as_str()).map_err(|e| {
+        Error::new(
+            ErrorKind::Browser,
+            Step::Authorization,
+            "no browser could be started; give the session an authorize hook that shows the \
+             authorization URL",
+        )
+        .with_source(e)
+    })
 }

@@ -30,8 +30,14 @@ pub enum ErrorKind {
     Storage,
     /// The caller's input or configuration is invalid (for example an unparseable URL).
     Config,
-    /// The browser could not be opened and no other way to authorize was configured.
+    /// The browser could not be opened and no authorize hook was configured.
     Browser,
+    /// Only a new login would help, and the session is not interactive
+    /// ([`SessionBuilder::interactive`](crate::SessionBuilder::interactive)): nothing was
+    /// opened or bound.
+    LoginRequired,
+    /// The login was cancelled ([`Session::cancel_login`](crate::Session::cancel_login)).
+    Cancelled,
 }
 
 /// The step of the login flow that failed.
@@ -98,6 +104,7 @@ struct Inner {
     oauth_error: Option<String>,
     oauth_description: Option<String>,
     retry_after: Option<u64>,
+    status: Option<u16>,
     source: Option<Box<dyn std::error::Error + Send + Sync>>,
 }
 
@@ -112,6 +119,7 @@ impl Error {
             oauth_error: None,
             oauth_description: None,
             retry_after: None,
+            status: None,
             source: None,
         }))
     }
@@ -136,6 +144,12 @@ impl Error {
         shown.set_query(None);
         shown.set_fragment(None);
         self.0.url = Some(shown.to_string());
+        self
+    }
+
+    /// Attaches the HTTP status of the response that failed.
+    pub(crate) fn with_status(mut self, status: u16) -> Error {
+        self.0.status = Some(status);
         self
     }
 
@@ -190,6 +204,11 @@ impl Error {
     /// The server's `error_description`, when it sent one (control characters removed).
     pub fn oauth_description(&self) -> Option<&str> {
         self.0.oauth_description.as_deref()
+    }
+
+    /// The HTTP status of the failing response, when a server answered one.
+    pub fn status(&self) -> Option<u16> {
+        self.0.status
     }
 
     /// How long the server asked to wait before trying again (its `Retry-After`, in seconds),
@@ -292,6 +311,7 @@ impl fmt::Debug for Error {
             .field("url", &self.0.url)
             .field("message", &self.0.message)
             .field("oauth_error", &self.0.oauth_error)
+            .field("status", &self.0.status)
             .field("retry_after", &self.0.retry_after)
             .field("source", &self.0.source)
             .finish()

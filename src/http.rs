@@ -153,6 +153,7 @@ fn transport_error(e: ureq::Error, step: Step, url: &Url) -> Error {
 pub(crate) fn status_error(response: &Response, step: Step, url: &Url, sent: &[&str]) -> Error {
     oauth_error(response.status, &response.body, step, sent)
         .with_url(url)
+        .with_status(response.status)
         .with_retry_after(response.retry_after)
 }
 

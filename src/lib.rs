@@ -90,13 +90,18 @@
 //!   browser's redirect out (`hostile::two_hundred_idle_and_eight_slow_connections_do_not_keep_the_redirect_out`,
 //!   `hostile::a_thousand_junk_connections_then_the_real_callback_completes`).
 //!
-//! What remains (RFC 8252 §8.3, RFC 9700 §4.5): the browser is started with the authorization
-//! URL, `state` and `code_challenge` included, on its command line, which other local users
-//! can read (`/proc/PID/cmdline`). One who races the browser could start their own
-//! authorization with that challenge and deliver their code with that `state` to the loopback
-//! listener: the client would then hold tokens for the attacker's account. It takes a local
-//! attacker watching for the login; a machine with other untrusted users should not run
-//! logins.
+//! - **The browser's command line**, which other local users can read (`/proc/PID/cmdline`),
+//!   never holds `state` or the PKCE challenge: the browser is started with a one-time launch
+//!   URL on the loopback listener that redirects once to the authorization URL; opened a second
+//!   time (someone raced the browser to it), it stops the login
+//!   (`embedding::a_launch_url_opened_twice_stops_the_login`,
+//!   `embedding::a_launch_url_redirects_once_to_the_authorization_url`). Without it, one who
+//!   read `state` and the challenge could authorize their own account with that challenge and
+//!   deliver the code to the listener (RFC 8252 §8.3, RFC 9700 §4.5): the client would hold
+//!   tokens for the attacker's account. What remains: an attacker who opens the launch URL
+//!   first stops the login (a denial of service, said as such), and a front end that prints the
+//!   authorization URL (the CLI does, for copying to another machine) shows `state` on that
+//!   terminal.
 //!
 //! # Features
 //! - `test-server`: [`testing::TestServer`], an embedded authorization server and MCP
@@ -128,11 +133,11 @@ pub mod testing;
 
 pub use address::{AddressClass, classify_address, is_loopback, require_secure};
 pub use authorize::{AuthorizationRequest, build_authorization_url};
-pub use browser::{AuthorizeHook, accept_pasted_redirects, open_browser};
+pub use browser::{AuthorizeHook, BrowserStep, open_browser};
 pub use callback::{
     CALLBACK_PATH, CallbackExpectation, CallbackHost, CallbackListener, CallbackOutcome,
-    CallbackParseError, CallbackRequest, MAX_CALLBACK_REQUEST, parse_callback_request,
-    validate_callback,
+    CallbackParseError, CallbackRequest, MAX_CALLBACK_REQUEST, PasteOutcome, Paster,
+    parse_callback_request, validate_callback,
 };
 pub use client_auth::{AuthMethod, choose_auth_method};
 pub use discovery::{

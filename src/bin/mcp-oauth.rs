@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use mcp_oauth_client::testing::{HeadlessBrowser, TestServer};
 use mcp_oauth_client::{
-    Error, ErrorKind, FileTokenStorage, Session, SessionBuilder, StoredTokens, TokenTypeHint,
-    printable, unix_now,
+    BrowserStep, Error, ErrorKind, FileTokenStorage, PasteOutcome, Session, SessionBuilder,
+    StoredTokens, TokenTypeHint, printable, unix_now,
 };
 
 const HELP: &str = "\
@@ -42,6 +42,7 @@ EXIT CODES:
     5  network failure
     6  protocol error (the server's answer was refused or an OAuth error)
     7  the token cache could not be read or written
+    8  a login is needed and --no-login was given
 ";
 
 const COMMON: &str = "\
@@ -56,6 +57,7 @@ OPTIONS:
     --callback-port PORT   a fixed port for the loopback callback
     --timeout SECS         time allowed for the browser step (default 300)
     --no-browser           do not open a browser: print the URL (headless, SSH)
+    --no-login             never start a login: exit 8 when only one would help (cron, CI)
     --allow-private-network
                            let a remote server's metadata name private network addresses
                            (10/8, 172.16/12, 192.168/16, fc00::/7); loopback and cloud
@@ -138,6 +140,7 @@ fn exit_code(e: &Error) -> u8 {
         return 3;
     }
     match e.kind() {
+        ErrorKind::LoginRequired => 8,
         ErrorKind::Timeout => 4,
         ErrorKind::Transport => 5,
         ErrorKind::OAuth | ErrorKind::InvalidResponse | ErrorKind::Refused | ErrorKind::Status => 6,
@@ -177,6 +180,7 @@ struct Options {
     callback_port: Option<u16>,
     timeout: Option<u64>,
     no_browser: bool,
+    no_login: bool,
     allow_private_network: bool,
     browser: bool,
     json: bool,
@@ -205,6 +209,7 @@ fn parse(args: Vec<OsString>) -> Result<Options, Failure> {
             Long("callback-port") => o.callback_port = Some(parser.value()?.parse()?),
             Long("timeout") => o.timeout = Some(parser.value()?.parse()?),
             Long("no-browser") => o.no_browser = true,
+            Long("no-login") => o.no_login = true,
             Long("allow-private-network") => o.allow_private_network = true,
             Long("browser") => o.browser = true,
             Long("json") => o.json = true,
@@ -283,33 +288,41 @@ impl Options {
         if let Some(t) = self.timeout {
             b = b.callback_timeout(Duration::from_secs(t));
         }
-        b.paste_redirect(self.no_browser)
-            .allow_private_network(self.allow_private_network)
+        b.allow_private_network(self.allow_private_network)
+            .interactive(!self.no_login)
     }
 
-    /// The builder with the interactive browser step: the URL, the callback address and a
-    /// countdown while waiting. `done` stops the countdown.
+    /// The builder with the interactive browser step: the URL to copy, the system browser
+    /// started with the one-time launch URL (never the authorization URL: a command line is
+    /// readable by other users), the paste prompt when no browser started or with
+    /// --no-browser, and a countdown while waiting. `done` stops the countdown.
     fn interactive(&self, url: &str, done: &Arc<AtomicBool>) -> SessionBuilder {
         let no_browser = self.no_browser;
-        let timeout = Duration::from_secs(self.timeout.unwrap_or(300));
         let done = Arc::clone(done);
-        self.builder(url).authorize_hook(move |url: &url::Url| {
+        self.builder(url).authorize_hook(move |step: &BrowserStep| {
             let opened = if no_browser {
-                eprintln!("Open this URL in a browser to authorize:\n  {url}");
+                eprintln!(
+                    "Open this URL in a browser to authorize:\n  {}",
+                    step.authorization_url
+                );
                 false
             } else {
-                mcp_oauth_client::open_browser(url)
-            };
-            let redirect = url
-                .query_pairs()
-                .find(|(k, _)| k == "redirect_uri")
-                .and_then(|(_, v)| url::Url::parse(&v).ok());
-            if let Some(redirect) = redirect {
-                if !opened && !no_browser {
-                    mcp_oauth_client::accept_pasted_redirects(&redirect);
+                eprintln!(
+                    "Opening your browser to authorize. If it does not open, visit:\n  {}",
+                    step.authorization_url
+                );
+                match mcp_oauth_client::open_browser(&step.launch_url) {
+                    Ok(()) => true,
+                    Err(e) => {
+                        eprintln!("mcp-oauth: {e}; open the URL above by hand.");
+                        false
+                    }
                 }
-                countdown(redirect, timeout, Arc::clone(&done));
+            };
+            if !opened {
+                paste_prompt(step);
             }
+            countdown(step, Arc::clone(&done));
         })
     }
 
@@ -547,17 +560,47 @@ fn logout(options: &Options) -> Result<(), Failure> {
     Ok(())
 }
 
+/// Reads the address a browser elsewhere ended on from standard input, line by line, and
+/// hands it to the waiting login, until one is taken or the login is over.
+fn paste_prompt(step: &BrowserStep) {
+    let paster = step.paster();
+    eprintln!(
+        "If your browser cannot reach this machine, paste the address it ended on (starting \
+         with {}) here and press Enter:",
+        step.redirect_uri
+    );
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lines() {
+            let Ok(line) = line else { return };
+            if line.trim().is_empty() {
+                continue;
+            }
+            match paster.deliver(&line) {
+                PasteOutcome::NotACallback => {
+                    eprintln!("That is not the address of the authorization response; try again:")
+                }
+                PasteOutcome::NotThisLogin => {
+                    eprintln!("That address does not belong to this login; try again:")
+                }
+                _ => return,
+            }
+        }
+    });
+}
+
 /// Shows the callback address and the time left while the browser step runs: a line updated
 /// every second on a terminal, a line every 30 s otherwise.
-fn countdown(redirect: url::Url, timeout: Duration, done: Arc<AtomicBool>) {
+fn countdown(step: &BrowserStep, done: Arc<AtomicBool>) {
     use std::io::{IsTerminal, Write};
+    let redirect = step.redirect_uri.clone();
+    let deadline = step.deadline;
     std::thread::spawn(move || {
         let tty = std::io::stderr().is_terminal();
         let start = Instant::now();
         eprintln!("Waiting for the authorization response at {redirect}");
         let mut last_line = 0;
         while !done.load(Ordering::SeqCst) {
-            let left = timeout.saturating_sub(start.elapsed()).as_secs();
+            let left = deadline.saturating_duration_since(Instant::now()).as_secs();
             if left == 0 {
                 break;
             }

@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{self, RecvTimeoutError, Sender};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -16,7 +16,7 @@ use super::pages;
 use super::request::{CallbackParseError, MAX_CALLBACK_REQUEST, head_end, parse_callback_request};
 use super::response::{CallbackExpectation, CallbackOutcome, validate_callback};
 use crate::error::{Error, ErrorKind, Result, Step};
-use crate::secret::Secret;
+use crate::secret::{Secret, constant_time_eq};
 
 /// How long one connection may take to send its request head, in total.
 const READ_TIMEOUT: Duration = Duration::from_secs(2);
@@ -46,18 +46,102 @@ pub enum CallbackHost {
     Localhost,
 }
 
+/// The path prefix of the one-time launch URL ([`CallbackListener::launch_url`]).
+const LAUNCH_PATH: &str = "/start/";
+
 /// The loopback listener that receives the authorization response.
 #[derive(Debug)]
 pub struct CallbackListener {
     listener: TcpListener,
     redirect_uri: Url,
+    tx: Sender<Event>,
+    rx: Receiver<Event>,
+    launch: Option<Launch>,
 }
 
-/// A request for the callback path that passed the HTTP checks, waiting for the verdict on its
-/// `state` from the thread that holds the expectation.
+/// The one-time launch: its secret path segment and where it redirects.
+#[derive(Debug)]
+struct Launch {
+    nonce: String,
+    target: Url,
+}
+
+/// What reaches the waiting thread.
+enum Event {
+    /// A request that passed the HTTP checks, waiting for the verdict.
+    Request(Candidate),
+    /// An address pasted by the person ([`Paster::deliver`]), with where to say what came of it.
+    Pasted(String, Sender<PasteOutcome>),
+    /// [`Canceller::cancel`].
+    Cancel,
+}
+
+/// A request that passed the HTTP checks, waiting for the verdict from the thread that holds
+/// the expectation.
 struct Candidate {
     stream: TcpStream,
-    params: Vec<(String, String)>,
+    kind: Kind,
+}
+
+/// Which of the two paths the request was for. (No `Debug` outside tests: it holds the code.)
+#[cfg_attr(test, derive(Debug, PartialEq))]
+enum Kind {
+    /// The redirect URI, with its query parameters.
+    Callback(Vec<(String, String)>),
+    /// The launch path, with the nonce it named.
+    Launch(String),
+}
+
+/// Delivers the address a browser ended on to a waiting [`CallbackListener`], for a browser
+/// that cannot reach the loopback listener (on another machine, over SSH, in a container): it
+/// is checked exactly like a request to the redirect URI. Cheap to clone, `Send` and `Sync`.
+#[derive(Debug, Clone)]
+pub struct Paster {
+    tx: Sender<Event>,
+}
+
+/// What became of a pasted address.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PasteOutcome {
+    /// It was this login's authorization response: the login goes on with it (to the code
+    /// exchange, or to the error the server sent).
+    Delivered,
+    /// Not an address of the redirect URI (`…/callback?…`).
+    NotACallback,
+    /// An authorization response, but not this login's (another or no `state`): the login
+    /// keeps waiting.
+    NotThisLogin,
+    /// No login is waiting any more.
+    Over,
+}
+
+impl Paster {
+    /// Delivers `address`, the full URL the browser ended on, and says what came of it.
+    pub fn deliver(&self, address: &str) -> PasteOutcome {
+        let (reply, outcome) = mpsc::channel();
+        if self
+            .tx
+            .send(Event::Pasted(address.trim().to_owned(), reply))
+            .is_err()
+        {
+            return PasteOutcome::Over;
+        }
+        outcome.recv().unwrap_or(PasteOutcome::Over)
+    }
+}
+
+/// Ends a [`CallbackListener::wait`] from another thread with [`ErrorKind::Cancelled`].
+#[derive(Debug, Clone)]
+pub(crate) struct Canceller {
+    tx: Sender<Event>,
+}
+
+impl Canceller {
+    /// Cancels the wait; false when it was already over.
+    pub(crate) fn cancel(&self) -> bool {
+        self.tx.send(Event::Cancel).is_ok()
+    }
 }
 
 /// The connections being read, oldest first. At most [`MAX_IN_FLIGHT`]: a new connection
@@ -127,10 +211,48 @@ impl CallbackListener {
             Url::parse(&format!("http://{name}:{port}{CALLBACK_PATH}")).map_err(|e| {
                 Error::new(ErrorKind::Config, Step::Callback, "bad redirect URI").with_source(e)
             })?;
+        let (tx, rx) = mpsc::channel();
         Ok(CallbackListener {
             listener,
             redirect_uri,
+            tx,
+            rx,
+            launch: None,
         })
+    }
+
+    /// A one-time URL on this listener, `http://127.0.0.1:PORT/start/NONCE`, that redirects
+    /// once to `target` (the authorization URL). A browser on this machine is started with it
+    /// instead of the authorization URL, so that `state` and the PKCE challenge never appear
+    /// on a command line, which other local users can read. Opened a second time (someone
+    /// read it from the browser's command line and raced the browser), it ends the wait with
+    /// [`ErrorKind::Refused`]. Replaces an earlier launch URL.
+    ///
+    /// # Errors
+    /// When no randomness is available.
+    pub fn launch_url(&mut self, target: &Url) -> Result<Url> {
+        let nonce = crate::secret::random_token(32, Step::Authorization)?;
+        let mut url = self.redirect_uri.clone();
+        url.set_path(&format!("{LAUNCH_PATH}{nonce}"));
+        self.launch = Some(Launch {
+            nonce,
+            target: target.clone(),
+        });
+        Ok(url)
+    }
+
+    /// Where addresses pasted by the person are delivered while this listener waits.
+    pub fn paster(&self) -> Paster {
+        Paster {
+            tx: self.tx.clone(),
+        }
+    }
+
+    /// What cancels the wait from another thread.
+    pub(crate) fn canceller(&self) -> Canceller {
+        Canceller {
+            tx: self.tx.clone(),
+        }
     }
 
     /// The redirect URI this listener answers, `http://127.0.0.1:PORT/callback`.
@@ -154,14 +276,18 @@ impl CallbackListener {
     /// response (`access_denied`, …); [`ErrorKind::Refused`] for an `iss` mismatch.
     pub fn wait(self, expect: &CallbackExpectation<'_>, timeout: Duration) -> Result<Secret> {
         let deadline = Instant::now() + timeout;
-        let (tx, rx) = mpsc::channel();
         let port = self.port();
-        let acceptor = Acceptor::start(self.listener, tx, port)?;
+        let acceptor = Acceptor::start(self.listener, self.tx.clone(), port)?;
+        let mut waiting = Waiting {
+            expect,
+            launch: self.launch,
+            launched: false,
+        };
         let result = loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
-                Ok(candidate) => {
-                    if let Some(result) = decide(candidate, expect) {
+            match self.rx.recv_timeout(left) {
+                Ok(event) => {
+                    if let Some(result) = waiting.decide(event) {
                         break result;
                     }
                 }
@@ -186,10 +312,123 @@ impl CallbackListener {
             }
         };
         drop(acceptor);
-        for mut late in rx.try_iter() {
-            respond(&mut late.stream, 400, &pages::failure(FINISHED));
+        drop(self.tx);
+        for late in self.rx.try_iter() {
+            match late {
+                Event::Request(mut c) => respond(&mut c.stream, 400, &pages::failure(FINISHED)),
+                Event::Pasted(_, reply) => {
+                    let _ = reply.send(PasteOutcome::Over);
+                }
+                Event::Cancel => {}
+            }
         }
         result
+    }
+}
+
+/// The waiting thread's view: what a response must match, and the launch URL's state.
+struct Waiting<'a, 'e> {
+    expect: &'a CallbackExpectation<'e>,
+    launch: Option<Launch>,
+    launched: bool,
+}
+
+impl Waiting<'_, '_> {
+    /// The verdict on one event, answered on its connection or to its paster; `Some` ends the
+    /// wait.
+    fn decide(&mut self, event: Event) -> Option<Result<Secret>> {
+        match event {
+            Event::Request(Candidate {
+                mut stream,
+                kind: Kind::Callback(params),
+            }) => {
+                let (status, page, end) = verdict(&params, self.expect);
+                respond(&mut stream, status, &page);
+                end
+            }
+            Event::Request(Candidate {
+                mut stream,
+                kind: Kind::Launch(nonce),
+            }) => self.launch(&mut stream, &nonce),
+            Event::Pasted(address, reply) => {
+                let params = Url::parse(&address)
+                    .ok()
+                    .filter(|u| u.path() == CALLBACK_PATH)
+                    .map(|u| u.query_pairs().into_owned().collect::<Vec<_>>());
+                let Some(params) = params else {
+                    let _ = reply.send(PasteOutcome::NotACallback);
+                    return None;
+                };
+                let (_, _, end) = verdict(&params, self.expect);
+                let outcome = match end {
+                    Some(_) => PasteOutcome::Delivered,
+                    None => PasteOutcome::NotThisLogin,
+                };
+                let _ = reply.send(outcome);
+                end
+            }
+            Event::Cancel => Some(Err(Error::new(
+                ErrorKind::Cancelled,
+                Step::Callback,
+                "the login was cancelled",
+            ))),
+        }
+    }
+
+    /// A request for the launch path: the first one with the right nonce is redirected to the
+    /// authorization URL; a second one ends the wait (someone else had the URL).
+    fn launch(&mut self, stream: &mut TcpStream, nonce: &str) -> Option<Result<Secret>> {
+        let target = self
+            .launch
+            .as_ref()
+            .filter(|l| constant_time_eq(l.nonce.as_bytes(), nonce.as_bytes()))
+            .map(|l| l.target.clone());
+        let Some(target) = target else {
+            respond(
+                stream,
+                404,
+                &pages::failure("Nothing is served at this path."),
+            );
+            return None;
+        };
+        if !self.launched {
+            self.launched = true;
+            redirect(stream, &target);
+            return None;
+        }
+        respond(stream, 400, &pages::opened_twice());
+        Some(Err(Error::new(
+            ErrorKind::Refused,
+            Step::Authorization,
+            "the sign-in link was opened twice: another program on this machine may have read \
+             it from the browser's command line, so this login was stopped; log in again",
+        )))
+    }
+}
+
+/// The status and page for an authorization response, and `Some` when it ends the wait.
+fn verdict(
+    params: &[(String, String)],
+    expect: &CallbackExpectation<'_>,
+) -> (u16, String, Option<Result<Secret>>) {
+    match validate_callback(params, expect) {
+        CallbackOutcome::Code(code) => (200, pages::success(), Some(Ok(code))),
+        CallbackOutcome::Failed(e) => {
+            let reason = match e.oauth_error() {
+                Some(code) => format!("The authorization server answered: {code}."),
+                None => "The authorization response did not pass the security checks.".into(),
+            };
+            (400, pages::failure(&reason), Some(Err(e)))
+        }
+        CallbackOutcome::Ignored(why) => {
+            // A stale tab, a second login, or a forgery: the person (and the front end) learn
+            // that it was refused and that the login goes on.
+            log::warn!(
+                "refused an authorization response that does not belong to this login ({why}); \
+                 still waiting for the browser"
+            );
+            (400, pages::not_this_login(), None)
+        }
     }
 }
 
@@ -205,7 +444,7 @@ struct Acceptor {
 }
 
 impl Acceptor {
-    fn start(listener: TcpListener, tx: Sender<Candidate>, port: u16) -> Result<Acceptor> {
+    fn start(listener: TcpListener, tx: Sender<Event>, port: u16) -> Result<Acceptor> {
         let addr = listener.local_addr().map_err(io_error)?;
         let stop = Arc::new(AtomicBool::new(false));
         let thread = std::thread::Builder::new()
@@ -238,7 +477,7 @@ impl Drop for Acceptor {
 }
 
 /// Accepts connections until `stop`, handing each to a reader thread.
-fn accept_loop(listener: &TcpListener, tx: &Sender<Candidate>, port: u16, stop: &AtomicBool) {
+fn accept_loop(listener: &TcpListener, tx: &Sender<Event>, port: u16, stop: &AtomicBool) {
     let reading = Arc::new(Reading::default());
     for stream in listener.incoming() {
         if stop.load(Ordering::SeqCst) {
@@ -257,7 +496,7 @@ fn accept_loop(listener: &TcpListener, tx: &Sender<Candidate>, port: u16, stop: 
 
 /// Reads one connection on its own thread (closing the oldest one being read when all slots
 /// are taken), or answers `503` when it cannot be registered.
-fn dispatch(mut stream: TcpStream, tx: &Sender<Candidate>, port: u16, reading: &Arc<Reading>) {
+fn dispatch(mut stream: TcpStream, tx: &Sender<Event>, port: u16, reading: &Arc<Reading>) {
     let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
     let Some(slot) = reading.admit(&stream) else {
         respond(
@@ -281,11 +520,13 @@ fn dispatch(mut stream: TcpStream, tx: &Sender<Candidate>, port: u16, reading: &
 
 /// Reads and screens one request; a candidate goes to the waiting thread, anything else gets
 /// its error page here.
-fn read_candidate(mut stream: TcpStream, port: u16, tx: &Sender<Candidate>) {
+fn read_candidate(mut stream: TcpStream, port: u16, tx: &Sender<Event>) {
     let raw = read_head(&mut stream);
     match screen(&raw, port) {
-        Ok(params) => {
-            if let Err(mpsc::SendError(mut late)) = tx.send(Candidate { stream, params }) {
+        Ok(kind) => {
+            if let Err(mpsc::SendError(Event::Request(mut late))) =
+                tx.send(Event::Request(Candidate { stream, kind }))
+            {
                 respond(&mut late.stream, 400, &pages::failure(FINISHED));
             }
         }
@@ -305,9 +546,10 @@ fn linger(mut stream: TcpStream) {
     let _ = std::io::copy(&mut (&mut stream).take(64 * 1024), &mut std::io::sink());
 }
 
-/// The HTTP checks on one request head: well-formed, `GET`, the callback path and a `Host`
-/// naming this listener. Returns the query parameters, or the status and message to answer.
-fn screen(raw: &[u8], port: u16) -> Result<Vec<(String, String)>, (u16, &'static str)> {
+/// The HTTP checks on one request head: well-formed, `GET`, the callback or the launch path
+/// and a `Host` naming this listener. Returns what the request is for, or the status and
+/// message to answer.
+fn screen(raw: &[u8], port: u16) -> Result<Kind, (u16, &'static str)> {
     let request = parse_callback_request(raw).map_err(|e| match e {
         CallbackParseError::TooLarge => (431, "The request was too large."),
         CallbackParseError::Incomplete => (408, "The request did not arrive in time."),
@@ -316,42 +558,15 @@ fn screen(raw: &[u8], port: u16) -> Result<Vec<(String, String)>, (u16, &'static
     if request.method != "GET" {
         return Err((405, "Only GET is served here."));
     }
-    if request.path != CALLBACK_PATH {
-        return Err((404, "Nothing is served at this path."));
-    }
+    let kind = match request.path.strip_prefix(LAUNCH_PATH) {
+        Some(nonce) => Kind::Launch(nonce.to_owned()),
+        None if request.path == CALLBACK_PATH => Kind::Callback(request.params),
+        None => return Err((404, "Nothing is served at this path.")),
+    };
     if !host_allowed(request.host.as_deref(), port) {
         return Err((400, "Unexpected Host header."));
     }
-    Ok(request.params)
-}
-
-/// The verdict on a candidate, answered on its connection; `Some` ends the wait.
-fn decide(mut candidate: Candidate, expect: &CallbackExpectation<'_>) -> Option<Result<Secret>> {
-    let stream = &mut candidate.stream;
-    match validate_callback(&candidate.params, expect) {
-        CallbackOutcome::Code(code) => {
-            respond(stream, 200, &pages::success());
-            Some(Ok(code))
-        }
-        CallbackOutcome::Failed(e) => {
-            let reason = match e.oauth_error() {
-                Some(code) => format!("The authorization server answered: {code}."),
-                None => "The authorization response did not pass the security checks.".into(),
-            };
-            respond(stream, 400, &pages::failure(&reason));
-            Some(Err(e))
-        }
-        CallbackOutcome::Ignored(why) => {
-            // A stale tab, a second login, or a forgery: the person (and the front end) learn
-            // that it was refused and that the login goes on.
-            log::warn!(
-                "refused an authorization response that does not belong to this login ({why}); \
-                 still waiting for the browser"
-            );
-            respond(stream, 400, &pages::not_this_login());
-            None
-        }
-    }
+    Ok(kind)
 }
 
 /// True for `127.0.0.1:PORT` and `localhost:PORT` (any case), the names this listener serves.
@@ -396,6 +611,20 @@ fn read_head(stream: &mut TcpStream) -> Vec<u8> {
     buf
 }
 
+/// A `302` to `location` (the launch URL's one redirect), never cached, no referrer.
+fn redirect(stream: &mut TcpStream, location: &Url) {
+    let head = format!(
+        "HTTP/1.1 302 Found\r\n\
+         Location: {location}\r\n\
+         Content-Length: 0\r\n\
+         Referrer-Policy: no-referrer\r\n\
+         Cache-Control: no-store\r\n\
+         Connection: close\r\n\r\n"
+    );
+    let _ = stream.write_all(head.as_bytes());
+    let _ = stream.flush();
+}
+
 fn respond(stream: &mut TcpStream, status: u16, body: &str) {
     let reason = match status {
         200 => "OK",
@@ -436,7 +665,12 @@ mod tests {
     #[test]
     fn screening_answers_each_kind_of_bad_request() {
         let ok = b"GET /callback?code=c&state=s HTTP/1.1\r\nHost: 127.0.0.1:7\r\n\r\n";
-        assert_eq!(screen(ok, 7).unwrap(), params("code=c&state=s"));
+        assert_eq!(
+            screen(ok, 7).unwrap(),
+            Kind::Callback(params("code=c&state=s"))
+        );
+        let launch = b"GET /start/n0nce HTTP/1.1\r\nHost: 127.0.0.1:7\r\n\r\n";
+        assert_eq!(screen(launch, 7).unwrap(), Kind::Launch("n0nce".into()));
         let localhost = b"GET /callback HTTP/1.1\r\nHost: LOCALHOST:7\r\n\r\n";
         assert!(screen(localhost, 7).is_ok());
         let status = |raw: &[u8]| screen(raw, 7).unwrap_err().0;

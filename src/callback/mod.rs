@@ -17,7 +17,8 @@ mod pages;
 mod request;
 mod response;
 
-pub use listener::{CALLBACK_PATH, CallbackHost, CallbackListener};
+pub(crate) use listener::Canceller;
+pub use listener::{CALLBACK_PATH, CallbackHost, CallbackListener, PasteOutcome, Paster};
 pub(crate) use pages::html_escape;
 pub use request::{
     CallbackParseError, CallbackRequest, MAX_CALLBACK_REQUEST, parse_callback_request,

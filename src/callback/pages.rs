@@ -54,6 +54,17 @@ pub(super) fn failure(reason: &str) -> String {
     page("Sign-in did not complete", reason, "#cf222e")
 }
 
+/// For a second opening of the one-time launch URL.
+pub(super) fn opened_twice() -> String {
+    page_with(
+        "This sign-in link was already used",
+        "The link your program opened for this sign-in was opened a second time. Someone else \
+         on this computer may have read it, so the sign-in was stopped.",
+        "Close this tab and start the login again from your program.",
+        "#cf222e",
+    )
+}
+
 /// For a response whose `state` is not the one of the login under way.
 pub(super) fn not_this_login() -> String {
     page_with(

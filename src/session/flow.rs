@@ -3,16 +3,15 @@
 //! at a time in a process and, through the cache lock, across processes (MCP authorization;
 //! the steps' own modules cite their RFCs).
 
-use std::io::IsTerminal;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use url::Url;
 
 use crate::address::AddressRules;
 use crate::authorize::{AuthorizationRequest, build_authorization_url};
-use crate::browser::{AuthorizeHook, accept_pasted_redirects, open_browser};
-use crate::callback::{CallbackExpectation, CallbackHost, CallbackListener};
+use crate::browser::{AuthorizeHook, BrowserStep, open_browser};
+use crate::callback::{CallbackExpectation, CallbackHost, CallbackListener, Canceller};
 use crate::client_auth::choose_auth_method;
 use crate::discovery::{
     self, AuthServerMetadata, ResourceMetadata, canonical_resource, discover_auth_server_metadata,
@@ -55,17 +54,40 @@ pub(crate) struct Config {
     pub(crate) callback_host: CallbackHost,
     pub(crate) callback_timeout: Duration,
     pub(crate) client: ConfiguredClient,
-    pub(crate) paste_redirect: bool,
+    pub(crate) interactive: bool,
 }
 
-/// What one flow at a time may touch.
+/// What every caller reads, locked for a moment at a time.
 struct State {
-    hook: Option<AuthorizeHook>,
     /// The last tokens this process obtained, for when the cache cannot be written.
     tokens: Option<StoredTokens>,
     /// A fingerprint of the last access token handed out, to tell after a 401 whether the
     /// cache already holds a newer one.
     served: Option<[u8; 32]>,
+}
+
+/// What one flow (a refresh or a login) at a time uses; locked for the flow's length, so a
+/// login waiting for the browser holds up other flows of this session, never a caller whose
+/// cached token is fresh.
+struct Flow {
+    hook: Option<AuthorizeHook>,
+}
+
+/// The login waiting for the browser, registered so that another thread can cancel it;
+/// unregistered on drop.
+struct Waiting<'a>(&'a Mutex<Option<Canceller>>);
+
+impl<'a> Waiting<'a> {
+    fn start(slot: &'a Mutex<Option<Canceller>>, canceller: Canceller) -> Waiting<'a> {
+        *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(canceller);
+        Waiting(slot)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
 }
 
 /// SHA-256 of a token: compared, never shown.
@@ -85,6 +107,9 @@ pub(crate) struct Inner {
     /// Where the servers may send the client.
     rules: Arc<AddressRules>,
     state: Mutex<State>,
+    flow: Mutex<Flow>,
+    /// What cancels the login waiting for the browser, while one does.
+    waiting: Mutex<Option<Canceller>>,
 }
 
 /// Where the client of a login came from, which decides what a rejection of it means.
@@ -167,10 +192,11 @@ impl Inner {
             agent,
             rules,
             state: Mutex::new(State {
-                hook,
                 tokens: None,
                 served: None,
             }),
+            flow: Mutex::new(Flow { hook }),
+            waiting: Mutex::new(None),
         }
     }
 
@@ -184,31 +210,52 @@ impl Inner {
         &self.storage
     }
 
+    /// The MCP server URL.
+    pub(crate) fn server_url(&self) -> &Url {
+        &self.server_url
+    }
+
+    /// The in-memory state, for a moment; never held across I/O of the flow.
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The right to run a flow (refresh or login) in this process; held for its length.
+    fn flow(&self) -> MutexGuard<'_, Flow> {
+        // A panic inside a hook must not make the session unusable.
+        self.flow.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// See [`Session::access_token`](crate::Session::access_token).
     pub(crate) fn access_token(&self) -> Result<Secret> {
-        let mut state = self.lock();
-        self.login_if_needed(&mut state, &LoginContext::default())
+        if let Some(token) = self.cached_fresh() {
+            return Ok(token);
+        }
+        let mut flow = self.flow();
+        self.login_if_needed(&mut flow, &LoginContext::default())
     }
 
     /// See [`Session::clear`](crate::Session::clear).
     pub(crate) fn clear(&self) -> Result<()> {
-        let mut state = self.lock();
-        self.forget(&mut state)
+        self.forget()
     }
 
     /// Forgets this server's tokens, in memory and on disk.
-    fn forget(&self, state: &mut State) -> Result<()> {
-        state.tokens = None;
-        state.served = None;
+    fn forget(&self) -> Result<()> {
+        {
+            let mut state = self.state();
+            state.tokens = None;
+            state.served = None;
+        }
         self.storage.clear(&self.server_url)
     }
 
     /// See [`Session::logout`](crate::Session::logout).
     pub(crate) fn logout(&self) -> Result<Logout> {
-        let mut state = self.lock();
+        let _flow = self.flow();
         let _lock = self.cache_lock();
         let mut report = Logout::default();
-        if let Some(stored) = self.stored_tokens(&state) {
+        if let Some(stored) = self.stored_tokens() {
             report.had_tokens = true;
             match (&stored.revocation_endpoint, self.client_for(&stored)) {
                 (Some(endpoint), Some(client)) => {
@@ -246,96 +293,108 @@ impl Inner {
                 }
             }
         }
-        self.forget(&mut state)?;
+        self.forget()?;
         Ok(report)
     }
 
-    /// The MCP server URL.
-    pub(crate) fn server_url(&self) -> &Url {
-        &self.server_url
+    /// See [`Session::cancel_login`](crate::Session::cancel_login).
+    pub(crate) fn cancel_login(&self) -> bool {
+        let waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
+        waiting.as_ref().is_some_and(Canceller::cancel)
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
-        // A panic inside a hook must not make the session unusable.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    /// The cached access token when it is fresh: no flow lock, no cache lock, no request.
+    fn cached_fresh(&self) -> Option<Secret> {
+        self.stored_tokens().and_then(|stored| self.fresh(&stored))
     }
 
     /// Token check → refresh, without a browser: `Ok(None)` when only a login would help.
     /// What the bearer middleware uses.
     pub(crate) fn cached_token(&self) -> Result<Option<Secret>> {
-        let mut state = self.lock();
-        let Some(stored) = self.stored_tokens(&state) else {
-            return Ok(None);
-        };
-        if let Some(token) = self.fresh(&mut state, &stored) {
+        if let Some(token) = self.cached_fresh() {
             return Ok(Some(token));
         }
+        if self.stored_tokens().is_none() {
+            return Ok(None);
+        }
+        let _flow = self.flow();
         let _lock = self.cache_lock();
-        match self.stored_tokens(&state) {
-            Some(stored) => {
-                self.fresh_or_refreshed(&mut state, stored, &LoginContext::default(), None)
-            }
+        match self.stored_tokens() {
+            Some(stored) => self.fresh_or_refreshed(stored, &LoginContext::default(), None),
             None => Ok(None),
         }
     }
 
-    /// Token check → refresh → login. The fresh path takes no lock; the rest runs under the
-    /// cache entry's cross-process lock, re-reading the cache first: another process may
+    /// Token check → refresh → login, under the flow lock. The rest runs under the cache
+    /// entry's cross-process lock, re-reading the cache first: another thread or process may
     /// have refreshed or logged in meanwhile.
-    fn login_if_needed(&self, state: &mut State, ctx: &LoginContext<'_>) -> Result<Secret> {
-        if let Some(stored) = self.stored_tokens(state)
-            && let Some(token) = self.fresh(state, &stored)
-        {
+    fn login_if_needed(&self, flow: &mut Flow, ctx: &LoginContext<'_>) -> Result<Secret> {
+        if let Some(token) = self.cached_fresh() {
             return Ok(token);
         }
         let _lock = self.cache_lock();
-        if let Some(stored) = self.stored_tokens(state)
-            && let Some(token) = self.fresh_or_refreshed(state, stored, ctx, None)?
+        if let Some(stored) = self.stored_tokens()
+            && let Some(token) = self.fresh_or_refreshed(stored, ctx, None)?
         {
             return Ok(token);
         }
-        self.full_login(state, ctx, None)
+        self.full_login(flow, ctx, None)
     }
 
     /// Logs in whatever the cache holds, under the lock.
     pub(crate) fn forced_login(&self) -> Result<Secret> {
-        let mut state = self.lock();
+        let mut flow = self.flow();
         let _lock = self.cache_lock();
-        self.full_login(&mut state, &LoginContext::default(), None)
+        self.full_login(&mut flow, &LoginContext::default(), None)
+    }
+
+    /// Refreshes now, even a fresh token, with what the cache holds (its token endpoint and
+    /// client: no discovery); logs in when there is nothing to refresh or the grant is gone.
+    pub(crate) fn refresh_now(&self) -> Result<Secret> {
+        let mut flow = self.flow();
+        let _lock = self.cache_lock();
+        let ctx = LoginContext::unauthorized(None);
+        if let Some(stored) = self.stored_tokens()
+            && let Some(token) = self.fresh_or_refreshed(stored, &ctx, None)?
+        {
+            return Ok(token);
+        }
+        self.full_login(&mut flow, &ctx, None)
     }
 
     /// After a 401 or 403: the resource metadata again, then refresh or login.
     pub(crate) fn reauthorize(&self, ctx: &LoginContext<'_>) -> Result<Secret> {
-        let mut state = self.lock();
+        let mut flow = self.flow();
         let _lock = self.cache_lock();
-        // Another process may have replaced the rejected token already.
+        // Another thread or process may have replaced the rejected token already.
         if !ctx.step_up
-            && let Some(stored) = self.stored_tokens(&state)
-            && state
+            && let Some(stored) = self.stored_tokens()
+            && self
+                .state()
                 .served
                 .is_some_and(|served| served != fingerprint(&stored.tokens.access_token))
-            && let Some(token) = self.fresh(&mut state, &stored)
+            && let Some(token) = self.fresh(&stored)
         {
             return Ok(token);
         }
         let prm = self.discover_resource(ctx)?;
         if !ctx.step_up
-            && let Some(stored) = self.stored_tokens(&state)
-            && let Some(token) = self.fresh_or_refreshed(&mut state, stored, ctx, prm.as_ref())?
+            && let Some(stored) = self.stored_tokens()
+            && let Some(token) = self.fresh_or_refreshed(stored, ctx, prm.as_ref())?
         {
             return Ok(token);
         }
-        self.full_login(&mut state, ctx, Some(prm))
+        self.full_login(&mut flow, ctx, Some(prm))
     }
 
     /// The stored access token when it is not close to expiry.
-    fn fresh(&self, state: &mut State, stored: &StoredTokens) -> Option<Secret> {
+    fn fresh(&self, stored: &StoredTokens) -> Option<Secret> {
         let tokens = &stored.tokens;
         if !tokens.is_fresh(unix_now(), tokens.refresh_margin(EXPIRY_MARGIN)) {
             return None;
         }
         log::debug!("token check: cached token for {} is valid", self.server_url);
-        state.served = Some(fingerprint(&tokens.access_token));
+        self.state().served = Some(fingerprint(&tokens.access_token));
         Some(tokens.access_token.clone())
     }
 
@@ -358,13 +417,12 @@ impl Inner {
     /// or the challenge asks for scopes the grant lacks).
     fn fresh_or_refreshed(
         &self,
-        state: &mut State,
         stored: StoredTokens,
         ctx: &LoginContext<'_>,
         prm: Option<&ResourceMetadata>,
     ) -> Result<Option<Secret>> {
         if !ctx.rejected
-            && let Some(token) = self.fresh(state, &stored)
+            && let Some(token) = self.fresh(&stored)
         {
             return Ok(Some(token));
         }
@@ -403,7 +461,7 @@ impl Inner {
             },
         );
         match refreshed {
-            Ok(tokens) => Ok(Some(self.save(state, stored.with_tokens(tokens)))),
+            Ok(tokens) => Ok(Some(self.save(stored.with_tokens(tokens)))),
             Err(e) if e.needs_reauthorization() || e.is_invalid_client() => {
                 log::info!("token refresh: {e}; logging in again");
                 if e.is_invalid_client() {
@@ -416,21 +474,22 @@ impl Inner {
     }
 
     /// The stored tokens of this server: the cache file, else what this process holds.
-    fn stored_tokens(&self, state: &State) -> Option<StoredTokens> {
+    fn stored_tokens(&self) -> Option<StoredTokens> {
+        let held = || self.state().tokens.clone();
         match self.storage.load_tokens(&self.server_url) {
             Ok(Some(t)) => return Some(t),
             Ok(None) => {}
             Err(e) => {
                 log::warn!("ignoring the cached tokens: {e}");
                 // What this process holds is whole: put it back.
-                if let Some(t) = &state.tokens
-                    && let Err(e) = self.storage.save_tokens(&self.server_url, t)
+                if let Some(t) = held()
+                    && let Err(e) = self.storage.save_tokens(&self.server_url, &t)
                 {
                     log::warn!("the tokens are not cached: {e}");
                 }
             }
         }
-        state.tokens.clone()
+        held()
     }
 
     /// The client that obtained `stored`: the configured one, or the cached registration.
@@ -461,10 +520,19 @@ impl Inner {
     /// when a cached client is rejected. `prm` is the resource metadata when already looked up.
     fn full_login(
         &self,
-        state: &mut State,
+        flow: &mut Flow,
         ctx: &LoginContext<'_>,
         prm: Option<Option<ResourceMetadata>>,
     ) -> Result<Secret> {
+        if !self.config.interactive {
+            return Err(Error::new(
+                ErrorKind::LoginRequired,
+                Step::Authorization,
+                "only a new login would help, and this session does not start one \
+                 (interactive(false))",
+            )
+            .with_url(&self.server_url));
+        }
         let prm = match prm {
             Some(prm) => prm,
             None => self.discover_resource(ctx)?,
@@ -478,22 +546,19 @@ impl Inner {
             server_supported: metadata.scopes_supported.as_deref(),
         });
         if ctx.step_up {
-            let before = self
-                .stored_tokens(state)
-                .map(|t| t.scopes())
-                .unwrap_or_default();
+            let before = self.stored_tokens().map(|t| t.scopes()).unwrap_or_default();
             scopes = Some(step_up_scopes(scopes, &before, challenged));
         }
         let chosen = self.choose_client(&metadata, scopes.as_ref(), true)?;
         let origin = chosen.origin;
-        match self.authorize(state, &metadata, &resource, scopes.as_ref(), chosen) {
+        match self.authorize(flow, &metadata, &resource, scopes.as_ref(), chosen) {
             // A registration kept from an earlier login may have been forgotten by the server
             // (servers with in-memory client stores lose them on restart): register anew, once.
             Err(e) if e.is_invalid_client() && origin == ClientOrigin::Cached => {
                 log::info!("{e}; the cached client is not accepted any more: registering anew");
                 self.forget_client(&metadata.issuer);
                 let chosen = self.choose_client(&metadata, scopes.as_ref(), false)?;
-                self.authorize(state, &metadata, &resource, scopes.as_ref(), chosen)
+                self.authorize(flow, &metadata, &resource, scopes.as_ref(), chosen)
             }
             // A client registered moments ago or configured by the user: another registration
             // and another browser window would fail the same way.
@@ -586,14 +651,16 @@ impl Inner {
     /// Browser → callback → exchange → storage, with a chosen client and its listener.
     fn authorize(
         &self,
-        state: &mut State,
+        flow: &mut Flow,
         metadata: &AuthServerMetadata,
         resource: &str,
         scopes: Option<&Scopes>,
         chosen: ChosenClient,
     ) -> Result<Secret> {
         let ChosenClient {
-            client, listener, ..
+            client,
+            mut listener,
+            ..
         } = chosen;
         let verifier = PkceVerifier::generate()?;
         let state_value = crate::secret::random_token(32, Step::Authorization)?;
@@ -607,25 +674,31 @@ impl Inner {
             code_challenge: &verifier.challenge(),
             resource: Some(resource),
         })?;
+        let launch_url = listener.launch_url(&url)?;
+        let timeout = self.config.callback_timeout;
+        let step = BrowserStep::new(
+            url,
+            launch_url,
+            listener.redirect_uri().clone(),
+            Instant::now() + timeout,
+            listener.paster(),
+        );
         log::info!("waiting for the browser at {redirect_uri}");
-        let opened = match state.hook.as_mut() {
-            Some(hook) => {
-                hook(&url);
-                true
-            }
-            None => open_browser(&url),
-        };
-        if self.config.paste_redirect || (!opened && std::io::stdin().is_terminal()) {
-            accept_pasted_redirects(listener.redirect_uri());
+        match flow.hook.as_mut() {
+            Some(hook) => hook(&step),
+            None => open_browser(&step.launch_url)?,
         }
+        let waiting = Waiting::start(&self.waiting, listener.canceller());
         let code = listener.wait(
             &CallbackExpectation {
                 state: &state_value,
                 issuer: &metadata.issuer,
                 iss_required: metadata.authorization_response_iss_parameter_supported,
             },
-            self.config.callback_timeout,
-        )?;
+            step.remaining(),
+        );
+        drop(waiting);
+        let code = code?;
         log::info!("authorization code received; exchanging it");
         let tokens = token::exchange_code(
             &self.agent,
@@ -650,7 +723,7 @@ impl Inner {
             auth_method: client.auth_method,
             tokens,
         };
-        Ok(self.save(state, stored))
+        Ok(self.save(stored))
     }
 
     /// The client for this login and a listener on a redirect URI it may use: the configured
@@ -750,11 +823,12 @@ impl Inner {
 
     /// Stores the tokens (keeping them in memory when the cache cannot be written) and returns
     /// the access token.
-    fn save(&self, state: &mut State, stored: StoredTokens) -> Secret {
+    fn save(&self, stored: StoredTokens) -> Secret {
         if let Err(e) = self.storage.save_tokens(&self.server_url, &stored) {
             log::warn!("the tokens are not cached: {e}");
         }
         let access = stored.tokens.access_token.clone();
+        let mut state = self.state();
         state.served = Some(fingerprint(&access));
         state.tokens = Some(stored);
         access

@@ -10,7 +10,7 @@ use std::time::Duration;
 use url::Url;
 
 use crate::address::AddressRules;
-use crate::browser::AuthorizeHook;
+use crate::browser::{AuthorizeHook, BrowserStep};
 use crate::callback::CallbackHost;
 use crate::error::{Error, ErrorKind, Result, Step};
 mod flow;
@@ -48,7 +48,7 @@ pub struct SessionBuilder {
     client_auth_method: Option<AuthMethod>,
     client_metadata_url: Option<String>,
     authorize_hook: Option<AuthorizeHook>,
-    paste_redirect: bool,
+    interactive: bool,
     agent: Option<ureq::Agent>,
     private_network: bool,
     #[cfg(feature = "test-server")]
@@ -132,18 +132,23 @@ impl SessionBuilder {
         self
     }
 
-    /// Replaces the browser: `hook` receives the authorization URL once the callback listener
-    /// is ready. It must return promptly (drive a login from another thread).
-    pub fn authorize_hook(mut self, hook: impl FnMut(&Url) + Send + 'static) -> Self {
+    /// Replaces the system browser: `hook` receives the [`BrowserStep`] (the authorization URL
+    /// to show, a one-time launch URL for a browser on this machine, the redirect URI, the
+    /// deadline, and a [`Paster`](crate::callback::Paster) for an address copied from a
+    /// browser elsewhere) once the callback listener is ready. It must return promptly (drive
+    /// a login from another thread). Without a hook the launch URL is opened in the system
+    /// browser and nothing is printed.
+    pub fn authorize_hook(mut self, hook: impl FnMut(&BrowserStep) + Send + 'static) -> Self {
         self.authorize_hook = Some(Box::new(hook));
         self
     }
 
-    /// Also accept the final redirect URL pasted on standard input (headless and SSH logins;
-    /// see [`accept_pasted_redirects`](crate::accept_pasted_redirects)). Without it, pasting is
-    /// offered only when no browser could be started and standard input is a terminal.
-    pub fn paste_redirect(mut self, enabled: bool) -> Self {
-        self.paste_redirect = enabled;
+    /// Whether the session may start a login (default `true`). A non-interactive session
+    /// (a daemon, a job) never opens a browser or binds a port: when only a login would help,
+    /// it fails at once with [`ErrorKind::LoginRequired`]. Cached tokens and refreshes work
+    /// as usual.
+    pub fn interactive(mut self, interactive: bool) -> Self {
+        self.interactive = interactive;
         self
     }
 
@@ -216,7 +221,7 @@ impl SessionBuilder {
                 auth_method: self.client_auth_method,
                 metadata_url: self.client_metadata_url,
             },
-            paste_redirect: self.paste_redirect,
+            interactive: self.interactive,
         };
         let rules = AddressRules::new(&server_url, self.private_network);
         #[cfg(feature = "test-server")]
@@ -291,7 +296,7 @@ impl Session {
             client_auth_method: None,
             client_metadata_url: None,
             authorize_hook: None,
-            paste_redirect: false,
+            interactive: true,
             agent: None,
             private_network: false,
             #[cfg(feature = "test-server")]
@@ -406,13 +411,21 @@ impl Session {
         self.inner.forced_login()
     }
 
-    /// Refreshes the access token now, even if the cached one is still valid; logs in when
-    /// there is nothing to refresh or the grant was rejected.
+    /// Refreshes the access token now, even if the cached one is still valid, with the token
+    /// endpoint and client the cache holds (no discovery); logs in when there is nothing to
+    /// refresh or the grant was rejected.
     ///
     /// # Errors
     /// As [`access_token`](Self::access_token).
     pub fn refresh(&self) -> Result<Secret> {
-        self.inner.reauthorize(&LoginContext::unauthorized(None))
+        self.inner.refresh_now()
+    }
+
+    /// Cancels the login of this session that waits for the browser, from another thread:
+    /// its caller gets [`ErrorKind::Cancelled`] and the cache is left as it was. Returns
+    /// whether a login was waiting.
+    pub fn cancel_login(&self) -> bool {
+        self.inner.cancel_login()
     }
 
     /// Logs out: revokes the refresh and access tokens at the authorization server when it has

@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 use url::Url;
 
+use crate::BrowserStep;
+
 /// The most redirects followed in one visit.
 pub const MAX_HOPS: usize = 10;
 
@@ -128,12 +130,13 @@ impl HeadlessBrowser {
         HeadlessBrowser::default()
     }
 
-    /// An authorize hook that visits each URL on a new thread.
-    pub fn hook(&self) -> impl FnMut(&Url) + Send + 'static {
+    /// An authorize hook that opens each step's launch URL on a new thread, as the system
+    /// browser would, and follows the redirects to the callback.
+    pub fn hook(&self) -> impl FnMut(&BrowserStep) + Send + 'static {
         let log = Arc::clone(&self.log);
-        move |url: &Url| {
+        move |step: &BrowserStep| {
             log.0.lock().unwrap_or_else(|p| p.into_inner()).opened += 1;
-            let url = url.clone();
+            let url = step.launch_url.clone();
             let log = Arc::clone(&log);
             std::thread::spawn(move || {
                 let visit = follow_redirects(&url).map_err(|e| e.to_string());
@@ -147,7 +150,7 @@ impl HeadlessBrowser {
         }
     }
 
-    /// How many authorization URLs the hook received.
+    /// How many browser steps the hook received.
     pub fn opened(&self) -> usize {
         self.log.0.lock().unwrap_or_else(|p| p.into_inner()).opened
     }

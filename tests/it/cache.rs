@@ -6,6 +6,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use mcp_oauth_client::BrowserStep;
 use mcp_oauth_client::testing::{Route, ServerConfig, TestServer};
 use mcp_oauth_client::{ErrorKind, Session};
 
@@ -84,7 +85,7 @@ fn child_process() {
         Session::builder(url.as_str())
             .cache_dir(&cache)
             .callback_timeout(timeout)
-            .authorize_hook(|_: &url::Url| println!("login-started"))
+            .authorize_hook(|_: &BrowserStep| println!("login-started"))
             .build()
             .unwrap()
     };
@@ -226,10 +227,10 @@ fn a_second_process_waits_for_the_first_ones_login_instead_of_opening_a_browser(
     // This process's login holds the lock until the test lets the browser approve.
     let session = w
         .builder()
-        .authorize_hook(move |url: &url::Url| {
+        .authorize_hook(move |step: &BrowserStep| {
             started_tx.send(()).unwrap();
             go_rx.recv_timeout(Duration::from_secs(20)).unwrap();
-            approve(url);
+            approve(step);
         })
         .build()
         .unwrap();

@@ -634,3 +634,32 @@ fn the_client_secret_comes_from_a_file_or_the_environment() {
         );
     }
 }
+
+#[test]
+fn token_no_login_exits_8_when_only_a_login_would_help_and_prints_the_cached_token_otherwise() {
+    let w = World::new();
+    let out = cli(
+        &["token", w.server.mcp_url().as_str(), "--no-login"],
+        w.cache.path(),
+    )
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(8), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).is_empty());
+    assert!(
+        w.server.requests().is_empty(),
+        "nothing was asked of the server"
+    );
+    let stored = logged_in(&w);
+    let out = cli(
+        &["token", w.server.mcp_url().as_str(), "--no-login"],
+        w.cache.path(),
+    )
+    .output()
+    .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout).trim(),
+        stored.tokens.access_token.secret()
+    );
+}

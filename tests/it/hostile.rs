@@ -15,6 +15,7 @@ use std::sync::{Arc, Barrier, Mutex, Once};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use mcp_oauth_client::BrowserStep;
 use mcp_oauth_client::testing::{Fault, Route, ServerConfig, follow_redirects};
 use mcp_oauth_client::{Error, ErrorKind, MAX_EXPIRES_IN, Secret, Session, Step, unix_now};
 use serde_json::{Value, json};
@@ -462,8 +463,11 @@ fn callback_addr(url: &Url) -> SocketAddr {
 
 /// A hook that sends the browser to the callback with a forged query (given the real
 /// `state`) instead of approving.
-fn forged_callback(query: impl Fn(&str) -> String + Send + 'static) -> impl FnMut(&Url) + Send {
-    move |url: &Url| {
+fn forged_callback(
+    query: impl Fn(&str) -> String + Send + 'static,
+) -> impl FnMut(&BrowserStep) + Send {
+    move |step: &BrowserStep| {
+        let url = &step.authorization_url;
         let forged = format!(
             "{}?{}",
             query_param(url, "redirect_uri"),
@@ -501,12 +505,13 @@ fn request_for(addr: SocketAddr, target: &str) -> Vec<u8> {
 /// got back), then approves like the browser.
 fn junk_then_approve(
     junk: impl Fn(SocketAddr) -> Vec<String> + Send + Sync + 'static,
-) -> (impl FnMut(&Url) + Send, Arc<Mutex<Vec<String>>>) {
+) -> (impl FnMut(&BrowserStep) + Send, Arc<Mutex<Vec<String>>>) {
     let answers = Arc::new(Mutex::new(Vec::new()));
     let junk = Arc::new(junk);
     let hook = {
         let answers = Arc::clone(&answers);
-        move |url: &Url| {
+        move |step: &BrowserStep| {
+            let url = &step.authorization_url;
             let (url, answers, junk) = (url.clone(), Arc::clone(&answers), Arc::clone(&junk));
             thread::spawn(move || {
                 let got = junk(callback_addr(&url));
@@ -879,7 +884,8 @@ fn a_listener_that_only_gets_junk_times_out() {
     let s = w
         .builder()
         .callback_timeout(Duration::from_secs(1))
-        .authorize_hook(|url: &Url| {
+        .authorize_hook(|step: &BrowserStep| {
+            let url = &step.authorization_url;
             let addr = callback_addr(url);
             thread::spawn(move || {
                 send_raw(addr, b"\x00\x01junk\r\n\r\n");
@@ -921,7 +927,8 @@ fn slow_clients_sending_a_byte_a_second_do_not_hold_the_flow() {
     let slow = Arc::clone(&answered);
     let s = w
         .builder()
-        .authorize_hook(move |url: &Url| {
+        .authorize_hook(move |step: &BrowserStep| {
+            let url = &step.authorization_url;
             let addr = callback_addr(url);
             let ready = Arc::new(Barrier::new(9));
             for _ in 0..8 {

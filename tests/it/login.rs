@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use mcp_oauth_client::BrowserStep;
 use mcp_oauth_client::testing::{Route, ServerConfig, follow_redirects};
 use mcp_oauth_client::{AuthMethod, ErrorKind, Step};
 
@@ -110,7 +111,8 @@ fn callback_with_wrong_state_is_answered_and_ignored_then_the_right_one_complete
     let (tx, rx) = std::sync::mpsc::channel();
     let session = w
         .builder()
-        .authorize_hook(move |url: &url::Url| {
+        .authorize_hook(move |step: &BrowserStep| {
+            let url = &step.authorization_url;
             let redirect = url
                 .query_pairs()
                 .find(|(k, _)| k == "redirect_uri")
@@ -179,7 +181,7 @@ fn no_callback_within_the_timeout_is_a_timeout_error() {
     let w = World::new();
     let session = w
         .builder()
-        .authorize_hook(|_: &url::Url| {}) // the user never comes back
+        .authorize_hook(|_: &BrowserStep| {}) // the user never comes back
         .callback_timeout(Duration::from_millis(300))
         .build()
         .unwrap();

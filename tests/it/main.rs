@@ -6,6 +6,7 @@ mod cache;
 mod cli;
 mod common;
 mod destinations;
+mod embedding;
 mod files;
 mod habits;
 mod hostile;

@@ -169,8 +169,8 @@ fn the_server_rejects_a_wrong_verifier() {
         resource: None,
     })
     .unwrap();
-    let browser = mcp_oauth_client::testing::HeadlessBrowser::new();
-    (browser.hook())(&url);
+    // The person's browser, approving at once.
+    std::thread::spawn(move || mcp_oauth_client::testing::follow_redirects(&url));
     let code: Secret = listener
         .wait(
             &mcp_oauth_client::CallbackExpectation {

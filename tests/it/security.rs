@@ -1,5 +1,6 @@
 //! Refusals: servers the client must not follow.
 
+use mcp_oauth_client::BrowserStep;
 use mcp_oauth_client::testing::{Route, ServerConfig};
 use mcp_oauth_client::{ErrorKind, Step};
 
@@ -62,7 +63,8 @@ fn a_missing_iss_from_a_server_that_advertises_rfc9207_is_refused_and_no_code_re
     let w = World::new();
     let session = w
         .builder()
-        .authorize_hook(|url: &url::Url| {
+        .authorize_hook(|step: &BrowserStep| {
+            let url = &step.authorization_url;
             let q: Vec<(String, String)> = url.query_pairs().into_owned().collect();
             let get = |k: &str| q.iter().find(|(n, _)| n == k).unwrap().1.clone();
             let forged = format!("{}?code=stolen&state={}", get("redirect_uri"), get("state"));
