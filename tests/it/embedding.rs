@@ -145,19 +145,8 @@ fn the_hook_gets_the_step_and_a_paste_delivers_the_response() {
 /// Follows the authorization server's redirects and returns the callback URL it ends on,
 /// without requesting it (the listener is not reachable from "another machine").
 fn follow_redirects_stopping_at_callback(url: &url::Url) -> url::Url {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .max_redirects(0)
-        .build()
-        .new_agent();
-    let response = agent.get(url.as_str()).call().unwrap();
-    let location = response
-        .headers()
-        .get("location")
-        .unwrap()
-        .to_str()
-        .unwrap();
-    url.join(location).unwrap()
+    let (_, location) = get_once(url);
+    url.join(&location.unwrap()).unwrap()
 }
 
 #[test]
