@@ -163,8 +163,8 @@ pub use session::{
 };
 pub use session::{MAX_AUTHORIZATIONS, MCP_RESPONSE_TIMEOUT};
 pub use storage::{
-    CACHE_DIR_ENV, FORMAT_VERSION, FileTokenStorage, StoredTokens, cache_key, parse_stored_client,
-    parse_stored_tokens,
+    CACHE_DIR_ENV, CacheLock, FORMAT_VERSION, FileTokenStorage, StoredTokens, TokenStore,
+    cache_key, parse_stored_client, parse_stored_tokens,
 };
 pub use token::{
     CodeExchange, MAX_EXPIRES_IN, RefreshRequest, TokenSet, exchange_code, parse_token_response,

@@ -403,7 +403,7 @@ fn token(options: &Options) -> Result<(), Failure> {
         return Ok(());
     }
     let stored = session
-        .storage()
+        .store()
         .load_tokens(session.server_url())
         .ok()
         .flatten();
@@ -675,7 +675,7 @@ fn demo_steps(server: &TestServer, session: &Session) -> Result<(), Failure> {
     );
 
     eprintln!("\n3. After the access token expired (the cached expiry is moved to now):");
-    let storage = session.storage();
+    let storage = session.store();
     if let Some(mut stored) = storage.load_tokens(session.server_url())? {
         stored.tokens.expires_at = Some(unix_now());
         storage.save_tokens(session.server_url(), &stored)?;

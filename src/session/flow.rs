@@ -23,7 +23,7 @@ use crate::registration::{ClientRegistration, ConfiguredClient, RegistrationRequ
 use crate::revocation::{RevocationRequest, TokenTypeHint, revoke};
 use crate::scope::{ScopeSources, Scopes, select_scopes, step_up_scopes};
 use crate::secret::Secret;
-use crate::storage::{FORMAT_VERSION, FileTokenStorage, StoredTokens};
+use crate::storage::{CacheLock, FORMAT_VERSION, StoredTokens, TokenStore};
 use crate::token::{self, CodeExchange, RefreshRequest, unix_now};
 use crate::www_authenticate::Challenge;
 
@@ -100,7 +100,8 @@ fn fingerprint(token: &Secret) -> [u8; 32] {
 pub(crate) struct Inner {
     server_url: Url,
     config: Config,
-    storage: FileTokenStorage,
+    /// Where tokens and clients are kept.
+    store: Arc<dyn TokenStore>,
     /// The agent for OAuth requests: the session's bearer agent (which leaves OAuth exchanges
     /// alone), or one the caller brought.
     agent: ureq::Agent,
@@ -180,7 +181,7 @@ impl Inner {
     pub(crate) fn new(
         server_url: Url,
         config: Config,
-        storage: FileTokenStorage,
+        store: Arc<dyn TokenStore>,
         agent: ureq::Agent,
         hook: Option<AuthorizeHook>,
         rules: Arc<AddressRules>,
@@ -188,7 +189,7 @@ impl Inner {
         Inner {
             server_url,
             config,
-            storage,
+            store,
             agent,
             rules,
             state: Mutex::new(State {
@@ -205,9 +206,9 @@ impl Inner {
         &self.agent
     }
 
-    /// The token cache.
-    pub(crate) fn storage(&self) -> &FileTokenStorage {
-        &self.storage
+    /// Where tokens and clients are kept.
+    pub(crate) fn store(&self) -> &dyn TokenStore {
+        &*self.store
     }
 
     /// The MCP server URL.
@@ -247,7 +248,7 @@ impl Inner {
             state.tokens = None;
             state.served = None;
         }
-        self.storage.clear(&self.server_url)
+        self.store.clear(&self.server_url)
     }
 
     /// See [`Session::logout`](crate::Session::logout).
@@ -401,9 +402,9 @@ impl Inner {
     /// The cross-process lock of this server's cache entry, held until dropped. Waits as
     /// long as another process's login may take. Without it (a read-only cache, say) the flow
     /// goes on unlocked: this process still gets its token.
-    fn cache_lock(&self) -> Option<crate::storage::CacheLock> {
+    fn cache_lock(&self) -> Option<CacheLock> {
         let wait = self.config.callback_timeout + LOCK_WAIT_MARGIN;
-        match self.storage.lock(&self.server_url, wait) {
+        match self.store.lock(&self.server_url, wait) {
             Ok(lock) => Some(lock),
             Err(e) => {
                 log::warn!("going on without the cache lock: {e}");
@@ -476,14 +477,14 @@ impl Inner {
     /// The stored tokens of this server: the cache file, else what this process holds.
     fn stored_tokens(&self) -> Option<StoredTokens> {
         let held = || self.state().tokens.clone();
-        match self.storage.load_tokens(&self.server_url) {
+        match self.store.load_tokens(&self.server_url) {
             Ok(Some(t)) => return Some(t),
             Ok(None) => {}
             Err(e) => {
                 log::warn!("ignoring the cached tokens: {e}");
                 // What this process holds is whole: put it back.
                 if let Some(t) = held()
-                    && let Err(e) = self.storage.save_tokens(&self.server_url, &t)
+                    && let Err(e) = self.store.save_tokens(&self.server_url, &t)
                 {
                     log::warn!("the tokens are not cached: {e}");
                 }
@@ -501,7 +502,7 @@ impl Inner {
         if configured.is_some() {
             return configured;
         }
-        self.storage
+        self.store
             .load_client(&stored.issuer)
             .unwrap_or_else(|e| {
                 log::warn!("ignoring the cached client: {e}");
@@ -511,7 +512,7 @@ impl Inner {
     }
 
     fn forget_client(&self, issuer: &str) {
-        if let Err(e) = self.storage.remove_client(issuer) {
+        if let Err(e) = self.store.remove_client(issuer) {
             log::warn!("{e}");
         }
     }
@@ -785,7 +786,7 @@ impl Inner {
             printable(&client.client_id),
             printable(&metadata.issuer)
         );
-        if let Err(e) = self.storage.save_client(&client) {
+        if let Err(e) = self.store.save_client(&client) {
             log::warn!("the client registration is not cached: {e}");
         }
         Ok(ChosenClient::new(
@@ -798,7 +799,7 @@ impl Inner {
     /// The cached registration for this issuer with a listener on one of its registered
     /// loopback redirect URIs, when one of them can be bound.
     fn cached_client(&self, metadata: &AuthServerMetadata) -> Option<ChosenClient> {
-        let client = match self.storage.load_client(&metadata.issuer) {
+        let client = match self.store.load_client(&metadata.issuer) {
             Ok(c) => c?,
             Err(e) => {
                 log::warn!("ignoring the cached client: {e}");
@@ -824,7 +825,7 @@ impl Inner {
     /// Stores the tokens (keeping them in memory when the cache cannot be written) and returns
     /// the access token.
     fn save(&self, stored: StoredTokens) -> Secret {
-        if let Err(e) = self.storage.save_tokens(&self.server_url, &stored) {
+        if let Err(e) = self.store.save_tokens(&self.server_url, &stored) {
             log::warn!("the tokens are not cached: {e}");
         }
         let access = stored.tokens.access_token.clone();

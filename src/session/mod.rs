@@ -23,7 +23,7 @@ use crate::client_auth::AuthMethod;
 use crate::registration::ConfiguredClient;
 use crate::scope::Scopes;
 use crate::secret::Secret;
-use crate::storage::FileTokenStorage;
+use crate::storage::{FileTokenStorage, TokenStore};
 use flow::{Config, Inner, LoginContext};
 
 /// The default client name sent on dynamic registration.
@@ -39,6 +39,7 @@ pub struct SessionBuilder {
     scopes: Option<Scopes>,
     client_name: String,
     cache_dir: Option<PathBuf>,
+    store: Option<Arc<dyn TokenStore>>,
     client_metadata: Option<serde_json::Map<String, serde_json::Value>>,
     callback_port: Option<u16>,
     callback_host: CallbackHost,
@@ -73,6 +74,14 @@ impl SessionBuilder {
     /// `~/.fastmcp/oauth-mcp-client-cache`).
     pub fn cache_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.cache_dir = Some(dir.into());
+        self
+    }
+
+    /// Keeps tokens and client registrations in `store` instead of files (a keyring, a
+    /// database); [`cache_dir`](Self::cache_dir) is then unused. See [`TokenStore`] for what
+    /// the session relies on.
+    pub fn token_store(mut self, store: impl TokenStore + 'static) -> Self {
+        self.store = Some(Arc::new(store));
         self
     }
 
@@ -203,11 +212,17 @@ impl SessionBuilder {
                 )
             })?;
         crate::address::require_secure(&server_url, step)?;
-        let dir = match self.cache_dir {
-            Some(d) => d,
-            None => FileTokenStorage::default_dir()?,
+        let (store, file): (Arc<dyn TokenStore>, Option<FileTokenStorage>) = match self.store {
+            Some(store) => (store, None),
+            None => {
+                let dir = match self.cache_dir {
+                    Some(d) => d,
+                    None => FileTokenStorage::default_dir()?,
+                };
+                let file = FileTokenStorage::new(dir);
+                (Arc::new(file.clone()), Some(file))
+            }
         };
-        let storage = FileTokenStorage::new(dir);
         let config = Config {
             scopes: self.scopes,
             client_name: self.client_name,
@@ -242,13 +257,17 @@ impl SessionBuilder {
             let agent = custom_agent
                 .clone()
                 .unwrap_or_else(|| request::bearer_agent(weak.clone(), Arc::clone(&rules)));
-            Inner::new(server_url, config, storage, agent, hook, Arc::clone(&rules))
+            Inner::new(server_url, config, store, agent, hook, Arc::clone(&rules))
         });
         let mcp_agent = match custom_agent {
             Some(_) => request::bearer_agent(Arc::downgrade(&inner), rules),
             None => inner.agent().clone(),
         };
-        Ok(Session { mcp_agent, inner })
+        Ok(Session {
+            mcp_agent,
+            inner,
+            file,
+        })
     }
 }
 
@@ -266,6 +285,8 @@ impl SessionBuilder {
 /// ```
 pub struct Session {
     inner: Arc<Inner>,
+    /// The file store, when the session uses one.
+    file: Option<FileTokenStorage>,
     /// The agent for MCP requests: adds the bearer token for the server's origin.
     mcp_agent: ureq::Agent,
 }
@@ -274,7 +295,7 @@ impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Session")
             .field("server_url", &self.inner.server_url().as_str())
-            .field("cache_dir", &self.inner.storage().dir())
+            .field("store", &self.inner.store())
             .finish_non_exhaustive()
     }
 }
@@ -287,6 +308,7 @@ impl Session {
             scopes: None,
             client_name: DEFAULT_CLIENT_NAME.into(),
             cache_dir: None,
+            store: None,
             client_metadata: None,
             callback_port: None,
             callback_host: CallbackHost::default(),
@@ -317,9 +339,15 @@ impl Session {
         self.inner.server_url()
     }
 
-    /// The token cache.
-    pub fn storage(&self) -> &FileTokenStorage {
-        self.inner.storage()
+    /// Where the session keeps tokens and client registrations.
+    pub fn store(&self) -> &dyn TokenStore {
+        self.inner.store()
+    }
+
+    /// The file store, when the session keeps its tokens in files (the default); `None` with
+    /// a [`token_store`](SessionBuilder::token_store) of another kind.
+    pub fn file_store(&self) -> Option<&FileTokenStorage> {
+        self.file.as_ref()
     }
 
     /// A valid access token: the cached one, else a refreshed one, else one from a new login

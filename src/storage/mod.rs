@@ -1,6 +1,7 @@
-//! The on-disk token cache.
+//! Where tokens and client registrations are kept: the [`TokenStore`] trait, what is stored
+//! ([`StoredTokens`], versioned), and the default store, [`FileTokenStorage`].
 //!
-//! Layout (one directory, FastMCP style, one file per key):
+//! The file store's layout (one directory, FastMCP style, one file per key):
 //! - `{server key}_tokens.json`: the tokens of one MCP server with their absolute expiry, the
 //!   issuer, the token endpoint and the resource, so that a refresh after a restart needs no
 //!   discovery;
@@ -12,12 +13,10 @@
 //! old or the new file, never a torn one. Files carry a format version; a corrupt, foreign or
 //! newer file is an error for the caller to report and treat as absent.
 
+mod file;
 mod open;
 
-use std::fs;
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -29,18 +28,10 @@ use crate::registration::ClientRegistration;
 use crate::scope::Scopes;
 use crate::token::TokenSet;
 
+pub use file::{CACHE_DIR_ENV, FileTokenStorage};
+
 /// The version written in every file this crate stores.
 pub const FORMAT_VERSION: u32 = 1;
-
-/// The environment variable that overrides the default cache directory.
-pub const CACHE_DIR_ENV: &str = "MCP_OAUTH_CACHE_DIR";
-
-const TOKENS_SUFFIX: &str = "_tokens.json";
-const CLIENT_SUFFIX: &str = "_client_info.json";
-const TEMP_SUFFIX: &str = ".tmp";
-const LOCK_SUFFIX: &str = ".lock";
-/// Files larger than this are not read (a token file is a few KiB).
-const MAX_FILE: u64 = 256 * 1024;
 
 /// The tokens of one MCP server as stored on disk.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -164,417 +155,92 @@ pub fn cache_key(url: &str) -> String {
     format!("{}-{hash}", readable.trim_matches('_'))
 }
 
-/// True for names this crate writes: `{key}-{8 hex}{suffix}` or one of its temporary files.
-fn is_ours(name: &str) -> bool {
-    let base = name
-        .strip_prefix('.')
-        .and_then(|n| n.strip_suffix(TEMP_SUFFIX))
-        .and_then(|n| n.rsplit_once(".pid").map(|(b, _)| b))
-        .unwrap_or(name);
-    let Some(stem) = [TOKENS_SUFFIX, CLIENT_SUFFIX, LOCK_SUFFIX]
-        .iter()
-        .find_map(|suffix| base.strip_suffix(suffix))
-    else {
-        return false;
-    };
-    stem.rsplit_once('-').is_some_and(|(_, h)| {
-        h.len() == 8
-            && h.bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    })
+/// A held lock on one cache entry, released on drop: what [`TokenStore::lock`] returns.
+pub struct CacheLock {
+    _guard: Option<Box<dyn Send>>,
 }
 
-/// A token cache in one directory.
-#[derive(Debug, Clone)]
-pub struct FileTokenStorage {
-    dir: PathBuf,
-}
-
-impl FileTokenStorage {
-    /// A cache in `dir` (created on first write).
-    pub fn new(dir: impl Into<PathBuf>) -> FileTokenStorage {
-        FileTokenStorage { dir: dir.into() }
+impl CacheLock {
+    /// A lock that holds nothing, for stores with one user at a time.
+    pub fn none() -> CacheLock {
+        CacheLock { _guard: None }
     }
 
-    /// The default directory: `$MCP_OAUTH_CACHE_DIR`, else `~/.fastmcp/oauth-mcp-client-cache`.
-    ///
-    /// # Errors
-    /// [`ErrorKind::Config`] when neither the variable nor a home directory is known.
-    pub fn default_dir() -> Result<PathBuf> {
-        if let Some(dir) = std::env::var_os(CACHE_DIR_ENV).filter(|d| !d.is_empty()) {
-            return Ok(PathBuf::from(dir));
+    /// A lock held as long as `guard` lives (a locked file, a database transaction, …).
+    pub fn new(guard: impl Send + 'static) -> CacheLock {
+        CacheLock {
+            _guard: Some(Box::new(guard)),
         }
-        std::env::home_dir()
-            .map(|h| h.join(".fastmcp").join("oauth-mcp-client-cache"))
-            .ok_or_else(|| {
-                Error::new(
-                    ErrorKind::Config,
-                    Step::Configure,
-                    format!("no home directory; set {CACHE_DIR_ENV}"),
-                )
-            })
     }
+}
 
-    /// The directory.
-    pub fn dir(&self) -> &Path {
-        &self.dir
+impl std::fmt::Debug for CacheLock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CacheLock")
+            .field("held", &self._guard.is_some())
+            .finish()
     }
+}
 
-    /// The token file of the MCP server at `server_url`.
-    pub fn tokens_path(&self, server_url: &Url) -> PathBuf {
-        let key = cache_key(&crate::discovery::canonical_resource(server_url));
-        self.dir.join(format!("{key}{TOKENS_SUFFIX}"))
-    }
-
-    /// The lock file of the MCP server at `server_url`.
-    fn lock_path(&self, server_url: &Url) -> PathBuf {
-        let key = cache_key(&crate::discovery::canonical_resource(server_url));
-        self.dir.join(format!("{key}{LOCK_SUFFIX}"))
-    }
-
-    /// The client file of the authorization server `issuer`.
-    pub fn client_path(&self, issuer: &str) -> PathBuf {
-        self.dir
-            .join(format!("{}{CLIENT_SUFFIX}", cache_key(issuer)))
-    }
-
-    /// The stored tokens of `server_url`, `Ok(None)` when there are none.
+/// Where a session keeps its tokens and client registrations: [`FileTokenStorage`] by
+/// default; a keyring or a database through [`SessionBuilder::token_store`](crate::SessionBuilder::token_store).
+///
+/// What the session relies on: a `save` is whole or not at all (a reader never sees half of
+/// it); `lock` excludes every other user of the same entry (other threads and processes)
+/// until the guard drops, since "re-read, refresh, write" must not interleave (a rotated
+/// refresh token would be spent twice); a corrupt entry is an error, which the session
+/// reports and treats as absent. Entries are keyed by the MCP server URL (tokens) and by the
+/// issuer (clients).
+pub trait TokenStore: Send + Sync + std::fmt::Debug {
+    /// The stored tokens of the MCP server at `server_url`, `Ok(None)` when there are none.
     ///
     /// # Errors
-    /// [`ErrorKind::Storage`] when the file cannot be read or is corrupt, foreign or of
-    /// another version.
-    pub fn load_tokens(&self, server_url: &Url) -> Result<Option<StoredTokens>> {
-        let path = self.tokens_path(server_url);
-        read_file(&path)?
-            .map(|b| parse_stored_tokens(&b).map_err(|e| name_path(e, &path)))
-            .transpose()
-    }
+    /// When the entry cannot be read or is corrupt.
+    fn load_tokens(&self, server_url: &Url) -> Result<Option<StoredTokens>>;
 
-    /// Stores the tokens of `server_url`, atomically.
+    /// Stores the tokens of `server_url`, replacing what was there, whole or not at all.
     ///
     /// # Errors
-    /// [`ErrorKind::Storage`] naming the path when the directory or file cannot be written.
-    pub fn save_tokens(&self, server_url: &Url, tokens: &StoredTokens) -> Result<()> {
-        self.write(&self.tokens_path(server_url), tokens)
-    }
+    /// When they cannot be written.
+    fn save_tokens(&self, server_url: &Url, tokens: &StoredTokens) -> Result<()>;
 
     /// The client registered with `issuer`, `Ok(None)` when there is none.
     ///
     /// # Errors
-    /// As [`load_tokens`](Self::load_tokens).
-    pub fn load_client(&self, issuer: &str) -> Result<Option<ClientRegistration>> {
-        let path = self.client_path(issuer);
-        let client = read_file(&path)?
-            .map(|b| parse_stored_client(&b).map_err(|e| name_path(e, &path)))
-            .transpose()?;
-        // A file whose client belongs to another issuer is not this issuer's client.
-        Ok(client.filter(|c| c.issuer == issuer))
-    }
+    /// When the entry cannot be read or is corrupt.
+    fn load_client(&self, issuer: &str) -> Result<Option<ClientRegistration>>;
 
-    /// Stores a client registration under its issuer, atomically.
+    /// Stores a client registration under its issuer.
     ///
     /// # Errors
-    /// As [`save_tokens`](Self::save_tokens).
-    pub fn save_client(&self, client: &ClientRegistration) -> Result<()> {
-        let stored = StoredClient {
-            version: FORMAT_VERSION,
-            client: client.clone(),
-        };
-        self.write(&self.client_path(&client.issuer), &stored)
-    }
+    /// When it cannot be written.
+    fn save_client(&self, client: &ClientRegistration) -> Result<()>;
 
     /// Forgets the client registered with `issuer`.
     ///
     /// # Errors
-    /// [`ErrorKind::Storage`] when the file exists and cannot be removed.
-    pub fn remove_client(&self, issuer: &str) -> Result<()> {
-        remove(&self.client_path(issuer))
-    }
+    /// When it cannot be removed.
+    fn remove_client(&self, issuer: &str) -> Result<()>;
 
-    /// Forgets the tokens of `server_url`.
+    /// Forgets the tokens of `server_url`, and the client registration of their issuer unless
+    /// another server's tokens still use it.
     ///
     /// # Errors
-    /// [`ErrorKind::Storage`] when the file exists and cannot be removed.
-    pub fn remove_tokens(&self, server_url: &Url) -> Result<()> {
-        remove(&self.tokens_path(server_url))
-    }
+    /// When something cannot be removed.
+    fn clear(&self, server_url: &Url) -> Result<()>;
 
-    /// Removes the files of one MCP server: its tokens, and the client registration of its
-    /// issuer unless another server's tokens still use that issuer.
+    /// Locks the entry of `server_url` against every other user until the guard drops,
+    /// waiting up to `wait` for another holder.
     ///
     /// # Errors
-    /// [`ErrorKind::Storage`] when a file cannot be removed.
-    pub fn clear(&self, server_url: &Url) -> Result<()> {
-        let issuer = self
-            .load_tokens(server_url)
-            .ok()
-            .flatten()
-            .map(|t| t.issuer);
-        self.remove_tokens(server_url)?;
-        remove_lock_if_free(&self.lock_path(server_url))?;
-        if let Some(issuer) = issuer
-            && !self.issuer_in_use(&issuer)
-        {
-            self.remove_client(&issuer)?;
-        }
-        Ok(())
-    }
-
-    fn issuer_in_use(&self, issuer: &str) -> bool {
-        let Ok(entries) = fs::read_dir(&self.dir) else {
-            return false;
-        };
-        entries.flatten().any(|e| {
-            let name = e.file_name();
-            let name = name.to_string_lossy();
-            is_ours(&name)
-                && name.ends_with(TOKENS_SUFFIX)
-                && read_file(&e.path())
-                    .ok()
-                    .flatten()
-                    .and_then(|b| parse_stored_tokens(&b).ok())
-                    .is_some_and(|t| t.issuer == issuer)
-        })
-    }
-
-    /// Every server's stored tokens in the directory, with the file each came from; a file
-    /// that cannot be read is listed with its error.
-    ///
-    /// # Errors
-    /// [`ErrorKind::Storage`] when the directory exists but cannot be listed.
-    pub fn entries(&self) -> Result<Vec<(PathBuf, Result<StoredTokens>)>> {
-        let entries = match fs::read_dir(&self.dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(storage_io("cannot list", &self.dir, e)),
-        };
-        let mut out: Vec<(PathBuf, Result<StoredTokens>)> = entries
-            .flatten()
-            .filter(|e| {
-                let name = e.file_name();
-                let name = name.to_string_lossy();
-                is_ours(&name) && !name.starts_with('.') && name.ends_with(TOKENS_SUFFIX)
-            })
-            .map(|e| {
-                let path = e.path();
-                let tokens = read_file(&path).and_then(|b| {
-                    let bytes = b.unwrap_or_default();
-                    parse_stored_tokens(&bytes).map_err(|e| name_path(e, &path))
-                });
-                (path, tokens)
-            })
-            .collect();
-        out.sort_by(|a, b| a.0.cmp(&b.0));
-        Ok(out)
-    }
-
-    /// Removes every file this crate wrote in the directory, and nothing else. Returns how
-    /// many files were removed.
-    ///
-    /// # Errors
-    /// [`ErrorKind::Storage`] when the directory cannot be listed or a file removed.
-    pub fn clear_all(&self) -> Result<usize> {
-        let entries = match fs::read_dir(&self.dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
-            Err(e) => return Err(storage_io("cannot list", &self.dir, e)),
-        };
-        let mut removed = 0;
-        for entry in entries.flatten() {
-            let path = entry.path();
-            // Anything under one of our names goes (a planted symlink or FIFO too), but no
-            // directory.
-            let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
-            if !is_ours(&entry.file_name().to_string_lossy()) || is_dir {
-                continue;
-            }
-            if path.extension().is_some_and(|e| e == "lock") {
-                removed += usize::from(remove_lock_if_free(&path)?);
-            } else {
-                remove(&path)?;
-                removed += 1;
-            }
-        }
-        Ok(removed)
-    }
-
-    fn write(&self, path: &Path, value: &impl Serialize) -> Result<()> {
-        let bytes = serde_json::to_vec_pretty(value).map_err(|e| {
-            Error::new(
-                ErrorKind::Storage,
-                Step::Storage,
-                "cannot encode the cache file",
-            )
-            .with_source(e)
-        })?;
-        self.ensure_dir()?;
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let suffix = crate::secret::random_token(6, Step::Storage)?;
-        let temp = self.dir.join(format!(
-            ".{name}.pid{}-{suffix}{TEMP_SUFFIX}",
-            std::process::id()
-        ));
-        let result = write_new_file(&temp, &bytes)
-            .and_then(|()| fs::rename(&temp, path))
-            .map_err(|e| storage_io("cannot write", path, e));
-        if result.is_err() {
-            let _ = fs::remove_file(&temp);
-        }
-        result?;
-        sync_dir(&self.dir);
-        Ok(())
-    }
-
-    fn ensure_dir(&self) -> Result<()> {
-        let mut builder = fs::DirBuilder::new();
-        builder.recursive(true);
-        #[cfg(unix)]
-        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-        builder
-            .create(&self.dir)
-            .map_err(|e| storage_io("cannot create", &self.dir, e))?;
-        open::check_dir(&self.dir)
-    }
-
-    /// Takes the cross-process lock of `server_url`'s cache entry, waiting up to `wait` for
-    /// another process to release it. Held across "re-read → refresh or log in → write", so
-    /// that of several processes finding the same stale token, one refreshes and the others
-    /// use its result. The operating system releases the lock when its holder exits, crashed
-    /// or not.
-    ///
-    /// # Errors
-    /// [`ErrorKind::Timeout`] when the lock was not free within `wait`; [`ErrorKind::Storage`]
-    /// when the lock file cannot be created (a read-only cache, say).
-    pub fn lock(&self, server_url: &Url, wait: Duration) -> Result<CacheLock> {
-        self.ensure_dir()?;
-        let path = self.lock_path(server_url);
-        let file = open::open_lock(&path)?;
-        let deadline = Instant::now() + wait;
-        let mut told = false;
-        loop {
-            match file.try_lock() {
-                Ok(()) => return Ok(CacheLock { _file: file }),
-                Err(fs::TryLockError::WouldBlock) => {}
-                Err(fs::TryLockError::Error(e)) => {
-                    return Err(storage_io("cannot lock", &path, e));
-                }
-            }
-            if Instant::now() >= deadline {
-                return Err(Error::new(
-                    ErrorKind::Timeout,
-                    Step::Storage,
-                    format!(
-                        "another process held {} for more than {} s",
-                        path.display(),
-                        wait.as_secs()
-                    ),
-                ));
-            }
-            if !told {
-                log::info!("waiting for another process using {}", path.display());
-                told = true;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    }
-}
-
-/// Removes a lock file unless a process holds it (its holder is writing this cache right
-/// now); anything else under a lock file's name (a symlink, a FIFO) is removed too. Returns
-/// whether it was removed.
-fn remove_lock_if_free(path: &Path) -> Result<bool> {
-    match open::open_existing(path) {
-        Ok(Some(f)) if f.try_lock().is_err() => Ok(false),
-        Ok(None) => Ok(false),
-        _ => remove(path).map(|()| true),
-    }
-}
-
-/// A held cross-process lock on one cache entry; released on drop.
-#[derive(Debug)]
-pub struct CacheLock {
-    _file: fs::File,
-}
-
-fn write_new_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut options = fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path)?;
-    file.write_all(bytes)?;
-    file.sync_all()
-}
-
-/// Makes a rename durable (Unix; elsewhere a no-op).
-fn sync_dir(dir: &Path) {
-    #[cfg(unix)]
-    if let Ok(d) = fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
-    #[cfg(not(unix))]
-    let _ = dir;
-}
-
-fn read_file(path: &Path) -> Result<Option<Vec<u8>>> {
-    use std::io::Read;
-    let Some(file) = open::open_existing(path).map_err(|e| e.at_step(Step::TokenCheck))? else {
-        return Ok(None);
-    };
-    let mut bytes = Vec::new();
-    file.take(MAX_FILE + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| storage_io("cannot read", path, e).at_step(Step::TokenCheck))?;
-    if bytes.len() as u64 > MAX_FILE {
-        return Err(Error::new(
-            ErrorKind::Storage,
-            Step::TokenCheck,
-            format!("{} is larger than a cache file can be", path.display()),
-        ));
-    }
-    Ok(Some(bytes))
-}
-
-fn remove(path: &Path) -> Result<()> {
-    match fs::remove_file(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            Err(storage_io("cannot remove", path, e))
-        }
-        _ => Ok(()),
-    }
-}
-
-fn storage_io(what: &str, path: &Path, e: std::io::Error) -> Error {
-    Error::new(
-        ErrorKind::Storage,
-        Step::Storage,
-        format!("{what} {}", path.display()),
-    )
-    .with_source(e)
-}
-
-fn name_path(e: Error, path: &Path) -> Error {
-    e.prefix_message(&path.display().to_string())
+    /// [`ErrorKind::Timeout`] when the lock was not free within `wait`; a storage error when
+    /// it cannot be taken at all (the session then goes on without it).
+    fn lock(&self, server_url: &Url, wait: Duration) -> Result<CacheLock>;
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn our_names() {
-        let k = cache_key("https://a.example/mcp");
-        assert!(is_ours(&format!("{k}_tokens.json")));
-        assert!(is_ours(&format!("{k}_client_info.json")));
-        assert!(is_ours(&format!(".{k}_tokens.json.pid12-abcdefgh.tmp")));
-        assert!(is_ours(&format!("{k}.lock")));
-        assert!(!is_ours("https_a_example_mcp_tokens.json")); // FastMCP's own naming
-        assert!(!is_ours("notes.txt"));
-        assert!(!is_ours(&format!("{k}_tokens.json.bak")));
-    }
 
     #[test]
     fn stored_file_versions() {

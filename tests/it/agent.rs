@@ -176,7 +176,8 @@ fn after_the_resource_moves_to_another_authorization_server_the_client_registers
     assert_eq!(b.registered_clients(), 1, "registered with the new AS");
     assert_eq!(w.server.registered_clients(), a_clients);
     let a_client = session
-        .storage()
+        .file_store()
+        .unwrap()
         .load_client(&w.server.issuer())
         .unwrap()
         .unwrap();

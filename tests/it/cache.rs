@@ -189,7 +189,8 @@ fn a_crashed_lock_holder_does_not_block_the_next_process() {
     wait_for_line(&mut child, "locked", Duration::from_secs(20));
     // While it lives, the lock is taken.
     let e = session
-        .storage()
+        .file_store()
+        .unwrap()
         .lock(session.server_url(), Duration::from_millis(100))
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Timeout);
@@ -259,7 +260,11 @@ fn a_second_process_waits_for_the_first_ones_login_instead_of_opening_a_browser(
 fn corrupt_truncated_foreign_and_future_files_are_errors_then_replaced_by_a_login() {
     let w = World::new();
     w.session().access_token().unwrap();
-    let path = w.session().storage().tokens_path(&w.server.mcp_url());
+    let path = w
+        .session()
+        .file_store()
+        .unwrap()
+        .tokens_path(&w.server.mcp_url());
     let good = std::fs::read_to_string(&path).unwrap();
     let cases: [(&str, String); 5] = [
         ("truncated", good[..good.len() / 2].to_owned()),
@@ -276,7 +281,8 @@ fn corrupt_truncated_foreign_and_future_files_are_errors_then_replaced_by_a_logi
         // A new process: it has nothing but the file.
         let session = w.session();
         let e = session
-            .storage()
+            .file_store()
+            .unwrap()
             .load_tokens(session.server_url())
             .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Storage, "{name}");
@@ -300,7 +306,10 @@ fn a_file_corrupted_under_a_running_session_is_rewritten_from_memory() {
     let w = World::new();
     let session = w.session();
     let token = session.access_token().unwrap();
-    let path = session.storage().tokens_path(session.server_url());
+    let path = session
+        .file_store()
+        .unwrap()
+        .tokens_path(session.server_url());
     std::fs::write(&path, "{ broken").unwrap();
     assert_eq!(session.access_token().unwrap().secret(), token.secret());
     assert!(w.has_cached_tokens(&session));
@@ -314,7 +323,8 @@ fn an_unwritable_cache_still_returns_the_token_for_this_process() {
     std::fs::write(&file, "x").unwrap();
     let session = w.builder().cache_dir(file.join("cache")).build().unwrap();
     let e = session
-        .storage()
+        .file_store()
+        .unwrap()
         .save_tokens(session.server_url(), &fake_tokens(&w.server))
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Storage);
@@ -347,10 +357,14 @@ fn a_looser_file_is_tightened_and_a_foreign_one_refused() {
     let w = World::new();
     let session = w.session();
     session.access_token().unwrap();
-    let path = session.storage().tokens_path(session.server_url());
+    let path = session
+        .file_store()
+        .unwrap()
+        .tokens_path(session.server_url());
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
     session
-        .storage()
+        .file_store()
+        .unwrap()
         .load_tokens(session.server_url())
         .unwrap()
         .unwrap();
@@ -361,7 +375,8 @@ fn a_looser_file_is_tightened_and_a_foreign_one_refused() {
     match std::os::unix::fs::chown(&path, Some(54321), None) {
         Ok(()) => {
             let e = session
-                .storage()
+                .file_store()
+                .unwrap()
                 .load_tokens(session.server_url())
                 .unwrap_err();
             assert_eq!(e.kind(), ErrorKind::Storage);

@@ -106,7 +106,8 @@ impl World {
     /// Whether the session's cache holds readable tokens.
     pub fn has_cached_tokens(&self, session: &Session) -> bool {
         session
-            .storage()
+            .file_store()
+            .unwrap()
             .load_tokens(session.server_url())
             .unwrap()
             .is_some()
@@ -114,7 +115,7 @@ impl World {
 
     /// Moves the cached token's expiry to now, as if its lifetime had passed.
     pub fn expire_cached_token(&self, session: &Session) {
-        let storage = session.storage();
+        let storage = session.file_store().unwrap();
         let mut stored = storage.load_tokens(session.server_url()).unwrap().unwrap();
         stored.tokens.expires_at = Some(mcp_oauth_client::unix_now());
         storage.save_tokens(session.server_url(), &stored).unwrap();

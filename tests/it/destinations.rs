@@ -167,7 +167,10 @@ fn a_cache_file_steering_refresh_to_a_local_service_is_refused_and_the_tokens_st
     let session = remote_session(&w);
     session.access_token().unwrap();
     w.expire_cached_token(&session);
-    let path = session.storage().tokens_path(session.server_url());
+    let path = session
+        .file_store()
+        .unwrap()
+        .tokens_path(session.server_url());
     let mut file: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
     file["token_endpoint"] = json!(format!("https://127.0.0.1:{}/token", victim.port));
     std::fs::write(&path, serde_json::to_vec(&file).unwrap()).unwrap();

@@ -6,7 +6,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use mcp_oauth_client::testing::{Route, follow_redirects};
-use mcp_oauth_client::{BrowserStep, ErrorKind, PasteOutcome, Session, Step};
+use mcp_oauth_client::{
+    BrowserStep, CacheLock, ClientRegistration, ErrorKind, PasteOutcome, Session, Step,
+    StoredTokens, TokenStore,
+};
 
 use crate::common::{TempDir, World};
 
@@ -153,7 +156,11 @@ fn follow_redirects_stopping_at_callback(url: &url::Url) -> url::Url {
 fn cancel_login_ends_the_wait_at_once_and_leaves_the_cache_as_it_was() {
     let w = World::new();
     w.session().access_token().unwrap();
-    let path = w.session().storage().tokens_path(&w.server.mcp_url());
+    let path = w
+        .session()
+        .file_store()
+        .unwrap()
+        .tokens_path(&w.server.mcp_url());
     let before = std::fs::read(&path).unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     let session = Arc::new(
@@ -325,4 +332,136 @@ fn a_login_through_the_system_browser_writes_nothing_to_stderr() {
     // The login really went through the system browser path.
     assert_eq!(w.requests_to(Route::Token).len(), 1);
     assert!(w.has_cached_tokens(&w.session()));
+}
+
+/// A token store in memory, as a program would plug in a keyring or a database.
+#[derive(Debug, Default, Clone)]
+struct MemoryStore {
+    inner: Arc<MemoryInner>,
+}
+
+#[derive(Debug, Default)]
+struct MemoryInner {
+    tokens: Mutex<std::collections::HashMap<String, StoredTokens>>,
+    clients: Mutex<std::collections::HashMap<String, ClientRegistration>>,
+    locked: Mutex<bool>,
+    freed: std::sync::Condvar,
+    locks_taken: std::sync::atomic::AtomicUsize,
+}
+
+/// Releases a [`MemoryStore`] lock on drop.
+struct Release(Arc<MemoryInner>);
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        *self.0.locked.lock().unwrap() = false;
+        self.0.freed.notify_all();
+    }
+}
+
+impl TokenStore for MemoryStore {
+    fn load_tokens(&self, server_url: &url::Url) -> mcp_oauth_client::Result<Option<StoredTokens>> {
+        Ok(self
+            .inner
+            .tokens
+            .lock()
+            .unwrap()
+            .get(server_url.as_str())
+            .cloned())
+    }
+    fn save_tokens(
+        &self,
+        server_url: &url::Url,
+        tokens: &StoredTokens,
+    ) -> mcp_oauth_client::Result<()> {
+        self.inner
+            .tokens
+            .lock()
+            .unwrap()
+            .insert(server_url.to_string(), tokens.clone());
+        Ok(())
+    }
+    fn load_client(&self, issuer: &str) -> mcp_oauth_client::Result<Option<ClientRegistration>> {
+        Ok(self.inner.clients.lock().unwrap().get(issuer).cloned())
+    }
+    fn save_client(&self, client: &ClientRegistration) -> mcp_oauth_client::Result<()> {
+        self.inner
+            .clients
+            .lock()
+            .unwrap()
+            .insert(client.issuer.clone(), client.clone());
+        Ok(())
+    }
+    fn remove_client(&self, issuer: &str) -> mcp_oauth_client::Result<()> {
+        self.inner.clients.lock().unwrap().remove(issuer);
+        Ok(())
+    }
+    fn clear(&self, server_url: &url::Url) -> mcp_oauth_client::Result<()> {
+        self.inner
+            .tokens
+            .lock()
+            .unwrap()
+            .remove(server_url.as_str());
+        Ok(())
+    }
+    fn lock(&self, _: &url::Url, wait: Duration) -> mcp_oauth_client::Result<CacheLock> {
+        let mut locked = self.inner.locked.lock().unwrap();
+        let deadline = Instant::now() + wait;
+        while *locked {
+            let left = deadline.saturating_duration_since(Instant::now());
+            locked = self.inner.freed.wait_timeout(locked, left).unwrap().0;
+        }
+        *locked = true;
+        self.inner
+            .locks_taken
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(CacheLock::new(Release(Arc::clone(&self.inner))))
+    }
+}
+
+#[test]
+fn a_token_store_of_the_programs_own_keeps_tokens_out_of_files() {
+    let w = World::new();
+    let store = MemoryStore::default();
+    let session = |store: &MemoryStore| w.builder().token_store(store.clone()).build().unwrap();
+    let first = session(&store);
+    assert!(first.file_store().is_none());
+    let token = first.access_token().unwrap();
+    assert_eq!(w.mcp_status(token.secret()), 200);
+    assert!(
+        !w.cache.path().exists() || crate::common::names(w.cache.path()).is_empty(),
+        "no file written"
+    );
+    // Another session on the same store: the cached token, no request.
+    w.server.clear_requests();
+    let second = session(&store);
+    assert_eq!(second.access_token().unwrap().secret(), token.secret());
+    assert!(w.server.requests().is_empty());
+    // A refresh goes through the store's lock.
+    let locks = store
+        .inner
+        .locks_taken
+        .load(std::sync::atomic::Ordering::SeqCst);
+    let refreshed = second.refresh().unwrap();
+    assert_ne!(refreshed.secret(), token.secret());
+    assert_eq!(w.request_lines(), ["POST /token"]);
+    assert!(
+        store
+            .inner
+            .locks_taken
+            .load(std::sync::atomic::Ordering::SeqCst)
+            > locks
+    );
+    assert_eq!(
+        store
+            .load_tokens(&w.server.mcp_url())
+            .unwrap()
+            .unwrap()
+            .tokens
+            .access_token
+            .secret(),
+        refreshed.secret()
+    );
+    second.clear().unwrap();
+    assert!(store.load_tokens(&w.server.mcp_url()).unwrap().is_none());
 }

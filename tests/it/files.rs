@@ -10,7 +10,10 @@ fn tokens_file_records_absolute_expiry_issuer_and_token_endpoint() {
     let w = World::new();
     let session = w.session();
     session.access_token().unwrap();
-    let path = session.storage().tokens_path(session.server_url());
+    let path = session
+        .file_store()
+        .unwrap()
+        .tokens_path(session.server_url());
     let json: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
     assert_eq!(json["version"], 1);
     assert_eq!(json["issuer"], w.server.issuer());
@@ -24,7 +27,10 @@ fn tokens_file_records_absolute_expiry_issuer_and_token_endpoint() {
         expires_at > now + 3000 && expires_at <= now + 3600,
         "{expires_at}"
     );
-    let client = session.storage().client_path(&w.server.issuer());
+    let client = session
+        .file_store()
+        .unwrap()
+        .client_path(&w.server.issuer());
     assert!(client.exists());
 }
 
@@ -73,7 +79,7 @@ fn clear_keeps_a_client_that_another_server_still_uses() {
     session.access_token().unwrap();
     // A second MCP URL on the same server and issuer.
     let other = w.server.mcp_url().join("/mcp/other").unwrap();
-    let storage = session.storage();
+    let storage = session.file_store().unwrap();
     let mut stored = storage.load_tokens(session.server_url()).unwrap().unwrap();
     stored.server_url = other.to_string();
     storage.save_tokens(&other, &stored).unwrap();
@@ -120,14 +126,24 @@ fn a_looser_existing_cache_dir_is_tightened() {
 fn a_corrupt_token_file_is_treated_as_absent_and_replaced_by_a_login() {
     let w = World::new();
     let session = w.session();
-    let path = session.storage().tokens_path(session.server_url());
+    let path = session
+        .file_store()
+        .unwrap()
+        .tokens_path(session.server_url());
     std::fs::write(&path, b"{\"version\":1, truncated").unwrap();
-    assert!(session.storage().load_tokens(session.server_url()).is_err());
+    assert!(
+        session
+            .file_store()
+            .unwrap()
+            .load_tokens(session.server_url())
+            .is_err()
+    );
     let token = session.access_token().unwrap();
     assert_eq!(w.mcp_status(token.secret()), 200);
     assert!(
         session
-            .storage()
+            .file_store()
+            .unwrap()
             .load_tokens(session.server_url())
             .unwrap()
             .is_some()
@@ -173,7 +189,11 @@ mod planted {
 
     /// The lock file of the world's MCP server, next to its token file.
     fn lock_path(w: &World) -> PathBuf {
-        let tokens = w.session().storage().tokens_path(&w.server.mcp_url());
+        let tokens = w
+            .session()
+            .file_store()
+            .unwrap()
+            .tokens_path(&w.server.mcp_url());
         let name = tokens.file_name().unwrap().to_string_lossy();
         tokens.with_file_name(name.replace("_tokens.json", ".lock"))
     }
@@ -204,11 +224,14 @@ mod planted {
     fn a_fifo_at_the_tokens_path_neither_hangs_token_nor_survives_a_login() {
         let w = World::new();
         let session = w.session();
-        let tokens = session.storage().tokens_path(session.server_url());
+        let tokens = session
+            .file_store()
+            .unwrap()
+            .tokens_path(session.server_url());
         std::fs::create_dir_all(w.cache.path()).unwrap();
         mkfifo(&tokens);
         let e = within_10s({
-            let storage = session.storage().clone();
+            let storage = session.file_store().unwrap().clone();
             let url = session.server_url().clone();
             move || storage.load_tokens(&url).unwrap_err()
         });
@@ -223,14 +246,17 @@ mod planted {
     fn clear_all_removes_a_fifo_and_a_symlink_under_our_names() {
         let w = World::new();
         let session = w.session();
-        let tokens = session.storage().tokens_path(session.server_url());
+        let tokens = session
+            .file_store()
+            .unwrap()
+            .tokens_path(session.server_url());
         std::fs::create_dir_all(w.cache.path()).unwrap();
         mkfifo(&tokens);
         let elsewhere = TempDir::new();
         let kept = elsewhere.path().join("not-ours");
         std::fs::write(&kept, b"keep").unwrap();
         symlink(&kept, lock_path(&w)).unwrap();
-        let storage = session.storage().clone();
+        let storage = session.file_store().unwrap().clone();
         let removed = within_10s(move || storage.clear_all().unwrap());
         assert_eq!(removed, 2);
         assert!(std::fs::symlink_metadata(&tokens).is_err());
@@ -243,14 +269,18 @@ mod planted {
         let w = World::new();
         let session = w.session();
         session.access_token().unwrap();
-        let tokens = session.storage().tokens_path(session.server_url());
+        let tokens = session
+            .file_store()
+            .unwrap()
+            .tokens_path(session.server_url());
         let elsewhere = TempDir::new();
         let target = elsewhere.path().join("someone-elses.json");
         std::fs::rename(&tokens, &target).unwrap();
         std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o644)).unwrap();
         symlink(&target, &tokens).unwrap();
         let e = session
-            .storage()
+            .file_store()
+            .unwrap()
             .load_tokens(session.server_url())
             .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Storage);

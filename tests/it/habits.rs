@@ -43,7 +43,8 @@ fn basic_with_client_id_in_the_body_passes_exchange_refresh_and_revocation() {
         "client_secret_basic"
     );
     let client_id = session
-        .storage()
+        .file_store()
+        .unwrap()
         .load_tokens(session.server_url())
         .unwrap()
         .unwrap()
@@ -218,7 +219,8 @@ fn a_registration_answered_with_a_confidential_client_uses_its_secret() {
         serde_json::from_str(&w.requests_to(Route::Register)[0].body).unwrap();
     assert_eq!(register["token_endpoint_auth_method"], "none");
     let client = session
-        .storage()
+        .file_store()
+        .unwrap()
         .load_client(&w.server.issuer())
         .unwrap()
         .unwrap();
@@ -240,7 +242,8 @@ fn a_token_response_without_expires_in_is_used_until_the_server_rejects_it() {
     let session = w.session();
     session.access_token().unwrap();
     let stored = session
-        .storage()
+        .file_store()
+        .unwrap()
         .load_tokens(session.server_url())
         .unwrap()
         .unwrap();
@@ -271,7 +274,8 @@ fn a_refresh_answer_without_a_refresh_token_keeps_the_old_one() {
     });
     let session = w.session_with_expired_token();
     let before = session
-        .storage()
+        .file_store()
+        .unwrap()
         .load_tokens(session.server_url())
         .unwrap()
         .unwrap();
@@ -279,7 +283,8 @@ fn a_refresh_answer_without_a_refresh_token_keeps_the_old_one() {
     w.expire_cached_token(&session);
     session.access_token().unwrap();
     let after = session
-        .storage()
+        .file_store()
+        .unwrap()
         .load_tokens(session.server_url())
         .unwrap()
         .unwrap();

@@ -53,7 +53,13 @@ fn capture_logs() {
 
 /// The token file's bytes, `None` when there is none.
 fn token_file(session: &Session) -> Option<Vec<u8>> {
-    std::fs::read(session.storage().tokens_path(session.server_url())).ok()
+    std::fs::read(
+        session
+            .file_store()
+            .unwrap()
+            .tokens_path(session.server_url()),
+    )
+    .ok()
 }
 
 /// Runs `call` and checks what every refusal promises; returns the error for more checks.
@@ -189,7 +195,7 @@ fn secrets_seen(w: &World, session: &Session) -> Vec<String> {
             }
         }
     }
-    let dir = session.storage().dir();
+    let dir = session.file_store().unwrap().dir();
     for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
         if let Ok(file) = serde_json::from_slice::<Value>(&std::fs::read(entry.path()).unwrap()) {
             json_secrets(&file, &mut out);
@@ -286,7 +292,10 @@ fn expired_session(w: &World) -> Session {
 
 /// Rewrites one field of the stored token file, as a tampering process would.
 fn tamper_token_file(session: &Session, field: &str, value: Value) {
-    let path = session.storage().tokens_path(session.server_url());
+    let path = session
+        .file_store()
+        .unwrap()
+        .tokens_path(session.server_url());
     let mut file: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
     file[field] = value;
     std::fs::write(&path, serde_json::to_vec_pretty(&file).unwrap()).unwrap();
@@ -1304,7 +1313,12 @@ fn stored_expiry(expires_in: Value) -> (Option<u64>, u64) {
     let s = w.session();
     let now = unix_now();
     s.access_token().unwrap();
-    let stored = s.storage().load_tokens(s.server_url()).unwrap().unwrap();
+    let stored = s
+        .file_store()
+        .unwrap()
+        .load_tokens(s.server_url())
+        .unwrap()
+        .unwrap();
     (stored.tokens.expires_at, now)
 }
 
@@ -1356,8 +1370,18 @@ fn an_unknown_metadata_member_nested_twenty_thousand_deep_is_skipped() {
 
 /// The session's stored refresh token and its client, for a revocation request.
 fn revocation_parts(s: &Session, issuer: &str) -> (Secret, mcp_oauth_client::ClientRegistration) {
-    let stored = s.storage().load_tokens(s.server_url()).unwrap().unwrap();
-    let client = s.storage().load_client(issuer).unwrap().unwrap();
+    let stored = s
+        .file_store()
+        .unwrap()
+        .load_tokens(s.server_url())
+        .unwrap()
+        .unwrap();
+    let client = s
+        .file_store()
+        .unwrap()
+        .load_client(issuer)
+        .unwrap()
+        .unwrap();
     (stored.tokens.refresh_token.unwrap(), client)
 }
 
@@ -1416,7 +1440,11 @@ fn a_token_file_with_a_token_in_the_wrong_place_leaks_it_nowhere() {
     let old = first.access_token().unwrap();
     // `tokens` should be an object; a damaged file holds the bare access token there.
     tamper_token_file(&first, "tokens", old.secret().into());
-    let e = first.storage().load_tokens(first.server_url()).unwrap_err();
+    let e = first
+        .file_store()
+        .unwrap()
+        .load_tokens(first.server_url())
+        .unwrap_err();
     assert_eq!((e.kind(), e.step()), (ErrorKind::Storage, Step::TokenCheck));
     assert!(!format!("{e} {e:?}").contains(old.secret()), "{e}");
     // A new session reports the file, treats it as absent and logs in again.

@@ -169,7 +169,8 @@ fn access_denied_on_the_callback_is_a_typed_error_naming_access_denied() {
     assert!(page.body.contains("access_denied"));
     assert!(
         w.session()
-            .storage()
+            .file_store()
+            .unwrap()
             .load_tokens(&w.server.mcp_url())
             .unwrap()
             .is_none()

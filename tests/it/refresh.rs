@@ -58,7 +58,13 @@ fn a_refresh_failing_for_another_reason_is_an_error_and_keeps_the_stored_tokens(
     let session = w.session();
     session.access_token().unwrap();
     w.expire_cached_token(&session);
-    let before = std::fs::read(session.storage().tokens_path(session.server_url())).unwrap();
+    let before = std::fs::read(
+        session
+            .file_store()
+            .unwrap()
+            .tokens_path(session.server_url()),
+    )
+    .unwrap();
     w.server
         .set_fault(Route::Token, Fault::status(503).times(1));
 
@@ -66,7 +72,13 @@ fn a_refresh_failing_for_another_reason_is_an_error_and_keeps_the_stored_tokens(
     assert_eq!(e.step(), mcp_oauth_client::Step::Refresh);
     assert_eq!(e.kind(), mcp_oauth_client::ErrorKind::Status);
     assert_eq!(w.browser.opened(), 1, "no browser for a server hiccup");
-    let after = std::fs::read(session.storage().tokens_path(session.server_url())).unwrap();
+    let after = std::fs::read(
+        session
+            .file_store()
+            .unwrap()
+            .tokens_path(session.server_url()),
+    )
+    .unwrap();
     assert_eq!(before, after);
     // The grant is intact: the next call refreshes.
     session.access_token().unwrap();
@@ -77,7 +89,7 @@ fn a_rotated_refresh_token_is_stored_before_it_is_used_again() {
     let w = World::new();
     let session = w.session();
     session.access_token().unwrap();
-    let storage = session.storage();
+    let storage = session.file_store().unwrap();
     let url = session.server_url();
     let mut spent = Vec::new();
     for _ in 0..3 {

@@ -100,7 +100,8 @@ fn errors_never_carry_tokens() {
     let token = session.access_token().unwrap();
     w.expire_cached_token(&session);
     let stored = session
-        .storage()
+        .file_store()
+        .unwrap()
         .load_tokens(session.server_url())
         .unwrap()
         .unwrap();
