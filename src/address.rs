@@ -8,7 +8,7 @@
 //! machine or network and have the client POST a registration, a code or a refresh token to it.
 //! The rules, checked before any connection:
 //! - The MCP server's own origin is always allowed: the user chose it.
-//! - A server on loopback may name anything [`require_secure`](require_secure) allows
+//! - A server on loopback may name anything [`require_secure`] allows
 //!   (HTTPS, or plain HTTP to loopback): local servers and their local authorization servers.
 //! - A remote server may name HTTPS URLs only, and none whose host is, or resolves to, a
 //!   loopback, unspecified, link-local (cloud metadata services live there), multicast or
@@ -41,6 +41,7 @@ pub fn is_loopback(url: &Url) -> bool {
 ///
 /// # Errors
 /// [`ErrorKind::Refused`] naming the URL.
+#[doc(hidden)]
 pub fn require_secure(url: &Url, step: Step) -> Result<()> {
     match url.scheme() {
         "https" => Ok(()),
@@ -75,7 +76,7 @@ pub enum AddressClass {
 /// (`64:ff9b::/96`) IPv6 addresses are classified by the IPv4 address they carry.
 ///
 /// ```
-/// use mcp_oauth_client::{AddressClass, classify_address};
+/// use mcp_oauth_client::address::{AddressClass, classify_address};
 /// assert_eq!(classify_address("169.254.169.254".parse().unwrap()), AddressClass::LinkLocal);
 /// assert_eq!(classify_address("::ffff:127.0.0.1".parse().unwrap()), AddressClass::Loopback);
 /// assert_eq!(classify_address("10.1.2.3".parse().unwrap()), AddressClass::Private);
@@ -140,7 +141,7 @@ fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
 pub(crate) struct AddressRules {
     /// The MCP server's origin, always allowed.
     server: url::Origin,
-    /// The MCP server is on loopback: only [`require_secure`](require_secure) applies.
+    /// The MCP server is on loopback: only [`require_secure`] applies.
     local_server: bool,
     /// Private addresses are allowed (the opt-in).
     private_network: bool,

@@ -60,7 +60,7 @@ const REQUEST_PARAMS: [&str; 9] = [
 /// request.
 ///
 /// ```
-/// use mcp_oauth_client::{build_authorization_url, AuthorizationRequest};
+/// use mcp_oauth_client::authorize::{build_authorization_url, AuthorizationRequest};
 /// let url = build_authorization_url(&AuthorizationRequest {
 ///     authorization_endpoint: "https://as.example.com/authorize",
 ///     client_id: "abc",

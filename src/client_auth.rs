@@ -9,6 +9,7 @@ use crate::discovery::AuthServerMetadata;
 /// How the client authenticates at the token endpoint (RFC 7591 §2, OAuth 2.1 §2.4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum AuthMethod {
     /// A public client: `client_id` in the form, no secret.
     None,

@@ -22,6 +22,7 @@ pub const METADATA_LIMIT: usize = 64 * 1024;
 
 /// RFC 9728 §2 protected resource metadata (the fields this client uses).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct ResourceMetadata {
     /// The protected resource's identifier: the URL the tokens are for.
     pub resource: String,
@@ -38,6 +39,7 @@ pub struct ResourceMetadata {
 
 /// RFC 8414 §2 authorization server metadata (the fields this client uses).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct AuthServerMetadata {
     /// The issuer identifier; equal to the one the metadata was looked up for.
     pub issuer: String,
@@ -109,7 +111,7 @@ impl AuthServerMetadata {
 /// lowercase scheme and host, no fragment, no trailing slash on an empty path.
 ///
 /// ```
-/// use mcp_oauth_client::canonical_resource;
+/// use mcp_oauth_client::discovery::canonical_resource;
 /// let u = url::Url::parse("HTTPS://MCP.Example.com/mcp#x").unwrap();
 /// assert_eq!(canonical_resource(&u), "https://mcp.example.com/mcp");
 /// let u = url::Url::parse("https://mcp.example.com/").unwrap();
@@ -130,7 +132,7 @@ pub fn canonical_resource(server_url: &Url) -> String {
 /// (RFC 9728 §3.1, MCP authorization: path-inserted first, then the root).
 ///
 /// ```
-/// use mcp_oauth_client::resource_metadata_urls;
+/// use mcp_oauth_client::discovery::resource_metadata_urls;
 /// let u = url::Url::parse("https://mcp.example.com/public/mcp").unwrap();
 /// let urls: Vec<String> = resource_metadata_urls(&u).iter().map(|u| u.to_string()).collect();
 /// assert_eq!(urls, [
@@ -149,7 +151,7 @@ pub fn resource_metadata_urls(server_url: &Url) -> Vec<Url> {
 /// [`ErrorKind::InvalidResponse`] when `issuer` is not an absolute URL without query or fragment.
 ///
 /// ```
-/// use mcp_oauth_client::auth_server_metadata_urls;
+/// use mcp_oauth_client::discovery::auth_server_metadata_urls;
 /// let urls: Vec<String> = auth_server_metadata_urls("https://as.example.com/t")
 ///     .unwrap().iter().map(|u| u.to_string()).collect();
 /// assert_eq!(urls, [

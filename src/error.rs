@@ -40,6 +40,68 @@ pub enum ErrorKind {
     Cancelled,
 }
 
+/// The OAuth error codes the client acts on (RFC 6749 §4.1.2.1, §5.2; RFC 6750 §3.1;
+/// RFC 7591 §3.2.2; RFC 8707 §2; RFC 6585 for `too_many_requests`), and any other as sent.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OAuthErrorCode {
+    /// `invalid_request`.
+    InvalidRequest,
+    /// `invalid_client`: the client's credentials were rejected.
+    InvalidClient,
+    /// `invalid_grant`: the code or refresh token is no longer usable; only a new
+    /// authorization helps.
+    InvalidGrant,
+    /// `unauthorized_client`: the client may not use this grant.
+    UnauthorizedClient,
+    /// `unsupported_grant_type`.
+    UnsupportedGrantType,
+    /// `invalid_scope`.
+    InvalidScope,
+    /// `invalid_target`: the resource indicator was refused (RFC 8707).
+    InvalidTarget,
+    /// `access_denied`: the person (or the server) said no.
+    AccessDenied,
+    /// `invalid_client_metadata` at registration.
+    InvalidClientMetadata,
+    /// `invalid_redirect_uri` at registration.
+    InvalidRedirectUri,
+    /// `too_many_requests`: a rate limit (see [`Error::retry_after`]).
+    TooManyRequests,
+    /// `temporarily_unavailable` or `server_error`.
+    ServerUnavailable,
+    /// `invalid_token` from a resource server.
+    InvalidToken,
+    /// `insufficient_scope` from a resource server.
+    InsufficientScope,
+    /// Any other code, as the server sent it (made printable).
+    Other(String),
+}
+
+impl OAuthErrorCode {
+    /// The code for `name`.
+    pub fn parse(name: &str) -> OAuthErrorCode {
+        use OAuthErrorCode::*;
+        match name {
+            "invalid_request" => InvalidRequest,
+            "invalid_client" => InvalidClient,
+            "invalid_grant" => InvalidGrant,
+            "unauthorized_client" => UnauthorizedClient,
+            "unsupported_grant_type" => UnsupportedGrantType,
+            "invalid_scope" => InvalidScope,
+            "invalid_target" => InvalidTarget,
+            "access_denied" => AccessDenied,
+            "invalid_client_metadata" => InvalidClientMetadata,
+            "invalid_redirect_uri" => InvalidRedirectUri,
+            "too_many_requests" => TooManyRequests,
+            "temporarily_unavailable" | "server_error" => ServerUnavailable,
+            "invalid_token" => InvalidToken,
+            "insufficient_scope" => InsufficientScope,
+            other => Other(other.to_owned()),
+        }
+    }
+}
+
 /// The step of the login flow that failed.
 #[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -201,6 +263,11 @@ impl Error {
         self.0.oauth_error.as_deref()
     }
 
+    /// The OAuth error code, typed, when the failure was one.
+    pub fn oauth_code(&self) -> Option<OAuthErrorCode> {
+        self.oauth_error().map(OAuthErrorCode::parse)
+    }
+
     /// The server's `error_description`, when it sent one (control characters removed).
     pub fn oauth_description(&self) -> Option<&str> {
         self.0.oauth_description.as_deref()
@@ -220,20 +287,20 @@ impl Error {
     /// True when the stored grant is no longer usable and only a new authorization helps:
     /// `invalid_grant` on refresh or exchange.
     pub fn needs_reauthorization(&self) -> bool {
-        self.oauth_error() == Some("invalid_grant")
+        self.oauth_code() == Some(OAuthErrorCode::InvalidGrant)
     }
 
     /// True when the authorization server rejected the client's credentials (`invalid_client`).
     pub fn is_invalid_client(&self) -> bool {
         matches!(
-            self.oauth_error(),
-            Some("invalid_client" | "unauthorized_client")
+            self.oauth_code(),
+            Some(OAuthErrorCode::InvalidClient | OAuthErrorCode::UnauthorizedClient)
         )
     }
 
     /// True when the user (or the authorization server) denied the authorization request.
     pub fn is_access_denied(&self) -> bool {
-        self.oauth_error() == Some("access_denied")
+        self.oauth_code() == Some(OAuthErrorCode::AccessDenied)
     }
 }
 

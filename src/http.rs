@@ -163,7 +163,7 @@ pub(crate) fn status_error(response: &Response, step: Step, url: &Url, sent: &[&
 /// short and printable. Pure; fuzzed.
 ///
 /// ```
-/// use mcp_oauth_client::{ErrorKind, Step, parse_oauth_error};
+/// use mcp_oauth_client::{ErrorKind, Step, internals::parse_oauth_error};
 /// let e = parse_oauth_error(400, br#"{"error":"invalid_grant"}"#, Step::Refresh);
 /// assert_eq!(e.oauth_error(), Some("invalid_grant"));
 /// assert_eq!(parse_oauth_error(302, b"", Step::CodeExchange).kind(), ErrorKind::Refused);

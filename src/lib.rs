@@ -1,8 +1,9 @@
 //! A blocking OAuth 2.1 client that logs a program in to an OAuth-protected MCP server.
 //!
-//! Blocking on purpose: no async runtime, one thread, plain `std` sockets and files, so that
-//! sync programs and small binaries get the MCP authorization flow without tokio. It is the
-//! Rust counterpart of FastMCP's `OAuth` helper.
+//! Blocking on purpose: no async runtime, plain `std` threads, sockets and files, so that sync
+//! programs and small binaries get the MCP authorization flow without tokio. It is the Rust
+//! counterpart of FastMCP's `OAuth` helper. The library never reads stdin nor writes to the
+//! terminal: what a person sees is the front end's (the `mcp-oauth` CLI is one).
 //!
 //! ```no_run
 //! use mcp_oauth_client::Session;
@@ -10,29 +11,93 @@
 //! let session = Session::builder("https://mcp.example.com/mcp")
 //!     .scopes("files:read")
 //!     .build()?;
-//! // Cached token, else refresh, else discovery + registration + browser login.
-//! let header = session.authorization_header()?;
-//! let response = ureq::post("https://mcp.example.com/mcp")
-//!     .header("authorization", &header)
-//!     .content_type("application/json")
-//!     .send(r#"{"jsonrpc": "2.0", "id": 1, "method": "ping"}"#)?;
+//! // A 401 starts the login (discovery, registration, the browser, PKCE); tokens are then
+//! // cached, refreshed, and the request is sent again.
+//! let reply = session.send(|agent| {
+//!     agent
+//!         .post(session.server_url().as_str())
+//!         .content_type("application/json")
+//!         .send(r#"{"jsonrpc": "2.0", "id": 1, "method": "ping"}"#)
+//! })?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! # Three embeddings
+//! **A daemon or a job** never opens a browser: it uses the cached token (refreshing it) and
+//! tells a person when only a login would help.
+//! ```no_run
+//! use mcp_oauth_client::{ErrorKind, Session};
+//!
+//! let session = Session::builder("https://mcp.example.com/mcp")
+//!     .interactive(false)
+//!     .build()?;
+//! match session.access_token() {
+//!     Ok(token) => { /* use token.secret() */ }
+//!     Err(e) if e.kind() == ErrorKind::LoginRequired => {
+//!         // Nothing was opened or bound: ask someone to run `mcp-oauth login URL`.
+//!     }
+//!     Err(e) => return Err(e.into()),
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//! **A GUI** shows the browser step its own way: the hook gets a [`BrowserStep`]; it starts
+//! the system browser with the one-time launch URL, shows the authorization URL for copying,
+//! and can hand over an address the person pasted. Another thread may
+//! [`cancel_login`](Session::cancel_login).
+//! ```no_run
+//! use mcp_oauth_client::{BrowserStep, Session, browser::open_browser};
+//!
+//! let session = Session::builder("https://mcp.example.com/mcp")
+//!     .authorize_hook(|step: &BrowserStep| {
+//!         let _ = open_browser(&step.launch_url);
+//!         // show step.authorization_url and step.remaining(); keep step.paster() for a
+//!         // "paste the address" field
+//!     })
+//!     .build()?;
+//! # Ok::<(), mcp_oauth_client::Error>(())
+//! ```
+//! **A test harness** runs the embedded authorization server and MCP endpoint (feature
+//! `test-server`) and a headless browser that approves at once.
+//! ```
+//! # #[cfg(feature = "test-server")]
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use mcp_oauth_client::Session;
+//! use mcp_oauth_client::testing::{HeadlessBrowser, TestServer};
+//!
+//! let server = TestServer::start()?;
+//! let browser = HeadlessBrowser::new();
+//! let cache = std::env::temp_dir().join(format!("doc-harness-{}", std::process::id()));
+//! let session = Session::builder(server.mcp_url().as_str())
+//!     .cache_dir(&cache)
+//!     .authorize_hook(browser.hook())
+//!     .build()?;
+//! session.access_token()?; // the whole login, over loopback
+//! # std::fs::remove_dir_all(&cache)?;
+//! # Ok(())
+//! # }
+//! # #[cfg(not(feature = "test-server"))]
+//! # fn main() {}
+//! ```
+//!
 //! # The flow, and where each step lives
+//! Each protocol step is a module: a pure part (parse and build, fuzzed) and one blocking
+//! exchange taking a `&ureq::Agent`, usable alone.
+//!
 //! | step | spec | pure part | exchange |
 //! | --- | --- | --- | --- |
-//! | token check | MCP authorization | [`TokenSet::is_fresh`] | [`FileTokenStorage::load_tokens`] |
-//! | refresh | RFC 6749 §6, RFC 8707 | [`parse_token_response`] | [`refresh`] |
-//! | resource metadata | RFC 9728 | [`parse_www_authenticate`], [`resource_metadata_urls`], [`parse_resource_metadata`] | [`discover_resource_metadata`] |
-//! | authorization server metadata | RFC 8414, OIDC Discovery | [`auth_server_metadata_urls`], [`parse_auth_server_metadata`] | [`discover_auth_server_metadata`] |
-//! | client registration | RFC 7591 | [`build_registration_request`], [`parse_registration_response`] | [`register`] |
-//! | authorization request | RFC 6749 §4.1, RFC 7636, RFC 8707 | [`PkceVerifier`], [`select_scopes`], [`build_authorization_url`] | the browser: [`open_browser`] |
-//! | callback | RFC 8252, RFC 9207 | [`parse_callback_request`], [`validate_callback`] | [`CallbackListener`] |
-//! | code exchange | RFC 6749 §4.1.3 | [`parse_token_response`] | [`exchange_code`] |
-//! | storage | | [`parse_stored_tokens`], [`cache_key`] | [`FileTokenStorage`] |
+//! | token check | MCP authorization | [`TokenSet::is_fresh`] | [`TokenStore::load_tokens`] |
+//! | refresh | RFC 6749 §6, RFC 8707 | [`token::parse_token_response`] | [`token::refresh`] |
+//! | resource metadata | RFC 9728 | [`www_authenticate::parse_www_authenticate`], [`discovery::resource_metadata_urls`], [`discovery::parse_resource_metadata`] | [`discovery::discover_resource_metadata`] |
+//! | authorization server metadata | RFC 8414, OIDC Discovery | [`discovery::auth_server_metadata_urls`], [`discovery::parse_auth_server_metadata`] | [`discovery::discover_auth_server_metadata`] |
+//! | where a server may send the client | MCP security | [`address::classify_address`] | the session's resolver |
+//! | client | RFC 7591, RFC 6749 §2.3 | [`registration::ConfiguredClient`], [`registration::build_registration_request`], [`registration::parse_registration_response`], [`client_auth::choose_auth_method`] | [`registration::register`] |
+//! | authorization request | RFC 6749 §4.1, RFC 7636, RFC 8707 | [`pkce::PkceVerifier`], [`scope::select_scopes`], [`authorize::build_authorization_url`] | the browser: [`BrowserStep`], [`browser::open_browser`] |
+//! | callback | RFC 8252, RFC 9207 | [`callback::parse_callback_request`], [`callback::validate_callback`] | [`callback::CallbackListener`] |
+//! | code exchange | RFC 6749 §4.1.3 | [`token::parse_token_response`] | [`token::exchange_code`] |
+//! | revocation | RFC 7009 | | [`revocation::revoke`] |
+//! | storage | | [`storage::parse_stored_tokens`] | [`TokenStore`], [`FileTokenStorage`] |
 //!
-//! [`Session`] runs them in order, only as far as needed. Every step is also usable alone.
+//! [`Session`] runs them in order, only as far as needed.
 //!
 //! # Security
 //! Each rule names the test (in `tests/it/`) that holds it.
@@ -62,7 +127,7 @@
 //!   `hostile::a_token_endpoint_that_never_answers_times_out`); the body of a 401 or 403 that
 //!   `Session::send` handles is never waited for
 //!   (`hostile::a_401_whose_body_comes_a_byte_every_two_seconds_does_not_hold_send`).
-//! - **Where a server may send the client** ([`address`](crate::classify_address) rules): a
+//! - **Where a server may send the client** ([`address`] rules): a
 //!   remote server's challenge and metadata may name neither loopback, link-local, cloud
 //!   metadata nor special addresses, literal or resolved, checked before any connection; private
 //!   addresses only with [`SessionBuilder::allow_private_network`]
@@ -110,64 +175,52 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-mod address;
-mod authorize;
-mod browser;
-mod callback;
-mod client_auth;
-mod discovery;
+pub mod address;
+pub mod authorize;
+pub mod browser;
+pub mod callback;
+pub mod client_auth;
+pub mod discovery;
 mod error;
-mod http;
-mod pkce;
-mod registration;
-mod revocation;
-mod scope;
+pub mod http;
+pub mod pkce;
+pub mod registration;
+pub mod revocation;
+pub mod scope;
 mod secret;
 mod session;
-mod storage;
-mod token;
-mod www_authenticate;
+pub mod storage;
+pub mod token;
+pub mod www_authenticate;
 
 #[cfg(feature = "test-server")]
 pub mod testing;
 
-pub use address::{AddressClass, classify_address, is_loopback, require_secure};
-pub use authorize::{AuthorizationRequest, build_authorization_url};
-pub use browser::{AuthorizeHook, BrowserStep, open_browser};
-pub use callback::{
-    CALLBACK_PATH, CallbackExpectation, CallbackHost, CallbackListener, CallbackOutcome,
-    CallbackParseError, CallbackRequest, MAX_CALLBACK_REQUEST, PasteOutcome, Paster,
-    parse_callback_request, validate_callback,
-};
-pub use client_auth::{AuthMethod, choose_auth_method};
-pub use discovery::{
-    AuthServerMetadata, METADATA_LIMIT, ResourceMetadata, auth_server_metadata_urls,
-    canonical_resource, discover_auth_server_metadata, discover_legacy_auth_server_metadata,
-    discover_resource_metadata, fallback_auth_server_metadata, parse_auth_server_metadata,
-    parse_legacy_auth_server_metadata, parse_resource_metadata, resource_matches,
-    resource_metadata_urls,
-};
-pub use error::{Error, ErrorKind, Result, Step, printable};
-pub use http::parse_oauth_error; // #[doc(hidden)]: for the fuzz targets
-pub use http::{CONNECT_TIMEOUT, OAUTH_BODY_LIMIT, REQUEST_TIMEOUT, new_agent};
-pub use pkce::{PkceVerifier, s256_challenge};
-pub use registration::{
-    ClientRegistration, ConfiguredClient, RegistrationRequest, build_registration_request,
-    parse_registration_response, register,
-};
-pub use revocation::{RevocationRequest, TokenTypeHint, revoke};
-pub use scope::{ScopeSources, Scopes, select_scopes, step_up_scopes};
-pub use secret::{Secret, constant_time_eq};
+/// The HTTP client this crate is built on: [`Session::agent`] is a [`ureq::Agent`] and
+/// [`Session::send`] returns a ureq response.
+pub use ureq;
+
+pub use browser::{AuthorizeHook, BrowserStep};
+pub use callback::{CallbackHost, PasteOutcome, Paster};
+pub use client_auth::AuthMethod;
+pub use error::{Error, ErrorKind, OAuthErrorCode, Result, Step, printable};
+pub use revocation::TokenTypeHint;
+pub use scope::Scopes;
+pub use secret::Secret;
 pub use session::{
-    DEFAULT_CALLBACK_TIMEOUT, DEFAULT_CLIENT_NAME, EXPIRY_MARGIN, Logout, Session, SessionBuilder,
+    DEFAULT_CALLBACK_TIMEOUT, DEFAULT_CLIENT_NAME, EXPIRY_MARGIN, Logout, MAX_AUTHORIZATIONS,
+    MCP_RESPONSE_TIMEOUT, Session, SessionBuilder,
 };
-pub use session::{MAX_AUTHORIZATIONS, MCP_RESPONSE_TIMEOUT};
-pub use storage::{
-    CACHE_DIR_ENV, CacheLock, FORMAT_VERSION, FileTokenStorage, StoredTokens, TokenStore,
-    cache_key, parse_stored_client, parse_stored_tokens,
-};
-pub use token::{
-    CodeExchange, MAX_EXPIRES_IN, RefreshRequest, TokenSet, exchange_code, parse_token_response,
-    refresh, unix_now,
-};
-pub use www_authenticate::{Challenge, MAX_HEADER_LEN, bearer_challenge, parse_www_authenticate};
+pub use storage::{CacheLock, FileTokenStorage, StoredTokens, TokenStore};
+pub use token::TokenSet;
+
+/// Items for the fuzz targets, the CLI and the tests: not part of the API, may change in any
+/// release.
+#[doc(hidden)]
+pub mod internals {
+    pub use crate::address::{is_loopback, require_secure};
+    pub use crate::http::parse_oauth_error;
+    pub use crate::secret::constant_time_eq;
+    pub use crate::storage::{FORMAT_VERSION, cache_key, parse_stored_client};
+    pub use crate::token::unix_now;
+}

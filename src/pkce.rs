@@ -18,6 +18,7 @@ impl PkceVerifier {
     }
 
     /// A verifier from a known value (tests and RFC vectors).
+    #[doc(hidden)]
     pub fn from_value(value: impl Into<String>) -> PkceVerifier {
         PkceVerifier(value.into())
     }
@@ -44,7 +45,7 @@ impl std::fmt::Debug for PkceVerifier {
 /// ```
 /// // RFC 7636 appendix B.
 /// assert_eq!(
-///     mcp_oauth_client::s256_challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
+///     mcp_oauth_client::pkce::s256_challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
 ///     "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
 /// );
 /// ```

@@ -17,6 +17,7 @@ use crate::secret::Secret;
 
 /// A client known to one authorization server.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct ClientRegistration {
     /// The issuer this client belongs to; its credentials go nowhere else.
     pub issuer: String,

@@ -6,6 +6,7 @@ use crate::secret::Secret;
 
 /// Which kind of token is revoked (RFC 7009 §2.1 `token_type_hint`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum TokenTypeHint {
     /// An access token.
     AccessToken,

@@ -124,7 +124,7 @@ pub struct ScopeSources<'a> {
 /// The scopes to request, or `None` to omit the `scope` parameter.
 ///
 /// ```
-/// use mcp_oauth_client::{select_scopes, ScopeSources};
+/// use mcp_oauth_client::scope::{select_scopes, ScopeSources};
 /// let prm = vec!["files:read".to_string()];
 /// let asm = vec!["files:read".to_string(), "offline_access".to_string()];
 /// let s = select_scopes(&ScopeSources {
@@ -163,7 +163,7 @@ pub fn select_scopes(sources: &ScopeSources<'_>) -> Option<Scopes> {
 /// for anyway (`selected`), so that a step-up never loses a scope the grant had.
 ///
 /// ```
-/// use mcp_oauth_client::{Scopes, step_up_scopes};
+/// use mcp_oauth_client::{Scopes, scope::step_up_scopes};
 /// let before = Scopes::parse("files:read");
 /// let s = step_up_scopes(None, &before, Some("files:write"));
 /// assert_eq!(s.to_string(), "files:read files:write");

@@ -16,6 +16,7 @@ pub const MAX_EXPIRES_IN: u64 = 10 * 365 * 24 * 3600;
 
 /// Tokens issued by the authorization server.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct TokenSet {
     /// The bearer token sent to the MCP server.
     pub access_token: Secret,
@@ -53,6 +54,7 @@ impl TokenSet {
 }
 
 /// Seconds since the Unix epoch.
+#[doc(hidden)]
 pub fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

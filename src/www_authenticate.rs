@@ -6,6 +6,7 @@
 
 /// One authentication challenge: a scheme and its parameters.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Challenge {
     /// The auth scheme as sent (`Bearer`, `Basic`, …); compare case-insensitively.
     pub scheme: String,
@@ -53,7 +54,7 @@ pub const MAX_HEADER_LEN: usize = 16 * 1024;
 ///
 /// # Example
 /// ```
-/// use mcp_oauth_client::parse_www_authenticate;
+/// use mcp_oauth_client::www_authenticate::parse_www_authenticate;
 /// let c = parse_www_authenticate(
 ///     r#"Bearer resource_metadata="https://mcp.example.com/.well-known/oauth-protected-resource", scope="files:read""#,
 /// );

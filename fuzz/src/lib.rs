@@ -15,14 +15,19 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use mcp_oauth_client::{
-    AuthMethod, AuthorizationRequest, CallbackExpectation, CallbackOutcome, CallbackParseError,
-    Error, ErrorKind, FORMAT_VERSION, MAX_CALLBACK_REQUEST, MAX_EXPIRES_IN, MAX_HEADER_LEN,
-    RegistrationRequest, Scopes, Secret, Step, StoredTokens, auth_server_metadata_urls,
-    bearer_challenge, build_authorization_url, build_registration_request, canonical_resource,
-    choose_auth_method, parse_auth_server_metadata, parse_callback_request, parse_oauth_error,
-    parse_registration_response, parse_resource_metadata, parse_stored_client, parse_stored_tokens,
-    parse_token_response, parse_www_authenticate, require_secure, resource_matches,
-    resource_metadata_urls, validate_callback,
+    AuthMethod, Error, ErrorKind, Scopes, Secret, Step, StoredTokens,
+    authorize::AuthorizationRequest, authorize::build_authorization_url,
+    callback::CallbackExpectation, callback::CallbackOutcome, callback::CallbackParseError,
+    callback::MAX_CALLBACK_REQUEST, callback::parse_callback_request, callback::validate_callback,
+    client_auth::choose_auth_method, discovery::auth_server_metadata_urls,
+    discovery::canonical_resource, discovery::parse_auth_server_metadata,
+    discovery::parse_resource_metadata, discovery::resource_matches,
+    discovery::resource_metadata_urls, internals::FORMAT_VERSION, internals::parse_oauth_error,
+    internals::parse_stored_client, internals::require_secure, registration::RegistrationRequest,
+    registration::build_registration_request, registration::parse_registration_response,
+    storage::parse_stored_tokens, token::MAX_EXPIRES_IN, token::parse_token_response,
+    www_authenticate::MAX_HEADER_LEN, www_authenticate::bearer_challenge,
+    www_authenticate::parse_www_authenticate,
 };
 use url::Url;
 
@@ -235,6 +240,7 @@ pub fn callback_request(data: &[u8]) {
                 assert!(!format!("{e} {e:?}").contains(STATE));
             }
             CallbackOutcome::Ignored(_) => {}
+            other => panic!("an outcome this target does not know: {other:?}"),
         }
     }
 }
@@ -338,12 +344,13 @@ pub fn authorization_callback(data: &[u8]) {
 /// never in `Debug`. Newline-separated fields: access token, refresh token, scope,
 /// `expires_in`, clock.
 pub fn token_file(data: &[u8]) {
-    const MARK: char = '§'; // in every secret, in nothing else
+    const MARK: char = '~'; // in every secret, in nothing else (visible ASCII, as tokens are)
     let mut fields = data
         .split(|&b| b == b'\n')
         .map(|f| String::from_utf8_lossy(f).replace(MARK, ""));
+    let access = format!("{MARK}{}", fields.next().unwrap_or_default());
     let mut response = serde_json::json!({
-        "access_token": format!("{MARK}{}", fields.next().unwrap_or_default()),
+        "access_token": access,
         "token_type": "Bearer",
     });
     if let Some(refresh) = fields.next() {
@@ -356,24 +363,32 @@ pub fn token_file(data: &[u8]) {
         response["expires_in"] = expires_in.into();
     }
     let now = fields.next().and_then(|t| t.trim().parse::<u64>().ok());
-    let tokens = parse_token_response(
+    let parsed = parse_token_response(
         response.to_string().as_bytes(),
         now.unwrap_or(DEFAULT_NOW),
         Step::CodeExchange,
-    )
-    .expect("a well-formed Bearer response parses");
-    let stored = StoredTokens {
-        version: FORMAT_VERSION,
-        server_url: DEFAULT_SERVER.into(),
-        issuer: ISSUER.into(),
-        token_endpoint: format!("{ISSUER}/token"),
-        revocation_endpoint: None,
-        resource: Some(DEFAULT_SERVER.into()),
-        requested_scope: tokens.scope.clone(),
-        client_id: "client".into(),
-        auth_method: AuthMethod::None,
-        tokens,
-    };
+    );
+    if !access.bytes().all(|b| b.is_ascii_graphic()) {
+        // No bearer token can be that: refused, without echoing it.
+        let e = parsed.expect_err("an access token with invisible characters is refused");
+        assert_eq!(e.kind(), ErrorKind::InvalidResponse);
+        assert!(!format!("{e} {e:?}").contains(MARK));
+        return;
+    }
+    let tokens = parsed.expect("a well-formed Bearer response parses");
+    // StoredTokens is built the way a store other than the file one would: from its JSON.
+    let stored: StoredTokens = serde_json::from_value(serde_json::json!({
+        "version": FORMAT_VERSION,
+        "server_url": DEFAULT_SERVER,
+        "issuer": ISSUER,
+        "token_endpoint": format!("{ISSUER}/token"),
+        "resource": DEFAULT_SERVER,
+        "requested_scope": tokens.scope,
+        "client_id": "client",
+        "auth_method": AuthMethod::None,
+        "tokens": tokens,
+    }))
+    .expect("a stored token set from parts");
     let back = parse_stored_tokens(&cache_bytes(&stored)).expect("a written file reads back");
     let (a, b) = (&stored.tokens, &back.tokens);
     assert_eq!(a.access_token.secret(), b.access_token.secret());

@@ -11,9 +11,10 @@ use std::time::Duration;
 
 use mcp_oauth_client::testing::{HeadlessBrowser, TestServer, follow_redirects};
 use mcp_oauth_client::{
-    AuthMethod, AuthorizationRequest, FileTokenStorage, PkceVerifier, RegistrationRequest, Scopes,
-    Session, build_authorization_url, build_registration_request, parse_registration_response,
-    unix_now,
+    AuthMethod, FileTokenStorage, Scopes, Session, authorize::AuthorizationRequest,
+    authorize::build_authorization_url, internals::unix_now, pkce::PkceVerifier,
+    registration::RegistrationRequest, registration::build_registration_request,
+    registration::parse_registration_response,
 };
 use mcp_oauth_client_fuzz::corpus_dir;
 
@@ -168,7 +169,7 @@ fn capture_seeds_from_the_test_server() {
     drop(stream);
     browser.join().unwrap().unwrap();
     seed("callback_request", "headless-browser", None, &raw);
-    let request = mcp_oauth_client::parse_callback_request(&raw).unwrap();
+    let request = mcp_oauth_client::callback::parse_callback_request(&raw).unwrap();
     let code = request
         .params
         .iter()
@@ -205,7 +206,7 @@ fn capture_seeds_from_the_test_server() {
     let tokens = post_form(&token, &exchange);
     let now = unix_now().to_string();
     seed("token_response", "code", Some(&now), &tokens);
-    let set = mcp_oauth_client::parse_token_response(
+    let set = mcp_oauth_client::token::parse_token_response(
         &tokens,
         unix_now(),
         mcp_oauth_client::Step::CodeExchange,
@@ -251,7 +252,7 @@ fn capture_seeds_from_the_test_server() {
     copy_seed(
         "stored_tokens",
         "login",
-        &session.storage().tokens_path(&mcp),
+        &session.file_store().unwrap().tokens_path(&mcp),
     );
     let storage = FileTokenStorage::new(&cache);
     copy_seed("stored_client", "login", &storage.client_path(&issuer));

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use mcp_oauth_client::testing::{HeadlessBrowser, TestServer};
 use mcp_oauth_client::{
     BrowserStep, Error, ErrorKind, FileTokenStorage, PasteOutcome, Session, SessionBuilder,
-    StoredTokens, TokenTypeHint, printable, unix_now,
+    StoredTokens, TokenTypeHint, printable,
 };
 
 const HELP: &str = "\
@@ -132,6 +132,13 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// Seconds since the Unix epoch.
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// The documented exit code of an error.
@@ -311,7 +318,7 @@ impl Options {
                     "Opening your browser to authorize. If it does not open, visit:\n  {}",
                     step.authorization_url
                 );
-                match mcp_oauth_client::open_browser(&step.launch_url) {
+                match mcp_oauth_client::browser::open_browser(&step.launch_url) {
                     Ok(()) => true,
                     Err(e) => {
                         eprintln!("mcp-oauth: {e}; open the URL above by hand.");
@@ -432,10 +439,9 @@ fn status(options: &Options) -> Result<(), Failure> {
     for (path, entry) in storage.entries()? {
         match entry {
             Ok(t) => {
-                if wanted
-                    .as_ref()
-                    .is_some_and(|w| mcp_oauth_client::canonical_resource(w) != t.server_url)
-                {
+                if wanted.as_ref().is_some_and(|w| {
+                    mcp_oauth_client::discovery::canonical_resource(w) != t.server_url
+                }) {
                     continue;
                 }
                 rows.push(status_json(&t, now));

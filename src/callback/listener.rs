@@ -38,6 +38,7 @@ pub const CALLBACK_PATH: &str = "/callback";
 
 /// The host name in the redirect URI. The listener binds 127.0.0.1 in both cases.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum CallbackHost {
     /// `http://127.0.0.1:PORT/callback` (RFC 8252 §7.3 recommends the IP literal).
     #[default]

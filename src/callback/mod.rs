@@ -19,6 +19,7 @@ mod response;
 
 pub(crate) use listener::Canceller;
 pub use listener::{CALLBACK_PATH, CallbackHost, CallbackListener, PasteOutcome, Paster};
+#[cfg(feature = "test-server")]
 pub(crate) use pages::html_escape;
 pub use request::{
     CallbackParseError, CallbackRequest, MAX_CALLBACK_REQUEST, parse_callback_request,

@@ -10,6 +10,7 @@ const SECRET_PARAMS: [&str; 4] = ["code", "state", "access_token", "id_token"];
 /// A parsed HTTP request as it reached the callback port. `Debug` hides the values of `code`
 /// and `state`.
 #[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct CallbackRequest {
     /// The request method.
     pub method: String,
@@ -46,6 +47,7 @@ impl std::fmt::Debug for CallbackRequest {
 
 /// Why a callback request was not accepted as an HTTP request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum CallbackParseError {
     /// The headers did not end within [`MAX_CALLBACK_REQUEST`] bytes.
     TooLarge,
@@ -62,7 +64,7 @@ pub enum CallbackParseError {
 /// [`CallbackParseError`] for oversized, incomplete or malformed input; never panics.
 ///
 /// ```
-/// use mcp_oauth_client::parse_callback_request;
+/// use mcp_oauth_client::callback::parse_callback_request;
 /// let r = parse_callback_request(
 ///     b"GET /callback?code=abc&state=xyz HTTP/1.1\r\nHost: 127.0.0.1:8765\r\n\r\n",
 /// ).unwrap();

@@ -27,6 +27,7 @@ impl std::fmt::Debug for CallbackExpectation<'_> {
 
 /// The verdict on one authorization response.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum CallbackOutcome {
     /// The right `state` and a code: redeem it.
     Code(Secret),

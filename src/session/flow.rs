@@ -17,7 +17,7 @@ use crate::discovery::{
     self, AuthServerMetadata, ResourceMetadata, canonical_resource, discover_auth_server_metadata,
     discover_resource_metadata,
 };
-use crate::error::{Error, ErrorKind, Result, Step, printable};
+use crate::error::{Error, ErrorKind, OAuthErrorCode, Result, Step, printable};
 use crate::pkce::PkceVerifier;
 use crate::registration::{ClientRegistration, ConfiguredClient, RegistrationRequest, register};
 use crate::revocation::{RevocationRequest, TokenTypeHint, revoke};
@@ -771,7 +771,10 @@ impl Inner {
         let client = match register(&self.agent, endpoint, &metadata.issuer, &request) {
             // Some servers accept only their own scopes at registration (resource scopes live
             // elsewhere); `scope` is optional there (RFC 7591 §2), so try once without it.
-            Err(e) if e.oauth_error() == Some("invalid_client_metadata") && scopes.is_some() => {
+            Err(e)
+                if e.oauth_code() == Some(OAuthErrorCode::InvalidClientMetadata)
+                    && scopes.is_some() =>
+            {
                 log::info!("{e}; registering again without a scope");
                 let request = RegistrationRequest {
                     scope: None,

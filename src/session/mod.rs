@@ -127,7 +127,7 @@ impl SessionBuilder {
 
     /// How the pre-registered client authenticates at the token and revocation endpoints
     /// (default: chosen from the server's metadata, see
-    /// [`choose_auth_method`](crate::choose_auth_method)). For servers that accept only the
+    /// [`choose_auth_method`](crate::client_auth::choose_auth_method)). For servers that accept only the
     /// method the client was registered with.
     pub fn client_auth_method(mut self, method: AuthMethod) -> Self {
         self.client_auth_method = Some(method);

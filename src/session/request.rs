@@ -11,7 +11,7 @@ use ureq::{Body, SendBody};
 
 use super::flow::{Inner, LoginContext};
 use crate::address::{AddressRules, GuardedResolver};
-use crate::error::{Error, ErrorKind, Result, Step};
+use crate::error::{Error, ErrorKind, OAuthErrorCode, Result, Step};
 use crate::http::OAuthExchange;
 use crate::www_authenticate::{Challenge, parse_www_authenticate};
 
@@ -135,7 +135,9 @@ pub(crate) fn send(
         let insufficient_scope = status == 403
             && challenge
                 .as_ref()
-                .is_some_and(|c| c.error() == Some("insufficient_scope"));
+                .and_then(Challenge::error)
+                .map(OAuthErrorCode::parse)
+                == Some(OAuthErrorCode::InsufficientScope);
         if status != 401 && !insufficient_scope {
             return Ok(response);
         }

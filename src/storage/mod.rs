@@ -31,10 +31,12 @@ use crate::token::TokenSet;
 pub use file::{CACHE_DIR_ENV, FileTokenStorage};
 
 /// The version written in every file this crate stores.
+#[doc(hidden)]
 pub const FORMAT_VERSION: u32 = 1;
 
 /// The tokens of one MCP server as stored on disk.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct StoredTokens {
     /// The format version, [`FORMAT_VERSION`].
     pub version: u32,
@@ -107,6 +109,7 @@ pub fn parse_stored_tokens(bytes: &[u8]) -> Result<StoredTokens> {
 ///
 /// # Errors
 /// As [`parse_stored_tokens`].
+#[doc(hidden)]
 pub fn parse_stored_client(bytes: &[u8]) -> Result<ClientRegistration> {
     let c: StoredClient = parse_versioned(bytes, "client file")?;
     Ok(c.client)
@@ -135,10 +138,11 @@ fn parse_versioned<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> 
 /// The filename-safe key of a URL: readable characters plus a short hash.
 ///
 /// ```
-/// use mcp_oauth_client::cache_key;
+/// use mcp_oauth_client::internals::cache_key;
 /// assert!(cache_key("http://127.0.0.1:8000/mcp").starts_with("http_127_0_0_1_8000_mcp-"));
 /// assert_ne!(cache_key("https://a.example/x-y"), cache_key("https://a.example/x_y"));
 /// ```
+#[doc(hidden)]
 pub fn cache_key(url: &str) -> String {
     let mut readable = String::new();
     for c in url.chars() {

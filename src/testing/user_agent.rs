@@ -55,7 +55,7 @@ pub fn follow_redirects(url: &Url) -> std::io::Result<Visit> {
         .new_agent();
     let mut current = url.clone();
     for _ in 0..=MAX_HOPS {
-        if !crate::is_loopback(&current) {
+        if !crate::address::is_loopback(&current) {
             return Err(std::io::Error::other(format!(
                 "the headless browser only visits loopback hosts, not {}",
                 current.host_str().unwrap_or("")

@@ -366,7 +366,10 @@ fn headless_login_accepts_the_redirect_url_pasted_on_stdin() {
     let w = World::new();
     let (mut child, url) = start_headless_login(&w.server, w.cache.path());
     // The browser is elsewhere: it gets the redirect but cannot reach this machine's listener.
-    let response = mcp_oauth_client::new_agent().get(&url).call().unwrap();
+    let response = mcp_oauth_client::http::new_agent()
+        .get(&url)
+        .call()
+        .unwrap();
     assert_eq!(response.status().as_u16(), 302);
     let location = response
         .headers()

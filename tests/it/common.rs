@@ -6,7 +6,7 @@ use std::time::Duration;
 use mcp_oauth_client::testing::{
     HeadlessBrowser, RecordedRequest, Route, ServerConfig, TestServer,
 };
-use mcp_oauth_client::{AuthMethod, ClientRegistration, Session, SessionBuilder};
+use mcp_oauth_client::{AuthMethod, Session, SessionBuilder, registration::ClientRegistration};
 
 /// A directory under the system temp dir, removed on drop.
 pub struct TempDir(PathBuf);
@@ -16,7 +16,7 @@ impl TempDir {
         let name = format!(
             "mcp-oauth-it-{}-{}",
             std::process::id(),
-            mcp_oauth_client::cache_key(&format!("{:?}", std::time::Instant::now()))
+            mcp_oauth_client::internals::cache_key(&format!("{:?}", std::time::Instant::now()))
         );
         let p = std::env::temp_dir().join(name);
         std::fs::create_dir_all(&p).unwrap();
@@ -117,13 +117,13 @@ impl World {
     pub fn expire_cached_token(&self, session: &Session) {
         let storage = session.file_store().unwrap();
         let mut stored = storage.load_tokens(session.server_url()).unwrap().unwrap();
-        stored.tokens.expires_at = Some(mcp_oauth_client::unix_now());
+        stored.tokens.expires_at = Some(mcp_oauth_client::internals::unix_now());
         storage.save_tokens(session.server_url(), &stored).unwrap();
     }
 
     /// An MCP `ping` with `token` as bearer; returns the HTTP status.
     pub fn mcp_status(&self, token: &str) -> u16 {
-        let agent = mcp_oauth_client::new_agent();
+        let agent = mcp_oauth_client::http::new_agent();
         agent
             .post(self.server.mcp_url().as_str())
             .header("authorization", &format!("Bearer {token}"))
@@ -138,22 +138,22 @@ impl World {
 
 /// A port that was free a moment ago.
 pub fn free_port() -> u16 {
-    mcp_oauth_client::CallbackListener::bind(Default::default(), 0)
+    mcp_oauth_client::callback::CallbackListener::bind(Default::default(), 0)
         .unwrap()
         .port()
 }
 
 /// A client registered with `method` for a redirect URI on `port`, as an administrator would.
 pub fn register_out_of_band(w: &World, port: u16, method: AuthMethod) -> ClientRegistration {
-    let agent = mcp_oauth_client::new_agent();
-    let md = mcp_oauth_client::discover_auth_server_metadata(&agent, &w.server.issuer())
+    let agent = mcp_oauth_client::http::new_agent();
+    let md = mcp_oauth_client::discovery::discover_auth_server_metadata(&agent, &w.server.issuer())
         .unwrap()
         .unwrap();
-    mcp_oauth_client::register(
+    mcp_oauth_client::registration::register(
         &agent,
         md.registration_endpoint.as_deref().unwrap(),
         &md.issuer,
-        &mcp_oauth_client::RegistrationRequest {
+        &mcp_oauth_client::registration::RegistrationRequest {
             client_name: "admin",
             redirect_uri: &format!("http://127.0.0.1:{port}/callback"),
             auth_method: method,

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use mcp_oauth_client::testing::{Route, follow_redirects};
 use mcp_oauth_client::{
-    BrowserStep, CacheLock, ClientRegistration, ErrorKind, PasteOutcome, Session, Step,
-    StoredTokens, TokenStore,
+    BrowserStep, CacheLock, ErrorKind, PasteOutcome, Session, Step, StoredTokens, TokenStore,
+    registration::ClientRegistration,
 };
 
 use crate::common::{TempDir, World};

@@ -22,7 +22,7 @@ fn tokens_file_records_absolute_expiry_issuer_and_token_endpoint() {
         format!("{}/token", w.server.issuer())
     );
     let expires_at = json["tokens"]["expires_at"].as_u64().unwrap();
-    let now = mcp_oauth_client::unix_now();
+    let now = mcp_oauth_client::internals::unix_now();
     assert!(
         expires_at > now + 3000 && expires_at <= now + 3600,
         "{expires_at}"

@@ -17,7 +17,9 @@ use std::time::{Duration, Instant};
 
 use mcp_oauth_client::BrowserStep;
 use mcp_oauth_client::testing::{Fault, Route, ServerConfig, follow_redirects};
-use mcp_oauth_client::{Error, ErrorKind, MAX_EXPIRES_IN, Secret, Session, Step, unix_now};
+use mcp_oauth_client::{
+    Error, ErrorKind, Secret, Session, Step, internals::unix_now, token::MAX_EXPIRES_IN,
+};
 use serde_json::{Value, json};
 use url::Url;
 
@@ -592,7 +594,7 @@ refusals! {
 #[test]
 fn prm_larger_than_the_metadata_limit_is_invalid() {
     let (_, e) = login_case(ErrorKind::InvalidResponse, Step::ResourceDiscovery, |w| {
-        let padding = "x".repeat(mcp_oauth_client::METADATA_LIMIT);
+        let padding = "x".repeat(mcp_oauth_client::discovery::METADATA_LIMIT);
         edit_resource_metadata(w, |md| md["padding"] = padding.into());
     });
     assert!(e.to_string().contains("larger than allowed"), "{e}");
@@ -601,7 +603,7 @@ fn prm_larger_than_the_metadata_limit_is_invalid() {
 #[test]
 fn prm_larger_than_the_body_limit_is_not_read_whole() {
     let (_, e) = login_case(ErrorKind::Transport, Step::ResourceDiscovery, |w| {
-        let huge = "x".repeat(mcp_oauth_client::OAUTH_BODY_LIMIT as usize + 1);
+        let huge = "x".repeat(mcp_oauth_client::http::OAUTH_BODY_LIMIT as usize + 1);
         w.server.set_fault(
             Route::ResourceMetadata,
             raw_fault(200, "application/json", huge),
@@ -656,7 +658,7 @@ fn an_oversized_challenge_header_is_ignored_and_discovery_uses_well_known_urls()
     let s = w.session();
     let header = format!(
         r#"Bearer resource_metadata="http://evil.example.com/prm", scope="{}""#,
-        "a ".repeat(mcp_oauth_client::MAX_HEADER_LEN)
+        "a ".repeat(mcp_oauth_client::www_authenticate::MAX_HEADER_LEN)
     );
     let token = s.on_unauthorized(Some(&header)).unwrap();
     assert_eq!(w.mcp_status(token.secret()), 200);
@@ -794,7 +796,7 @@ refusals! {
     an_oversized_registration_answer_is_not_read_whole: Transport in Registration, |w| {
         let huge = format!(
             r#"{{"client_id":"{}"}}"#,
-            "c".repeat(mcp_oauth_client::OAUTH_BODY_LIMIT as usize)
+            "c".repeat(mcp_oauth_client::http::OAUTH_BODY_LIMIT as usize)
         );
         w.server
             .set_fault(Route::Register, raw_fault(201, "application/json", huge));
@@ -992,7 +994,7 @@ fn an_oversized_callback_request_is_answered_431_and_the_wait_goes_on() {
     let answers = login_survives(|addr| {
         let big = format!(
             "GET /callback?state={} HTTP/1.1\r\nHost: {addr}\r\n\r\n",
-            "x".repeat(mcp_oauth_client::MAX_CALLBACK_REQUEST)
+            "x".repeat(mcp_oauth_client::callback::MAX_CALLBACK_REQUEST)
         );
         vec![send_raw(addr, big.as_bytes())]
     });
@@ -1369,7 +1371,10 @@ fn an_unknown_metadata_member_nested_twenty_thousand_deep_is_skipped() {
 // Revocation
 
 /// The session's stored refresh token and its client, for a revocation request.
-fn revocation_parts(s: &Session, issuer: &str) -> (Secret, mcp_oauth_client::ClientRegistration) {
+fn revocation_parts(
+    s: &Session,
+    issuer: &str,
+) -> (Secret, mcp_oauth_client::registration::ClientRegistration) {
     let stored = s
         .file_store()
         .unwrap()
@@ -1396,14 +1401,15 @@ fn a_redirect_on_revocation_is_not_followed() {
     );
     let (token, client) = revocation_parts(&s, &w.server.issuer());
     let endpoint = format!("{}/revoke", w.server.issuer());
-    let request = mcp_oauth_client::RevocationRequest {
+    let request = mcp_oauth_client::revocation::RevocationRequest {
         revocation_endpoint: &endpoint,
         token: &token,
         hint: mcp_oauth_client::TokenTypeHint::RefreshToken,
         client: &client,
     };
     let e = refused(&w, &s, ErrorKind::Refused, Step::Revocation, || {
-        mcp_oauth_client::revoke(&mcp_oauth_client::new_agent(), &request).map(|()| token.clone())
+        mcp_oauth_client::revocation::revoke(&mcp_oauth_client::http::new_agent(), &request)
+            .map(|()| token.clone())
     });
     assert!(e.to_string().contains("redirect"), "{e}");
     assert!(w.server.revoked_tokens().is_empty());
@@ -1417,14 +1423,15 @@ fn a_revocation_error_echoing_the_token_keeps_it_out() {
     let raw = echoing_server(400, "unsupported_token_type");
     let (token, client) = revocation_parts(&s, &w.server.issuer());
     let endpoint = raw.url("/revoke");
-    let request = mcp_oauth_client::RevocationRequest {
+    let request = mcp_oauth_client::revocation::RevocationRequest {
         revocation_endpoint: &endpoint,
         token: &token,
         hint: mcp_oauth_client::TokenTypeHint::RefreshToken,
         client: &client,
     };
     let e = refused(&w, &s, ErrorKind::OAuth, Step::Revocation, || {
-        mcp_oauth_client::revoke(&mcp_oauth_client::new_agent(), &request).map(|()| token.clone())
+        mcp_oauth_client::revocation::revoke(&mcp_oauth_client::http::new_agent(), &request)
+            .map(|()| token.clone())
     });
     assert!(!format!("{e} {e:?}").contains(token.secret()), "{e}");
 }

@@ -1,7 +1,7 @@
 //! Scope precedence and the resource indicator.
 
 use mcp_oauth_client::testing::{Route, ServerConfig};
-use mcp_oauth_client::{canonical_resource, s256_challenge};
+use mcp_oauth_client::{discovery::canonical_resource, pkce::s256_challenge};
 
 use crate::common::World;
 
@@ -37,7 +37,7 @@ fn the_challenge_scope_comes_next() {
     });
     let session = w.session();
     // Meet the 401 the way a client does: an unauthenticated MCP request.
-    let mut response = mcp_oauth_client::new_agent()
+    let mut response = mcp_oauth_client::http::new_agent()
         .post(w.server.mcp_url().as_str())
         .content_type("application/json")
         .send(serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}).to_string())
@@ -137,19 +137,20 @@ fn the_pkce_verifier_matches_the_challenge_and_the_server_checks_it() {
 
 #[test]
 fn the_server_rejects_a_wrong_verifier() {
-    use mcp_oauth_client::{CodeExchange, PkceVerifier, Secret, exchange_code};
+    use mcp_oauth_client::{Secret, pkce::PkceVerifier, token::CodeExchange, token::exchange_code};
     let w = World::new();
-    let agent = mcp_oauth_client::new_agent();
-    let md = mcp_oauth_client::discover_auth_server_metadata(&agent, &w.server.issuer())
+    let agent = mcp_oauth_client::http::new_agent();
+    let md = mcp_oauth_client::discovery::discover_auth_server_metadata(&agent, &w.server.issuer())
         .unwrap()
         .unwrap();
-    let listener = mcp_oauth_client::CallbackListener::bind(Default::default(), 0).unwrap();
+    let listener =
+        mcp_oauth_client::callback::CallbackListener::bind(Default::default(), 0).unwrap();
     let redirect = listener.redirect_uri().to_string();
-    let client = mcp_oauth_client::register(
+    let client = mcp_oauth_client::registration::register(
         &agent,
         md.registration_endpoint.as_deref().unwrap(),
         &md.issuer,
-        &mcp_oauth_client::RegistrationRequest {
+        &mcp_oauth_client::registration::RegistrationRequest {
             client_name: "t",
             redirect_uri: &redirect,
             auth_method: mcp_oauth_client::AuthMethod::None,
@@ -159,21 +160,23 @@ fn the_server_rejects_a_wrong_verifier() {
     )
     .unwrap();
     let right = PkceVerifier::generate().unwrap();
-    let url = mcp_oauth_client::build_authorization_url(&mcp_oauth_client::AuthorizationRequest {
-        authorization_endpoint: &md.authorization_endpoint,
-        client_id: &client.client_id,
-        redirect_uri: &redirect,
-        scope: None,
-        state: "s",
-        code_challenge: &right.challenge(),
-        resource: None,
-    })
+    let url = mcp_oauth_client::authorize::build_authorization_url(
+        &mcp_oauth_client::authorize::AuthorizationRequest {
+            authorization_endpoint: &md.authorization_endpoint,
+            client_id: &client.client_id,
+            redirect_uri: &redirect,
+            scope: None,
+            state: "s",
+            code_challenge: &right.challenge(),
+            resource: None,
+        },
+    )
     .unwrap();
     // The person's browser, approving at once.
     std::thread::spawn(move || mcp_oauth_client::testing::follow_redirects(&url));
     let code: Secret = listener
         .wait(
-            &mcp_oauth_client::CallbackExpectation {
+            &mcp_oauth_client::callback::CallbackExpectation {
                 state: "s",
                 issuer: &md.issuer,
                 iss_required: md.authorization_response_iss_parameter_supported,
