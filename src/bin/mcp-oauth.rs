@@ -3,6 +3,43 @@
 //! Progress and errors go to stderr; only the requested output (a token, a status) goes to
 //! stdout. Exit codes are listed in `mcp-oauth help`.
 
+/// `println!` to stdout that ends the program quietly (exit 0) when stdout is closed, as with
+/// `mcp-oauth status --json | head -c 0`, instead of panicking.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if writeln!(std::io::stdout(), $($arg)*).is_err() {
+            std::process::exit(0);
+        }
+    }};
+}
+
+/// `print!` to stdout, quiet on a closed stdout like [`outln!`].
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if write!(std::io::stdout(), $($arg)*).is_err() {
+            std::process::exit(0);
+        }
+    }};
+}
+
+/// `eprintln!` that never panics: with stderr closed the line is dropped.
+macro_rules! errln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
+/// `eprint!` that never panics.
+macro_rules! err {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -120,15 +157,15 @@ fn main() -> ExitCode {
     match run(std::env::args_os().skip(1).collect()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Usage(msg)) => {
-            eprintln!("mcp-oauth: {msg}\nRun `mcp-oauth help` for usage.");
+            errln!("mcp-oauth: {msg}\nRun `mcp-oauth help` for usage.");
             ExitCode::from(2)
         }
         Err(Failure::Error(e)) => {
-            eprintln!("mcp-oauth: {e}");
+            errln!("mcp-oauth: {e}");
             ExitCode::from(exit_code(&e))
         }
         Err(Failure::Other(msg)) => {
-            eprintln!("mcp-oauth: {msg}");
+            errln!("mcp-oauth: {msg}");
             ExitCode::from(1)
         }
     }
@@ -308,20 +345,20 @@ impl Options {
         let done = Arc::clone(done);
         self.builder(url).authorize_hook(move |step: &BrowserStep| {
             let opened = if no_browser {
-                eprintln!(
+                errln!(
                     "Open this URL in a browser to authorize:\n  {}",
                     step.authorization_url
                 );
                 false
             } else {
-                eprintln!(
+                errln!(
                     "Opening your browser to authorize. If it does not open, visit:\n  {}",
                     step.authorization_url
                 );
                 match mcp_oauth_client::browser::open_browser(&step.launch_url) {
                     Ok(()) => true,
                     Err(e) => {
-                        eprintln!("mcp-oauth: {e}; open the URL above by hand.");
+                        errln!("mcp-oauth: {e}; open the URL above by hand.");
                         false
                     }
                 }
@@ -344,17 +381,17 @@ impl Options {
 
 fn run(args: Vec<OsString>) -> Result<(), Failure> {
     let Some((command, rest)) = args.split_first() else {
-        eprint!("{HELP}");
+        err!("{HELP}");
         return Err(Failure::Usage("no command given".into()));
     };
     let command = command.to_string_lossy().into_owned();
     if matches!(command.as_str(), "-h" | "--help" | "help") {
         match rest.first().map(|c| c.to_string_lossy()) {
-            Some(c) => print!(
+            Some(c) => out!(
                 "{}",
                 command_help(&c).ok_or_else(|| Failure::Usage(format!("unknown command {c}")))?
             ),
-            None => print!("{HELP}"),
+            None => out!("{HELP}"),
         }
         return Ok(());
     }
@@ -362,7 +399,7 @@ fn run(args: Vec<OsString>) -> Result<(), Failure> {
         .ok_or_else(|| Failure::Usage(format!("unknown command {command}")))?;
     let options = parse(rest.to_vec())?;
     if options.help {
-        print!("{help}");
+        out!("{help}");
         return Ok(());
     }
     StepLogger::install(matches!(command.as_str(), "login" | "demo"));
@@ -374,7 +411,7 @@ fn run(args: Vec<OsString>) -> Result<(), Failure> {
         "clear-all" => {
             let storage = options.storage()?;
             let n = storage.clear_all()?;
-            eprintln!(
+            errln!(
                 "Removed {n} cached file(s) from {}",
                 storage.dir().display()
             );
@@ -391,7 +428,7 @@ fn login(options: &Options) -> Result<(), Failure> {
     let result = session.login();
     done.store(true, Ordering::SeqCst);
     result?;
-    eprintln!("Logged in to {}", session.server_url());
+    errln!("Logged in to {}", session.server_url());
     Ok(())
 }
 
@@ -406,7 +443,7 @@ fn token(options: &Options) -> Result<(), Failure> {
     done.store(true, Ordering::SeqCst);
     let token = token?;
     if !options.json {
-        println!("{}", token.secret());
+        outln!("{}", token.secret());
         return Ok(());
     }
     let stored = session
@@ -424,7 +461,7 @@ fn token(options: &Options) -> Result<(), Failure> {
         "scope": tokens.and_then(|t| t.scope.as_deref()).map(printable),
         "issuer": stored.as_ref().map(|s| printable(&s.issuer)),
     });
-    println!("{json:#}");
+    outln!("{json:#}");
     Ok(())
 }
 
@@ -448,7 +485,7 @@ fn status(options: &Options) -> Result<(), Failure> {
             }
             Err(e) if wanted.is_none() => {
                 // A file name in the cache directory is anyone's choice: printable only.
-                eprintln!(
+                errln!(
                     "mcp-oauth: skipping {}: {e}",
                     printable(&path.display().to_string())
                 )
@@ -457,31 +494,31 @@ fn status(options: &Options) -> Result<(), Failure> {
         }
     }
     if options.json {
-        println!("{:#}", serde_json::Value::Array(rows));
+        outln!("{:#}", serde_json::Value::Array(rows));
         return Ok(());
     }
     if rows.is_empty() {
-        println!("No cached logins in {}", storage.dir().display());
+        outln!("No cached logins in {}", storage.dir().display());
     }
     for r in rows {
         let expires = match r["expires_at"].as_u64() {
             Some(at) => format!("{} ({})", relative(at, now), utc(at)),
             None => "unknown (no expires_in)".into(),
         };
-        println!("{}", r["server_url"].as_str().unwrap_or(""));
-        println!("  issuer:        {}", r["issuer"].as_str().unwrap_or(""));
-        println!("  client id:     {}", r["client_id"].as_str().unwrap_or(""));
-        println!(
+        outln!("{}", r["server_url"].as_str().unwrap_or(""));
+        outln!("  issuer:        {}", r["issuer"].as_str().unwrap_or(""));
+        outln!("  client id:     {}", r["client_id"].as_str().unwrap_or(""));
+        outln!(
             "  scopes:        {}",
             r["scope"].as_str().unwrap_or("(none granted)")
         );
-        println!("  expires:       {expires}");
+        outln!("  expires:       {expires}");
         let refresh = if r["refresh_token"] == true {
             "yes"
         } else {
             "no"
         };
-        println!("  refresh token: {refresh}");
+        outln!("  refresh token: {refresh}");
     }
     Ok(())
 }
@@ -540,7 +577,7 @@ fn logout(options: &Options) -> Result<(), Failure> {
     let session = options.session()?;
     let report = session.logout()?;
     if !report.had_tokens {
-        eprintln!("No cached login for {}", session.server_url());
+        errln!("No cached login for {}", session.server_url());
         return Ok(());
     }
     let names: Vec<&str> = report
@@ -552,17 +589,17 @@ fn logout(options: &Options) -> Result<(), Failure> {
         })
         .collect();
     if names.is_empty() {
-        eprintln!("Nothing revoked (the server offers no revocation, or it failed).");
+        errln!("Nothing revoked (the server offers no revocation, or it failed).");
     } else {
-        eprintln!(
+        errln!(
             "Revoked {} at the authorization server.",
             names.join(" and ")
         );
     }
     for e in &report.errors {
-        eprintln!("mcp-oauth: {e}");
+        errln!("mcp-oauth: {e}");
     }
-    eprintln!("Forgot the cached tokens of {}", session.server_url());
+    errln!("Forgot the cached tokens of {}", session.server_url());
     Ok(())
 }
 
@@ -570,7 +607,7 @@ fn logout(options: &Options) -> Result<(), Failure> {
 /// hands it to the waiting login, until one is taken or the login is over.
 fn paste_prompt(step: &BrowserStep) {
     let paster = step.paster();
-    eprintln!(
+    errln!(
         "If your browser cannot reach this machine, paste the address it ended on (starting \
          with {}) here and press Enter:",
         step.redirect_uri
@@ -583,10 +620,10 @@ fn paste_prompt(step: &BrowserStep) {
             }
             match paster.deliver(&line) {
                 PasteOutcome::NotACallback => {
-                    eprintln!("That is not the address of the authorization response; try again:")
+                    errln!("That is not the address of the authorization response; try again:")
                 }
                 PasteOutcome::NotThisLogin => {
-                    eprintln!("That address does not belong to this login; try again:")
+                    errln!("That address does not belong to this login; try again:")
                 }
                 _ => return,
             }
@@ -603,7 +640,7 @@ fn countdown(step: &BrowserStep, done: Arc<AtomicBool>) {
     std::thread::spawn(move || {
         let tty = std::io::stderr().is_terminal();
         let start = Instant::now();
-        eprintln!("Waiting for the authorization response at {redirect}");
+        errln!("Waiting for the authorization response at {redirect}");
         let mut last_line = 0;
         while !done.load(Ordering::SeqCst) {
             let left = deadline.saturating_duration_since(Instant::now()).as_secs();
@@ -612,16 +649,16 @@ fn countdown(step: &BrowserStep, done: Arc<AtomicBool>) {
             }
             let left_text = format!("{}:{:02} left", left / 60, left % 60);
             if tty {
-                eprint!("\r  {left_text} (Ctrl-C cancels) ");
+                err!("\r  {left_text} (Ctrl-C cancels) ");
                 let _ = std::io::stderr().flush();
             } else if start.elapsed().as_secs() >= last_line + 30 {
                 last_line = start.elapsed().as_secs();
-                eprintln!("  still waiting, {left_text}");
+                errln!("  still waiting, {left_text}");
             }
             std::thread::sleep(Duration::from_millis(250));
         }
         if tty {
-            eprint!("\r{:40}\r", "");
+            err!("\r{:40}\r", "");
         }
     });
 }
@@ -636,11 +673,11 @@ fn demo(options: &Options) -> Result<(), Failure> {
         std::process::id(),
         unix_now()
     ));
-    eprintln!(
+    errln!(
         "Embedded authorization server and MCP endpoint: {}",
         server.mcp_url()
     );
-    eprintln!("Token cache for this demo: {}\n", cache.display());
+    errln!("Token cache for this demo: {}\n", cache.display());
 
     let browser = HeadlessBrowser::new();
     let mut builder = options
@@ -654,33 +691,31 @@ fn demo(options: &Options) -> Result<(), Failure> {
     let result = demo_steps(&server, &session);
     let _ = std::fs::remove_dir_all(&cache);
     result?;
-    eprintln!(
-        "\nDone: discovery, registration, browser login with PKCE, cache and refresh all ran."
-    );
+    errln!("\nDone: discovery, registration, browser login with PKCE, cache and refresh all ran.");
     Ok(())
 }
 
 fn demo_steps(server: &TestServer, session: &Session) -> Result<(), Failure> {
-    eprintln!("1. An MCP request with no token: the 401 starts the login");
+    errln!("1. An MCP request with no token: the 401 starts the login");
     let started = Instant::now();
     let reply = mcp_initialize(session)?;
-    eprintln!(
+    errln!(
         "   initialize -> {reply} after {} ms",
         started.elapsed().as_millis()
     );
     show_requests(server);
 
-    eprintln!("\n2. Again, from the cache:");
+    errln!("\n2. Again, from the cache:");
     server.clear_requests();
     let started = Instant::now();
     session.access_token()?;
-    eprintln!(
+    errln!(
         "   token in {} us, {} request(s) to the server",
         started.elapsed().as_micros(),
         server.requests().len()
     );
 
-    eprintln!("\n3. After the access token expired (the cached expiry is moved to now):");
+    errln!("\n3. After the access token expired (the cached expiry is moved to now):");
     let storage = session.store();
     if let Some(mut stored) = storage.load_tokens(session.server_url())? {
         stored.tokens.expires_at = Some(unix_now());
@@ -689,16 +724,16 @@ fn demo_steps(server: &TestServer, session: &Session) -> Result<(), Failure> {
     server.clear_requests();
     let started = Instant::now();
     session.access_token()?;
-    eprintln!("   refreshed in {} ms", started.elapsed().as_millis());
+    errln!("   refreshed in {} ms", started.elapsed().as_millis());
     show_requests(server);
     Ok(())
 }
 
 fn show_requests(server: &TestServer) {
     let requests = server.requests();
-    eprintln!("   the server received {} request(s):", requests.len());
+    errln!("   the server received {} request(s):", requests.len());
     for r in requests {
-        eprintln!("     {} {}", r.method, r.path);
+        errln!("     {} {}", r.method, r.path);
     }
 }
 
@@ -779,9 +814,9 @@ impl log::Log for StepLogger {
         let text = record.args().to_string();
         let text = printable(&text);
         if record.level() <= log::Level::Warn {
-            eprintln!("{clear}mcp-oauth: {text}");
+            errln!("{clear}mcp-oauth: {text}");
         } else {
-            eprintln!(
+            errln!(
                 "{clear}   [{:>5} ms] {text}",
                 self.start.elapsed().as_millis()
             );

@@ -666,3 +666,26 @@ fn token_no_login_exits_8_when_only_a_login_would_help_and_prints_the_cached_tok
         stored.tokens.access_token.secret()
     );
 }
+
+#[test]
+fn a_closed_stdout_ends_the_cli_quietly() {
+    let w = World::new();
+    logged_in(&w);
+    for args in [&["status", "--json"][..], &["status"], &["help", "status"]] {
+        // A pipe whose reading end is already closed: every write to it fails (EPIPE).
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = cli(args, w.cache.path())
+            .stdout(writer)
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+        assert!(out.stderr.is_empty(), "{args:?}: {}", text(&out.stderr));
+    }
+}
