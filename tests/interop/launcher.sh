@@ -9,7 +9,10 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 dir=${INTEROP_DIR:?INTEROP_DIR is not set}
 label=${INTEROP_LABEL:-login}
 url=${1:?usage: launcher.sh URL}
-# One line per invocation: time, label, and the URL without its query (state and PKCE stay out).
-printf '%s %s %s\n' "$(date +%s)" "$label" "${url%%\?*}" >> "$dir/launches"
+# One line per invocation: time, label, and the URL without its query or the one-time launch
+# path (state, PKCE and the launch nonce stay out).
+shown=${url%%\?*}
+shown=${shown%%/start/*}
+printf '%s %s %s\n' "$(date +%s)" "$label" "$shown" >> "$dir/launches"
 nohup node "$here/driver.mjs" "$url" > "$dir/driver-$label.log" 2>&1 < /dev/null &
 printf '%s\n' "$!" > "$dir/driver-$label.pid"
