@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use url::Url;
 
-use super::open;
+use super::open::{self, storage_io};
 use super::{
     CacheLock, FORMAT_VERSION, StoredClient, StoredTokens, TokenStore, cache_key,
     parse_stored_client, parse_stored_tokens,
@@ -402,15 +402,6 @@ fn remove(path: &Path) -> Result<()> {
         }
         _ => Ok(()),
     }
-}
-
-pub(crate) fn storage_io(what: &str, path: &Path, e: std::io::Error) -> Error {
-    Error::new(
-        ErrorKind::Storage,
-        Step::Storage,
-        format!("{what} {}", path.display()),
-    )
-    .with_source(e)
 }
 
 fn name_path(e: Error, path: &Path) -> Error {

@@ -37,7 +37,7 @@ pub(super) fn open_lock(path: &Path) -> Result<File> {
 /// Checks the cache directory (following a symlink the user made to it): a directory owned by
 /// this user, not open to others.
 pub(super) fn check_dir(dir: &Path) -> Result<()> {
-    let handle = File::open(dir).map_err(|e| super::file::storage_io("cannot open", dir, e))?;
+    let handle = File::open(dir).map_err(|e| storage_io("cannot open", dir, e))?;
     checked(handle, dir, 0o700).map(drop)
 }
 
@@ -56,7 +56,7 @@ fn no_follow(mut options: OpenOptions) -> OpenOptions {
 fn checked(file: File, path: &Path, mode: u32) -> Result<File> {
     let meta = file
         .metadata()
-        .map_err(|e| super::file::storage_io("cannot read", path, e))?;
+        .map_err(|e| storage_io("cannot read", path, e))?;
     let right_type = if mode == 0o700 {
         meta.is_dir()
     } else {
@@ -86,7 +86,7 @@ fn checked(file: File, path: &Path, mode: u32) -> Result<File> {
         if meta.mode() & 0o077 != 0 {
             log::warn!("{} was open to others; restricting it", path.display());
             file.set_permissions(fs::Permissions::from_mode(mode))
-                .map_err(|e| super::file::storage_io("cannot restrict the mode of", path, e))?;
+                .map_err(|e| storage_io("cannot restrict the mode of", path, e))?;
         }
     }
     Ok(file)
@@ -113,5 +113,15 @@ fn refusal_or_io(path: &Path, e: std::io::Error) -> Error {
     if e.raw_os_error() == Some(libc::ELOOP) {
         return refused(path, "is a symbolic link");
     }
-    super::file::storage_io("cannot open", path, e)
+    storage_io("cannot open", path, e)
+}
+
+/// A storage error for `what` failed on `path`, with the I/O error as its cause.
+pub(super) fn storage_io(what: &str, path: &Path, e: std::io::Error) -> Error {
+    Error::new(
+        ErrorKind::Storage,
+        Step::Storage,
+        format!("{what} {}", path.display()),
+    )
+    .with_source(e)
 }

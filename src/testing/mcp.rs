@@ -5,7 +5,7 @@ use std::time::Instant;
 use serde_json::{Map, Value, json};
 
 use super::http::{Request, Response};
-use super::server::{Shared, method_not_allowed};
+use super::state::{Shared, method_not_allowed};
 use super::util::{has_scopes, random_token};
 
 /// The protocol version answered when the client does not ask for one.

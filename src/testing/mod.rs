@@ -48,6 +48,7 @@ mod oauth;
 mod record;
 mod route;
 mod server;
+mod state;
 mod user_agent;
 mod util;
 
@@ -67,7 +68,7 @@ pub use record::RecordedRequest;
 pub use route::Route;
 pub use user_agent::{HeadlessBrowser, MAX_HOPS, Visit, follow_redirects};
 
-use server::Shared;
+use state::Shared;
 
 /// A running test server: an OAuth 2.1 authorization server plus an MCP endpoint it protects.
 ///

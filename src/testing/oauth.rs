@@ -11,54 +11,15 @@ use sha2::{Digest as _, Sha256};
 use url::Url;
 
 use super::http::{Request, Response};
-use super::server::{Shared, State, not_found, require_method};
+use super::state::{
+    AccessGrant, Client, CodeGrant, RefreshGrant, Shared, State, not_found, require_method,
+};
 use super::util::{
     form_decode, has_scopes, html_escape, normalize_scope, random_token, single, unix_now,
 };
 
 /// How long an authorization code can be redeemed.
 const CODE_LIFETIME: Duration = Duration::from_secs(600);
-
-/// A registered client.
-#[derive(Clone, Debug)]
-pub(super) struct Client {
-    /// `None` for public clients (`token_endpoint_auth_method` `none`).
-    pub secret: Option<String>,
-    pub auth_method: String,
-    pub redirect_uris: Vec<String>,
-}
-
-/// What an authorization code was issued for.
-#[derive(Clone, Debug)]
-pub(super) struct CodeGrant {
-    pub client_id: String,
-    pub redirect_uri: String,
-    pub code_challenge: String,
-    pub scope: Option<String>,
-    pub resource: Option<String>,
-    pub expires: Instant,
-}
-
-/// A live access token.
-#[derive(Clone, Debug)]
-pub(super) struct AccessGrant {
-    pub scope: Option<String>,
-    /// The token is expired from this instant on.
-    pub expires: Instant,
-    pub resource: Option<String>,
-    pub client_id: String,
-    /// The authorization it descends from.
-    pub grant: u64,
-}
-
-/// A live refresh token.
-#[derive(Clone, Debug)]
-pub(super) struct RefreshGrant {
-    pub client_id: String,
-    pub scope: Option<String>,
-    pub resource: Option<String>,
-    pub grant: u64,
-}
 
 // ---------------------------------------------------------------------------------------------
 // Metadata
