@@ -7,7 +7,8 @@
 //! authorization server's endpoints. A remote server could name a service on the user's
 //! machine or network and have the client POST a registration, a code or a refresh token to it.
 //! The rules, checked before any connection:
-//! - The MCP server's own origin is always allowed: the user chose it.
+//! - The MCP server's own origin is always allowed: the user chose it; so are origins the user
+//!   configured (an enterprise identity provider's token endpoint).
 //! - A server on loopback may name anything [`require_secure`] allows
 //!   (HTTPS, or plain HTTP to loopback): local servers and their local authorization servers.
 //! - A remote server may name HTTPS URLs only, and none whose host is, or resolves to, a
@@ -141,6 +142,9 @@ fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
 pub(crate) struct AddressRules {
     /// The MCP server's origin, always allowed.
     server: url::Origin,
+    /// Other origins the user configured (an identity provider's token endpoint), allowed
+    /// like the server's own.
+    trusted: Vec<url::Origin>,
     /// The MCP server is on loopback: only [`require_secure`] applies.
     local_server: bool,
     /// Private addresses are allowed (the opt-in).
@@ -152,9 +156,21 @@ impl AddressRules {
     pub(crate) fn new(server_url: &Url, private_network: bool) -> AddressRules {
         AddressRules {
             server: server_url.origin(),
+            trusted: Vec::new(),
             local_server: is_loopback(server_url),
             private_network,
         }
+    }
+
+    /// The same rules trusting `url`'s origin too: the user named it, no server did.
+    pub(crate) fn trusting(mut self, url: &Url) -> AddressRules {
+        self.trusted.push(url.origin());
+        self
+    }
+
+    /// True for the origins the user chose: the server's and the configured ones.
+    fn chosen(&self, origin: &url::Origin) -> bool {
+        *origin == self.server || self.trusted.contains(origin)
     }
 
     /// The rules of a remote server, applied to a server on loopback (for tests that need a
@@ -181,7 +197,7 @@ impl AddressRules {
 
     fn check(&self, url: &Url, step: Step, localhost_names: bool) -> Result<()> {
         require_secure(url, step)?;
-        if self.local_server || url.origin() == self.server {
+        if self.local_server || self.chosen(&url.origin()) {
             return Ok(());
         }
         if url.scheme() != "https" {
@@ -220,7 +236,7 @@ impl AddressRules {
         origin: &url::Origin,
         addrs: &[SocketAddr],
     ) -> Option<(SocketAddr, &'static str)> {
-        if self.local_server || *origin == self.server {
+        if self.local_server || self.chosen(origin) {
             return None;
         }
         addrs.iter().find_map(|addr| {
@@ -445,6 +461,19 @@ mod tests {
         let remote = AddressRules::new(&Url::parse("https://10.0.0.7/mcp").unwrap(), false);
         assert!(check(&remote, "https://10.0.0.7/token").is_ok());
         assert!(check(&remote, "https://10.0.0.7:8443/token").is_err());
+        // An origin the user configured is trusted like the server's, and only that origin.
+        let idp = Url::parse("https://10.0.0.9/oauth2/token").unwrap();
+        let trusting = remote.trusting(&idp);
+        assert!(check(&trusting, "https://10.0.0.9/other").is_ok());
+        assert!(check(&trusting, "https://10.0.0.9:444/token").is_err());
+        assert!(
+            trusting
+                .check_resolved(
+                    &idp.origin(),
+                    &[SocketAddr::new("10.0.0.9".parse().unwrap(), 443)]
+                )
+                .is_none()
+        );
     }
 
     #[test]

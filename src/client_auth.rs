@@ -5,6 +5,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::discovery::AuthServerMetadata;
+use crate::error::{Error, ErrorKind, Result, Step};
+use crate::jwt::SigningKey;
 
 /// How the client authenticates at the token endpoint (RFC 7591 §2, OAuth 2.1 §2.4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -17,6 +19,8 @@ pub enum AuthMethod {
     ClientSecretBasic,
     /// `client_id` and `client_secret` in the form body.
     ClientSecretPost,
+    /// A JWT signed with the client's private key (RFC 7523 §2.2).
+    PrivateKeyJwt,
 }
 
 impl AuthMethod {
@@ -26,6 +30,7 @@ impl AuthMethod {
             AuthMethod::None => "none",
             AuthMethod::ClientSecretBasic => "client_secret_basic",
             AuthMethod::ClientSecretPost => "client_secret_post",
+            AuthMethod::PrivateKeyJwt => "private_key_jwt",
         }
     }
 
@@ -34,6 +39,7 @@ impl AuthMethod {
             AuthMethod::None,
             AuthMethod::ClientSecretBasic,
             AuthMethod::ClientSecretPost,
+            AuthMethod::PrivateKeyJwt,
         ]
         .into_iter()
         .find(|m| m.as_str() == name)
@@ -83,15 +89,31 @@ pub fn choose_auth_method(metadata: &AuthServerMetadata, has_secret: bool) -> Au
         })
 }
 
+/// The type of a client assertion (RFC 7523 §2.2).
+pub const CLIENT_ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// How long a client assertion is valid, in seconds.
+const ASSERTION_LIFETIME: u64 = 120;
+
+/// A client's credentials as a request needs them.
+pub(crate) struct ClientCredentials<'a> {
+    pub client_id: &'a str,
+    pub secret: Option<&'a str>,
+    /// The private key, for `private_key_jwt`.
+    pub key: Option<&'a SigningKey>,
+    pub method: AuthMethod,
+    /// The authorization server's issuer: a client assertion's `aud`.
+    pub issuer: &'a str,
+}
+
 /// The credentials of one token or revocation request: form fields to add, and the value of
 /// an `Authorization` header when the method is Basic.
-pub(crate) struct Credentials<'a> {
-    pub form: Vec<(&'static str, &'a str)>,
+pub(crate) struct Credentials {
+    pub form: Vec<(&'static str, String)>,
     pub authorization: Option<String>,
 }
 
-/// The credentials of a client with `client_id`, its `secret` and its `method`, in the one
-/// request shape every server we have read accepts:
+/// The credentials of a client, in the one request shape every server we have read accepts:
 /// - `client_id` is always in the body, also beside HTTP Basic. RFC 6749 §2.3.1 does not
 ///   forbid it; the MCP Python SDK's `ClientAuthenticator` (FastMCP and most Python MCP
 ///   servers) reads the client from the body whatever the method and refuses a request
@@ -99,24 +121,48 @@ pub(crate) struct Credentials<'a> {
 ///   node-oidc-provider and Keycloak take it beside Basic when it names the same client.
 /// - The secret is in exactly one place: node-oidc-provider refuses a request that
 ///   authenticates "using more than one mechanism" (a secret in both the header and body).
-pub(crate) fn credentials<'a>(
-    client_id: &'a str,
-    secret: Option<&'a str>,
-    method: AuthMethod,
-) -> Credentials<'a> {
-    let mut form = vec![("client_id", client_id)];
-    let authorization = match (method, secret) {
-        (AuthMethod::ClientSecretBasic, Some(s)) => Some(basic_authorization(client_id, s)),
-        (AuthMethod::ClientSecretPost, Some(s)) => {
-            form.push(("client_secret", s));
-            None
+/// - `private_key_jwt` (RFC 7523 §2.2): a fresh assertion per request, `iss` = `sub` = the
+///   client id, `aud` = the issuer (RFC 7523 allows the token endpoint too; the issuer is what
+///   the MCP extension and the conformance suite require), `jti`, `iat`, `exp` two minutes on.
+pub(crate) fn credentials(c: &ClientCredentials<'_>, step: Step) -> Result<Credentials> {
+    // An empty client id is a grant without a client (a JWT bearer assertion alone).
+    let mut form = Vec::new();
+    if !c.client_id.is_empty() {
+        form.push(("client_id", c.client_id.to_owned()));
+    }
+    let mut authorization = None;
+    match (c.method, c.secret, c.key) {
+        (AuthMethod::ClientSecretBasic, Some(s), _) => {
+            authorization = Some(basic_authorization(c.client_id, s));
         }
-        _ => None,
-    };
-    Credentials {
+        (AuthMethod::ClientSecretPost, Some(s), _) => form.push(("client_secret", s.to_owned())),
+        (AuthMethod::PrivateKeyJwt, _, Some(key)) => {
+            let now = crate::token::unix_now();
+            let claims = serde_json::json!({
+                "iss": c.client_id,
+                "sub": c.client_id,
+                "aud": c.issuer,
+                "jti": crate::jwt::random_jti(step)?,
+                "iat": now,
+                "exp": now + ASSERTION_LIFETIME,
+            });
+            let assertion = key.sign(serde_json::json!({"typ": "JWT"}), &claims, step)?;
+            form.push(("client_assertion_type", CLIENT_ASSERTION_TYPE.to_owned()));
+            form.push(("client_assertion", assertion));
+        }
+        (AuthMethod::PrivateKeyJwt, _, None) => {
+            return Err(Error::new(
+                ErrorKind::Config,
+                step,
+                "private_key_jwt needs the client's private key (SessionBuilder::client_key)",
+            ));
+        }
+        _ => {}
+    }
+    Ok(Credentials {
         form,
         authorization,
-    }
+    })
 }
 
 /// `Authorization: Basic` for client credentials, each part form-urlencoded (RFC 6749 §2.3.1).
@@ -181,16 +227,55 @@ mod tests {
         assert_eq!(basic_authorization("a b", "c:d"), "Basic YStiOmMlM0Fk");
     }
 
+    fn creds(method: AuthMethod, key: Option<&SigningKey>) -> Credentials {
+        credentials(
+            &ClientCredentials {
+                client_id: "id",
+                secret: Some("s"),
+                key,
+                method,
+                issuer: "https://as.example",
+            },
+            Step::Refresh,
+        )
+        .unwrap()
+    }
+
     #[test]
     fn client_id_is_always_in_the_body_and_the_secret_in_one_place() {
-        let basic = credentials("id", Some("s"), AuthMethod::ClientSecretBasic);
-        assert_eq!(basic.form, [("client_id", "id")]);
+        let basic = creds(AuthMethod::ClientSecretBasic, None);
+        assert_eq!(basic.form, [("client_id", "id".to_owned())]);
         assert!(basic.authorization.is_some());
-        let post = credentials("id", Some("s"), AuthMethod::ClientSecretPost);
-        assert_eq!(post.form, [("client_id", "id"), ("client_secret", "s")]);
+        let post = creds(AuthMethod::ClientSecretPost, None);
+        assert_eq!(
+            post.form,
+            [("client_id", "id".into()), ("client_secret", "s".into())]
+        );
         assert!(post.authorization.is_none());
-        let none = credentials("id", None, AuthMethod::None);
-        assert_eq!(none.form, [("client_id", "id")]);
+        let none = creds(AuthMethod::None, None);
+        assert_eq!(none.form, [("client_id", "id".to_owned())]);
         assert!(none.authorization.is_none());
+    }
+
+    #[test]
+    fn a_client_assertion_names_the_client_and_the_issuer() {
+        let key = SigningKey::generate_es256().unwrap();
+        let jwt = creds(AuthMethod::PrivateKeyJwt, Some(&key));
+        assert_eq!(
+            jwt.form[1],
+            ("client_assertion_type", CLIENT_ASSERTION_TYPE.into())
+        );
+        let (header, claims) = crate::jwt::verify(&jwt.form[2].1, &key.public_jwk()).unwrap();
+        assert_eq!(header["alg"], "ES256");
+        assert_eq!(
+            (&claims["iss"], &claims["sub"]),
+            (&"id".into(), &"id".into())
+        );
+        assert_eq!(claims["aud"], "https://as.example");
+        assert!(claims["exp"].as_u64() > claims["iat"].as_u64());
+        let again = creds(AuthMethod::PrivateKeyJwt, Some(&key));
+        let (_, claims2) = crate::jwt::verify(&again.form[2].1, &key.public_jwk()).unwrap();
+        assert_ne!(claims["jti"], claims2["jti"], "a fresh jti per request");
+        assert!(jwt.authorization.is_none());
     }
 }

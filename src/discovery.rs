@@ -43,7 +43,9 @@ pub struct ResourceMetadata {
 pub struct AuthServerMetadata {
     /// The issuer identifier; equal to the one the metadata was looked up for.
     pub issuer: String,
-    /// Where the browser is sent (RFC 6749 §3.1).
+    /// Where the browser is sent (RFC 6749 §3.1). Empty when the server has none: RFC 8414
+    /// §2 lets a server without browser grants (client credentials only, say) omit it.
+    #[serde(default)]
     pub authorization_endpoint: String,
     /// Where codes and refresh tokens are redeemed (RFC 6749 §3.2).
     pub token_endpoint: String,
@@ -68,6 +70,13 @@ pub struct AuthServerMetadata {
     /// The server accepts client ID metadata documents (an HTTPS URL as `client_id`).
     #[serde(default)]
     pub client_id_metadata_document_supported: bool,
+    /// The grant types the server supports (RFC 8414 §2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant_types_supported: Option<Vec<String>>,
+    /// The DPoP proof algorithms the server accepts (RFC 9449 §5.1): its presence says the
+    /// server binds tokens to DPoP keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dpop_signing_alg_values_supported: Option<Vec<String>>,
 }
 
 impl AuthServerMetadata {
@@ -76,6 +85,13 @@ impl AuthServerMetadata {
         self.code_challenge_methods_supported
             .as_ref()
             .is_some_and(|m| m.iter().any(|m| m == "S256"))
+    }
+
+    /// True when `dpop_signing_alg_values_supported` lists `alg`.
+    pub fn supports_dpop(&self, alg: &str) -> bool {
+        self.dpop_signing_alg_values_supported
+            .as_ref()
+            .is_some_and(|a| a.iter().any(|a| a == alg))
     }
 
     /// True when `scopes_supported` lists `scope`.
@@ -307,7 +323,8 @@ fn parse_metadata_with_issuer(
 fn check_endpoints(md: &AuthServerMetadata) -> Result<()> {
     let step = Step::AuthServerDiscovery;
     let optional = [&md.registration_endpoint, &md.revocation_endpoint];
-    let all = [Some(&md.authorization_endpoint), Some(&md.token_endpoint)]
+    let browser = Some(&md.authorization_endpoint).filter(|e| !e.is_empty());
+    let all = [browser, Some(&md.token_endpoint)]
         .into_iter()
         .chain(optional.into_iter().map(Option::as_ref));
     for endpoint in all.flatten() {
@@ -361,6 +378,8 @@ pub fn fallback_auth_server_metadata(server_url: &Url) -> AuthServerMetadata {
         token_endpoint_auth_methods_supported: None,
         authorization_response_iss_parameter_supported: false,
         client_id_metadata_document_supported: false,
+        grant_types_supported: None,
+        dpop_signing_alg_values_supported: None,
     }
 }
 
@@ -372,7 +391,7 @@ fn first_found<T>(
     parse: impl Fn(&[u8]) -> Result<T>,
 ) -> Result<Option<T>> {
     for url in urls {
-        let response = http::send(agent, url, Body::None, step)?;
+        let response = http::send(agent, url, Body::None, &[], step)?;
         match response.status {
             200..=299 => return parse(&response.body).map(Some).map_err(|e| e.with_url(url)),
             400..=499 => {

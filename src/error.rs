@@ -130,6 +130,11 @@ pub enum Step {
     Request,
     /// Revoking a token (RFC 7009).
     Revocation,
+    /// A grant without a browser: client credentials or JWT bearer (RFC 6749 §4.4,
+    /// RFC 7523 §2.1).
+    Grant,
+    /// Exchanging the person's ID token for an ID-JAG at the identity provider (RFC 8693).
+    TokenExchange,
 }
 
 impl fmt::Display for Step {
@@ -147,6 +152,8 @@ impl fmt::Display for Step {
             Step::Configure => "configuration",
             Step::Request => "MCP request",
             Step::Revocation => "token revocation",
+            Step::Grant => "token grant",
+            Step::TokenExchange => "token exchange",
         })
     }
 }

@@ -45,52 +45,58 @@ pub(crate) struct Response {
     pub body: Vec<u8>,
     /// `Retry-After` in seconds (RFC 9110 §10.2.3; the date form is not read).
     pub retry_after: Option<u64>,
+    /// A `DPoP-Nonce` the server sent (RFC 9449 §8).
+    pub dpop_nonce: Option<String>,
 }
 
 /// A request body for [`send`].
 pub(crate) enum Body<'a> {
     /// A GET with no body.
     None,
-    /// `application/x-www-form-urlencoded`, with an optional `Authorization` header value.
-    Form(&'a [(&'a str, &'a str)], Option<&'a str>),
+    /// `application/x-www-form-urlencoded`.
+    Form(&'a [(&'a str, &'a str)]),
     /// `application/json`.
     Json(&'a serde_json::Value),
 }
 
-/// Sends one request under the transport rules and reads the whole (capped) body.
-pub(crate) fn send(agent: &ureq::Agent, url: &Url, body: Body<'_>, step: Step) -> Result<Response> {
+/// Sends one request under the transport rules, with `headers` (`Authorization`, `DPoP`), and
+/// reads the whole (capped) body.
+pub(crate) fn send(
+    agent: &ureq::Agent,
+    url: &Url,
+    body: Body<'_>,
+    headers: &[(&str, &str)],
+    step: Step,
+) -> Result<Response> {
     crate::address::require_secure(url, step)?;
     let transport = |e: ureq::Error| transport_error(e, step, url);
     let mut response = match body {
-        Body::None => configure(agent, agent.get(url.as_str()))
-            .header("accept", "application/json")
+        Body::None => with_headers(configure(agent, agent.get(url.as_str())), headers)
             .call()
             .map_err(transport)?,
-        Body::Form(pairs, basic) => {
-            let mut req =
-                configure(agent, agent.post(url.as_str())).header("accept", "application/json");
-            if let Some(authorization) = basic {
-                req = req.header("authorization", authorization);
-            }
-            req.send_form(pairs.iter().copied()).map_err(transport)?
-        }
+        Body::Form(pairs) => with_headers(configure(agent, agent.post(url.as_str())), headers)
+            .send_form(pairs.iter().copied())
+            .map_err(transport)?,
         Body::Json(value) => {
             let text = serde_json::to_string(value).map_err(|e| {
                 Error::new(ErrorKind::Config, step, "could not encode the request").with_source(e)
             })?;
-            configure(agent, agent.post(url.as_str()))
-                .header("accept", "application/json")
+            with_headers(configure(agent, agent.post(url.as_str())), headers)
                 .content_type("application/json")
                 .send(text)
                 .map_err(transport)?
         }
     };
     let status = response.status().as_u16();
-    let retry_after = response
-        .headers()
-        .get("retry-after")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let retry_after = header("retry-after").and_then(|v| v.trim().parse::<u64>().ok());
+    let dpop_nonce = header(crate::dpop::NONCE_HEADER);
     let body = response
         .body_mut()
         .with_config()
@@ -101,7 +107,19 @@ pub(crate) fn send(agent: &ureq::Agent, url: &Url, body: Body<'_>, step: Step) -
         status,
         body,
         retry_after,
+        dpop_nonce,
     })
+}
+
+/// `headers` and `Accept: application/json` on a request.
+fn with_headers<B>(
+    mut req: ureq::RequestBuilder<B>,
+    headers: &[(&str, &str)],
+) -> ureq::RequestBuilder<B> {
+    for (name, value) in headers {
+        req = req.header(*name, *value);
+    }
+    req.header("accept", "application/json")
 }
 
 /// Applies the transport rules to one request, whatever the agent's own configuration: no
@@ -186,6 +204,11 @@ fn error_body(body: &[u8]) -> Option<ErrorBody> {
     serde_json::from_slice::<ErrorBody>(body)
         .ok()
         .filter(|b| !b.error.is_empty())
+}
+
+/// The OAuth error code of a response's body, when it is an error object.
+pub(crate) fn error_code(response: &Response) -> Option<String> {
+    error_body(&response.body).map(|b| b.error)
 }
 
 /// True when a success response is an OAuth error in disguise: some servers (GitHub's token
@@ -320,6 +343,7 @@ mod tests {
             status: 400,
             body: body.to_vec(),
             retry_after: None,
+            dpop_nonce: None,
         };
         let url = Url::parse("https://as.example/token").unwrap();
         let e = status_error(&response, Step::Refresh, &url, &["RT1", ""]);

@@ -5,6 +5,8 @@
 //! supports it, else a client registered earlier with this issuer, else a new registration.
 //! Credentials belong to one issuer and are never sent to another.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 use url::Url;
 
@@ -12,6 +14,7 @@ use crate::client_auth::{AuthMethod, choose_auth_method};
 use crate::discovery::AuthServerMetadata;
 use crate::error::{Error, ErrorKind, Result, Step};
 use crate::http::{self, Body};
+use crate::jwt::SigningKey;
 use crate::scope::Scopes;
 use crate::secret::Secret;
 
@@ -34,6 +37,9 @@ pub struct ClientRegistration {
     /// When the secret expires (seconds since the epoch); 0 or absent: never.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_secret_expires_at: Option<u64>,
+    /// The private key of a `private_key_jwt` client (configured, never stored).
+    #[serde(skip)]
+    pub signing_key: Option<Arc<SigningKey>>,
 }
 
 impl ClientRegistration {
@@ -52,7 +58,14 @@ impl ClientRegistration {
             auth_method,
             redirect_uris: Vec::new(),
             client_secret_expires_at: None,
+            signing_key: None,
         }
+    }
+
+    /// The same client with the private key it signs assertions with.
+    pub fn with_signing_key(mut self, key: Option<Arc<SigningKey>>) -> ClientRegistration {
+        self.signing_key = key;
+        self
     }
 
     /// True when the secret has an expiry that has passed at `now` (seconds since the epoch).
@@ -76,6 +89,8 @@ pub struct ConfiguredClient {
     pub auth_method: Option<AuthMethod>,
     /// A client ID metadata document URL, used where the server supports them.
     pub metadata_url: Option<String>,
+    /// The private key of the pre-registered client, for `private_key_jwt`.
+    pub key: Option<Arc<SigningKey>>,
 }
 
 impl ConfiguredClient {
@@ -86,15 +101,12 @@ impl ConfiguredClient {
     pub fn for_server(&self, metadata: &AuthServerMetadata) -> Option<ClientRegistration> {
         if let Some(id) = &self.client_id {
             let secret = self.client_secret.clone();
-            let method = self
-                .auth_method
-                .unwrap_or_else(|| choose_auth_method(metadata, secret.is_some()));
-            return Some(ClientRegistration::configured(
-                &metadata.issuer,
-                id,
-                secret,
-                method,
-            ));
+            let method = self.auth_method.unwrap_or_else(|| match self.key {
+                Some(_) => AuthMethod::PrivateKeyJwt,
+                None => choose_auth_method(metadata, secret.is_some()),
+            });
+            let client = ClientRegistration::configured(&metadata.issuer, id, secret, method);
+            return Some(client.with_signing_key(self.key.clone()));
         }
         let url = self
             .metadata_url
@@ -121,7 +133,10 @@ impl ConfiguredClient {
             (None, Some(url)) => (url, None),
             (None, None) => return None,
         };
-        (id == client_id).then(|| ClientRegistration::configured(issuer, id, secret, method))
+        (id == client_id).then(|| {
+            ClientRegistration::configured(issuer, id, secret, method)
+                .with_signing_key(self.key.clone())
+        })
     }
 }
 
@@ -221,6 +236,7 @@ pub fn parse_registration_response(
             .redirect_uris
             .unwrap_or_else(|| vec![requested.redirect_uri.to_owned()]),
         client_secret_expires_at: r.client_secret_expires_at,
+        signing_key: None,
     })
 }
 
@@ -239,7 +255,7 @@ pub fn register(
     let step = Step::Registration;
     let url: Url = crate::discovery::parse_endpoint(registration_endpoint, step)?;
     let body = build_registration_request(request);
-    let response = http::send(agent, &url, Body::Json(&body), step)?;
+    let response = http::send(agent, &url, Body::Json(&body), &[], step)?;
     if !(200..300).contains(&response.status) || http::is_error_object(&response) {
         return Err(http::status_error(&response, step, &url, &[]));
     }

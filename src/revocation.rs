@@ -53,6 +53,7 @@ pub fn revoke(agent: &ureq::Agent, req: &RevocationRequest<'_>) -> Result<()> {
         req.revocation_endpoint,
         form,
         req.client,
+        None,
         Step::Revocation,
     )
     .map(drop)

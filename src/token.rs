@@ -1,10 +1,13 @@
 //! The token endpoint: redeeming the code (RFC 6749 §4.1.3, RFC 7636 §4.5) and refreshing
-//! (RFC 6749 §6), both with the RFC 8707 `resource`, and the token response (RFC 6749 §5.1).
+//! (RFC 6749 §6), both with the RFC 8707 `resource`, the token response (RFC 6749 §5.1), and
+//! the request every grant shares: client authentication and, for sender-constrained tokens,
+//! a DPoP proof with one retry on `use_dpop_nonce` (RFC 9449 §5, §8).
 
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use crate::client_auth;
+use crate::client_auth::{self, ClientCredentials};
+use crate::dpop::{DPOP_HEADER, Dpop};
 use crate::error::{Error, ErrorKind, Result, Step};
 use crate::http::{self, Body};
 use crate::pkce::PkceVerifier;
@@ -18,9 +21,10 @@ pub const MAX_EXPIRES_IN: u64 = 10 * 365 * 24 * 3600;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct TokenSet {
-    /// The bearer token sent to the MCP server.
+    /// The access token sent to the MCP server.
     pub access_token: Secret,
-    /// Always `Bearer` here (other types are refused).
+    /// `Bearer`, or `DPoP` for a token bound to the session's DPoP key (RFC 9449 §5); other
+    /// types are refused.
     pub token_type: String,
     /// The refresh token, when one was issued.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -37,6 +41,11 @@ pub struct TokenSet {
 }
 
 impl TokenSet {
+    /// True for a token bound to a DPoP key: it is sent with the `DPoP` scheme and a proof.
+    pub fn is_dpop(&self) -> bool {
+        self.token_type.eq_ignore_ascii_case("dpop")
+    }
+
     /// True when the access token is usable at `now` with `margin` seconds to spare.
     pub fn is_fresh(&self, now: u64, margin: u64) -> bool {
         self.expires_at
@@ -66,11 +75,11 @@ pub fn unix_now() -> u64 {
 ///
 /// `expires_in` may be a number or a numeric string; a negative value means already
 /// expired, a huge one is capped at [`MAX_EXPIRES_IN`], and an absent or unreadable one leaves
-/// the expiry unknown. `token_type` must be `Bearer` (any case) when present.
+/// the expiry unknown. `token_type` must be `Bearer` or `DPoP` (any case) when present.
 ///
 /// # Errors
 /// [`ErrorKind::InvalidResponse`] for a body that is not a token response or a token type
-/// other than Bearer.
+/// other than Bearer and DPoP.
 pub fn parse_token_response(body: &[u8], now: u64, step: Step) -> Result<TokenSet> {
     #[derive(Deserialize)]
     struct Response {
@@ -82,17 +91,21 @@ pub fn parse_token_response(body: &[u8], now: u64, step: Step) -> Result<TokenSe
     }
     let r: Response = http::parse_json(body, step, "token response")?;
     check_access_token(&r.access_token, step)?;
-    let token_type = r.token_type.unwrap_or_else(|| "Bearer".into());
-    if !token_type.eq_ignore_ascii_case("bearer") {
-        return Err(Error::new(
-            ErrorKind::InvalidResponse,
-            step,
-            format!(
-                "unsupported token_type {:?}; only Bearer is supported",
-                crate::discovery::shorten(&token_type)
-            ),
-        ));
-    }
+    let token_type = match r.token_type {
+        None => "Bearer",
+        Some(t) if t.eq_ignore_ascii_case("bearer") => "Bearer",
+        Some(t) if t.eq_ignore_ascii_case("dpop") => "DPoP",
+        Some(other) => {
+            return Err(Error::new(
+                ErrorKind::InvalidResponse,
+                step,
+                format!(
+                    "unsupported token_type {:?}; Bearer and DPoP are supported",
+                    crate::discovery::shorten(&other)
+                ),
+            ));
+        }
+    };
     let expires_in = r.expires_in.as_ref().and_then(|v| match v {
         serde_json::Value::Number(n) => n.as_f64(),
         serde_json::Value::String(s) => s.trim().parse::<f64>().ok(),
@@ -103,7 +116,7 @@ pub fn parse_token_response(body: &[u8], now: u64, step: Step) -> Result<TokenSe
         .map(|s| now.saturating_add(s.clamp(0.0, MAX_EXPIRES_IN as f64) as u64));
     Ok(TokenSet {
         access_token: Secret::new(r.access_token),
-        token_type: "Bearer".into(),
+        token_type: token_type.into(),
         refresh_token: r.refresh_token.filter(|t| !t.is_empty()).map(Secret::new),
         expires_at,
         scope: r.scope,
@@ -143,6 +156,8 @@ pub struct CodeExchange<'a> {
     pub client: &'a ClientRegistration,
     /// The resource indicator sent on the authorization request.
     pub resource: Option<&'a str>,
+    /// The session's DPoP key, when the tokens are to be bound to it.
+    pub dpop: Option<&'a Dpop>,
 }
 
 /// Redeems an authorization code for tokens.
@@ -163,6 +178,7 @@ pub fn exchange_code(agent: &ureq::Agent, req: &CodeExchange<'_>) -> Result<Toke
         req.token_endpoint,
         form,
         req.client,
+        req.dpop,
         Step::CodeExchange,
     )
 }
@@ -178,6 +194,8 @@ pub struct RefreshRequest<'a> {
     pub client: &'a ClientRegistration,
     /// The resource indicator of the grant.
     pub resource: Option<&'a str>,
+    /// The DPoP key the grant's tokens are bound to, if any.
+    pub dpop: Option<&'a Dpop>,
 }
 
 /// Refreshes an access token. When the server sends no new refresh token, the returned set
@@ -192,7 +210,14 @@ pub fn refresh(agent: &ureq::Agent, req: &RefreshRequest<'_>) -> Result<TokenSet
         ("refresh_token", req.refresh_token.secret()),
     ];
     form.extend(req.resource.map(|r| ("resource", r)));
-    let mut tokens = token_request(agent, req.token_endpoint, form, req.client, Step::Refresh)?;
+    let mut tokens = token_request(
+        agent,
+        req.token_endpoint,
+        form,
+        req.client,
+        req.dpop,
+        Step::Refresh,
+    )?;
     if tokens.refresh_token.is_none() {
         tokens.refresh_token = Some(req.refresh_token.clone());
     }
@@ -201,44 +226,96 @@ pub fn refresh(agent: &ureq::Agent, req: &RefreshRequest<'_>) -> Result<TokenSet
 
 /// The form fields of a token request whose values are secrets, kept out of errors even when
 /// the server echoes them.
-const SECRET_FIELDS: [&str; 5] = [
+const SECRET_FIELDS: [&str; 8] = [
     "code",
     "code_verifier",
     "refresh_token",
     "client_secret",
+    "client_assertion",
+    "assertion",
+    "subject_token",
     "token",
 ];
 
-fn token_request<'a>(
+/// A request to the token endpoint, its response parsed as a token set.
+pub(crate) fn token_request(
     agent: &ureq::Agent,
     token_endpoint: &str,
-    form: Vec<(&'a str, &'a str)>,
-    client: &'a ClientRegistration,
+    form: Vec<(&str, &str)>,
+    client: &ClientRegistration,
+    dpop: Option<&Dpop>,
     step: Step,
 ) -> Result<TokenSet> {
-    let (url, response) = authenticated_post(agent, token_endpoint, form, client, step)?;
-    parse_token_response(&response.body, unix_now(), step).map_err(|e| e.with_url(&url))
+    let (url, response) = authenticated_post(agent, token_endpoint, form, client, dpop, step)?;
+    let tokens =
+        parse_token_response(&response.body, unix_now(), step).map_err(|e| e.with_url(&url))?;
+    if tokens.is_dpop() && dpop.is_none() {
+        return Err(Error::new(
+            ErrorKind::InvalidResponse,
+            step,
+            "the server issued a DPoP-bound token although the request carried no DPoP proof",
+        )
+        .with_url(&url));
+    }
+    Ok(tokens)
 }
 
 /// POSTs `form` to an endpoint of the client's authorization server with the client's
 /// authentication (RFC 6749 §2.3; the same at the token and revocation endpoints, RFC 7009
-/// §2.1), and returns the 200 response; any other status, or an error object sent with 200,
-/// is the server's error.
-pub(crate) fn authenticated_post<'a>(
+/// §2.1) and, with `dpop`, a proof; returns the 200 response; any other status, or an error
+/// object sent with 200, is the server's error. A `use_dpop_nonce` refusal that brings a new
+/// nonce is answered by one more request with it (RFC 9449 §8).
+pub(crate) fn authenticated_post(
     agent: &ureq::Agent,
     endpoint: &str,
-    mut form: Vec<(&'a str, &'a str)>,
-    client: &'a ClientRegistration,
+    form: Vec<(&str, &str)>,
+    client: &ClientRegistration,
+    dpop: Option<&Dpop>,
     step: Step,
 ) -> Result<(Url, http::Response)> {
     let url: Url = crate::discovery::parse_endpoint(endpoint, step)?;
     let secret = client.client_secret.as_ref().map(Secret::secret);
-    let credentials = client_auth::credentials(&client.client_id, secret, client.auth_method);
-    form.extend(credentials.form);
-    let authorization = credentials.authorization.as_deref();
-    let response = http::send(agent, &url, Body::Form(&form, authorization), step)?;
-    if response.status != 200 || http::is_error_object(&response) {
-        let sent: Vec<&str> = form
+    let mut nonce_retried = false;
+    loop {
+        // A fresh assertion and a fresh proof for every request (new `jti`s).
+        let credentials = client_auth::credentials(
+            &ClientCredentials {
+                client_id: &client.client_id,
+                secret,
+                key: client.signing_key.as_deref(),
+                method: client.auth_method,
+                issuer: &client.issuer,
+            },
+            step,
+        )?;
+        let mut fields = form.clone();
+        fields.extend(credentials.form.iter().map(|(k, v)| (*k, v.as_str())));
+        let proof = dpop
+            .map(|d| d.proof("POST", &url, None, step))
+            .transpose()?;
+        let headers: Vec<(&str, &str)> = credentials
+            .authorization
+            .as_deref()
+            .map(|a| ("authorization", a))
+            .into_iter()
+            .chain(proof.as_deref().map(|p| (DPOP_HEADER, p)))
+            .collect();
+        let response = http::send(agent, &url, Body::Form(&fields), &headers, step)?;
+        let new_nonce = match (dpop, &response.dpop_nonce) {
+            (Some(dpop), Some(nonce)) => dpop.remember_nonce(&url, nonce),
+            _ => false,
+        };
+        if response.status == 200 && !http::is_error_object(&response) {
+            return Ok((url, response));
+        }
+        if new_nonce
+            && !nonce_retried
+            && http::error_code(&response).as_deref() == Some("use_dpop_nonce")
+        {
+            nonce_retried = true;
+            continue;
+        }
+        let sent: Vec<&str> = fields
             .iter()
             .filter(|(name, _)| SECRET_FIELDS.contains(name))
             .map(|(_, value)| *value)
@@ -246,7 +323,6 @@ pub(crate) fn authenticated_post<'a>(
             .collect();
         return Err(http::status_error(&response, step, &url, &sent));
     }
-    Ok((url, response))
 }
 
 #[cfg(test)]

@@ -30,6 +30,11 @@ impl Challenge {
         self.scheme.eq_ignore_ascii_case("bearer")
     }
 
+    /// True for a scheme of OAuth access tokens: `Bearer` (RFC 6750) or `DPoP` (RFC 9449 §7.1).
+    pub fn is_token_scheme(&self) -> bool {
+        self.is_bearer() || self.scheme.eq_ignore_ascii_case("dpop")
+    }
+
     /// RFC 9728 §5.1 `resource_metadata`: the URL of the protected resource metadata.
     pub fn resource_metadata(&self) -> Option<&str> {
         self.param("resource_metadata")
@@ -116,6 +121,14 @@ pub fn bearer_challenge(header: &str) -> Option<Challenge> {
     parse_www_authenticate(header)
         .into_iter()
         .find(Challenge::is_bearer)
+}
+
+/// The first Bearer or DPoP challenge of a header value, if any: what a resource server that
+/// binds tokens to DPoP keys sends in place of a Bearer one (RFC 9449 §7.1).
+pub fn token_challenge(header: &str) -> Option<Challenge> {
+    parse_www_authenticate(header)
+        .into_iter()
+        .find(Challenge::is_token_scheme)
 }
 
 struct Parser<'a> {

@@ -179,7 +179,8 @@ pub fn token_response(data: &[u8]) {
     match parse_token_response(body, now, Step::CodeExchange) {
         Ok(tokens) => {
             assert!(!tokens.access_token.secret().is_empty());
-            assert_eq!(tokens.token_type, "Bearer");
+            assert!(matches!(tokens.token_type.as_str(), "Bearer" | "DPoP"));
+            assert_eq!(tokens.is_dpop(), tokens.token_type == "DPoP");
             if let Some(at) = tokens.expires_at {
                 assert!(at >= now && at <= now.saturating_add(MAX_EXPIRES_IN));
             }

@@ -12,19 +12,22 @@ use crate::address::AddressRules;
 use crate::authorize::{AuthorizationRequest, build_authorization_url};
 use crate::browser::{AuthorizeHook, BrowserStep, open_browser};
 use crate::callback::{CallbackExpectation, CallbackHost, CallbackListener, Canceller};
-use crate::client_auth::choose_auth_method;
+use crate::client_auth::{AuthMethod, choose_auth_method};
 use crate::discovery::{
     self, AuthServerMetadata, ResourceMetadata, canonical_resource, discover_auth_server_metadata,
     discover_resource_metadata,
 };
+use crate::dpop::Dpop;
 use crate::error::{Error, ErrorKind, OAuthErrorCode, Result, Step, printable};
+use crate::grant::{self, Grant, GrantRequest, TokenExchange};
+use crate::jwt::SigningKey;
 use crate::pkce::PkceVerifier;
 use crate::registration::{ClientRegistration, ConfiguredClient, RegistrationRequest, register};
 use crate::revocation::{RevocationRequest, TokenTypeHint, revoke};
 use crate::scope::{ScopeSources, Scopes, select_scopes, step_up_scopes};
 use crate::secret::Secret;
 use crate::storage::{CacheLock, FORMAT_VERSION, StoredTokens, TokenStore};
-use crate::token::{self, CodeExchange, RefreshRequest, unix_now};
+use crate::token::{self, CodeExchange, RefreshRequest, TokenSet, unix_now};
 use crate::www_authenticate::Challenge;
 
 /// A stored access token closer than this to its expiry is refreshed first (seconds).
@@ -55,6 +58,18 @@ pub(crate) struct Config {
     pub(crate) callback_timeout: Duration,
     pub(crate) client: ConfiguredClient,
     pub(crate) interactive: bool,
+    /// How tokens are obtained when there are none to use or refresh.
+    pub(crate) grant: Grant,
+    /// Bind tokens to a DPoP key where the authorization server supports it.
+    pub(crate) dpop: bool,
+}
+
+/// An access token as it is presented to the MCP server, with the DPoP key it is bound to
+/// when it is.
+#[derive(Clone)]
+pub(crate) struct Presented {
+    pub(crate) token: Secret,
+    pub(crate) dpop: Option<Arc<Dpop>>,
 }
 
 /// What every caller reads, locked for a moment at a time.
@@ -64,6 +79,9 @@ struct State {
     /// A fingerprint of the last access token handed out, to tell after a 401 whether the
     /// cache already holds a newer one.
     served: Option<[u8; 32]>,
+    /// The session's DPoP key, with the nonces servers gave for it: generated at the first
+    /// login that binds tokens, or read from the tokens it bound.
+    dpop: Option<Arc<Dpop>>,
 }
 
 /// What one flow (a refresh or a login) at a time uses; locked for the flow's length, so a
@@ -195,6 +213,7 @@ impl Inner {
             state: Mutex::new(State {
                 tokens: None,
                 served: None,
+                dpop: None,
             }),
             flow: Mutex::new(Flow { hook }),
             waiting: Mutex::new(None),
@@ -228,7 +247,7 @@ impl Inner {
     }
 
     /// See [`Session::access_token`](crate::Session::access_token).
-    pub(crate) fn access_token(&self) -> Result<Secret> {
+    pub(crate) fn access_token(&self) -> Result<Presented> {
         if let Some(token) = self.cached_fresh() {
             return Ok(token);
         }
@@ -305,13 +324,13 @@ impl Inner {
     }
 
     /// The cached access token when it is fresh: no flow lock, no cache lock, no request.
-    fn cached_fresh(&self) -> Option<Secret> {
+    fn cached_fresh(&self) -> Option<Presented> {
         self.stored_tokens().and_then(|stored| self.fresh(&stored))
     }
 
     /// Token check → refresh, without a browser: `Ok(None)` when only a login would help.
     /// What the bearer middleware uses.
-    pub(crate) fn cached_token(&self) -> Result<Option<Secret>> {
+    pub(crate) fn cached_token(&self) -> Result<Option<Presented>> {
         if let Some(token) = self.cached_fresh() {
             return Ok(Some(token));
         }
@@ -329,7 +348,7 @@ impl Inner {
     /// Token check → refresh → login, under the flow lock. The rest runs under the cache
     /// entry's cross-process lock, re-reading the cache first: another thread or process may
     /// have refreshed or logged in meanwhile.
-    fn login_if_needed(&self, flow: &mut Flow, ctx: &LoginContext<'_>) -> Result<Secret> {
+    fn login_if_needed(&self, flow: &mut Flow, ctx: &LoginContext<'_>) -> Result<Presented> {
         if let Some(token) = self.cached_fresh() {
             return Ok(token);
         }
@@ -343,7 +362,7 @@ impl Inner {
     }
 
     /// Logs in whatever the cache holds, under the lock.
-    pub(crate) fn forced_login(&self) -> Result<Secret> {
+    pub(crate) fn forced_login(&self) -> Result<Presented> {
         let mut flow = self.flow();
         let _lock = self.cache_lock();
         self.full_login(&mut flow, &LoginContext::default(), None)
@@ -351,7 +370,7 @@ impl Inner {
 
     /// Refreshes now, even a fresh token, with what the cache holds (its token endpoint and
     /// client: no discovery); logs in when there is nothing to refresh or the grant is gone.
-    pub(crate) fn refresh_now(&self) -> Result<Secret> {
+    pub(crate) fn refresh_now(&self) -> Result<Presented> {
         let mut flow = self.flow();
         let _lock = self.cache_lock();
         let ctx = LoginContext::unauthorized(None);
@@ -364,7 +383,7 @@ impl Inner {
     }
 
     /// After a 401 or 403: the resource metadata again, then refresh or login.
-    pub(crate) fn reauthorize(&self, ctx: &LoginContext<'_>) -> Result<Secret> {
+    pub(crate) fn reauthorize(&self, ctx: &LoginContext<'_>) -> Result<Presented> {
         let mut flow = self.flow();
         let _lock = self.cache_lock();
         // Another thread or process may have replaced the rejected token already.
@@ -389,14 +408,80 @@ impl Inner {
     }
 
     /// The stored access token when it is not close to expiry.
-    fn fresh(&self, stored: &StoredTokens) -> Option<Secret> {
+    fn fresh(&self, stored: &StoredTokens) -> Option<Presented> {
         let tokens = &stored.tokens;
         if !tokens.is_fresh(unix_now(), tokens.refresh_margin(EXPIRY_MARGIN)) {
             return None;
         }
+        let dpop = self.binding(stored).map_err(|e| log::warn!("{e}")).ok()?;
         log::debug!("token check: cached token for {} is valid", self.server_url);
         self.state().served = Some(fingerprint(&tokens.access_token));
-        Some(tokens.access_token.clone())
+        Some(Presented {
+            token: tokens.access_token.clone(),
+            dpop,
+        })
+    }
+
+    /// The DPoP key `stored`'s tokens are bound to, `None` for Bearer tokens. The session's
+    /// key when it is that one (keeping the nonces servers gave), else the stored key read
+    /// and made the session's.
+    fn binding(&self, stored: &StoredTokens) -> Result<Option<Arc<Dpop>>> {
+        if !stored.tokens.is_dpop() {
+            return Ok(None);
+        }
+        let step = Step::TokenCheck;
+        let key = stored.dpop_key.as_ref().ok_or_else(|| {
+            Error::new(
+                ErrorKind::Storage,
+                step,
+                "the cached tokens are DPoP-bound but their key is missing",
+            )
+        })?;
+        let mut state = self.state();
+        if let Some(dpop) = &state.dpop
+            && dpop.persisted_key().is_some_and(|k| {
+                crate::secret::constant_time_eq(k.secret().as_bytes(), key.secret().as_bytes())
+            })
+        {
+            return Ok(Some(Arc::clone(dpop)));
+        }
+        let dpop = Arc::new(Dpop::new(SigningKey::from_persisted(key, step).map_err(
+            |e| {
+                Error::new(
+                    ErrorKind::Storage,
+                    step,
+                    "the cached DPoP key is not readable",
+                )
+                .with_source(e)
+            },
+        )?));
+        state.dpop = Some(Arc::clone(&dpop));
+        Ok(Some(dpop))
+    }
+
+    /// The DPoP key of a new login at the server of `metadata`: the session's (a new one the
+    /// first time) when the server binds tokens with ES256 and DPoP is not turned off.
+    fn login_dpop(&self, metadata: &AuthServerMetadata) -> Result<Option<Arc<Dpop>>> {
+        if !self.config.dpop || metadata.dpop_signing_alg_values_supported.is_none() {
+            return Ok(None);
+        }
+        if !metadata.supports_dpop("ES256") {
+            log::info!("the authorization server takes no ES256 DPoP proofs; using Bearer tokens");
+            return Ok(None);
+        }
+        let mut state = self.state();
+        if let Some(dpop) = &state.dpop {
+            return Ok(Some(Arc::clone(dpop)));
+        }
+        let dpop = Arc::new(Dpop::generate()?);
+        state.dpop = Some(Arc::clone(&dpop));
+        Ok(Some(dpop))
+    }
+
+    /// What new tokens are stored with: the key they are bound to, when they are.
+    fn bound_key(tokens: &TokenSet, dpop: Option<&Arc<Dpop>>) -> Option<Secret> {
+        dpop.filter(|_| tokens.is_dpop())
+            .and_then(|d| d.persisted_key().cloned())
     }
 
     /// The cross-process lock of this server's cache entry, held until dropped. Waits as
@@ -421,7 +506,7 @@ impl Inner {
         stored: StoredTokens,
         ctx: &LoginContext<'_>,
         prm: Option<&ResourceMetadata>,
-    ) -> Result<Option<Secret>> {
+    ) -> Result<Option<Presented>> {
         if !ctx.rejected
             && let Some(token) = self.fresh(&stored)
         {
@@ -449,6 +534,13 @@ impl Inner {
             log::info!("the client that obtained the tokens is no longer known; logging in again");
             return Ok(None);
         };
+        let dpop = match self.binding(&stored) {
+            Ok(dpop) => dpop,
+            Err(e) => {
+                log::info!("{e}; logging in again");
+                return Ok(None);
+            }
+        };
         // The cache is a file others may have written: its endpoint passes the rules too.
         self.check_named(&stored.token_endpoint, Step::Refresh)?;
         log::info!("token refresh at {}", printable(&stored.token_endpoint));
@@ -459,6 +551,7 @@ impl Inner {
                 refresh_token,
                 client: &client,
                 resource: stored.resource.as_deref(),
+                dpop: dpop.as_deref(),
             },
         );
         match refreshed {
@@ -524,7 +617,10 @@ impl Inner {
         flow: &mut Flow,
         ctx: &LoginContext<'_>,
         prm: Option<Option<ResourceMetadata>>,
-    ) -> Result<Secret> {
+    ) -> Result<Presented> {
+        if self.config.grant.is_headless() {
+            return self.grant_login(ctx, prm);
+        }
         if !self.config.interactive {
             return Err(Error::new(
                 ErrorKind::LoginRequired,
@@ -538,7 +634,7 @@ impl Inner {
             Some(prm) => prm,
             None => self.discover_resource(ctx)?,
         };
-        let (metadata, resource, prm_scopes) = self.discover_server(prm)?;
+        let (metadata, resource, prm_scopes) = self.discover_server(prm, true)?;
         let challenged = ctx.challenge.and_then(Challenge::scope);
         let mut scopes = select_scopes(&ScopeSources {
             configured: self.config.scopes.as_ref(),
@@ -591,11 +687,24 @@ impl Inner {
             .check_url(&discovery::parse_endpoint(url, step)?, step)
     }
 
-    /// Every endpoint of the metadata passes the address rules.
-    fn check_endpoints(&self, metadata: &AuthServerMetadata) -> Result<()> {
+    /// Every endpoint of the metadata passes the address rules; with `browser`, there must
+    /// be an authorization endpoint.
+    fn check_endpoints(&self, metadata: &AuthServerMetadata, browser: bool) -> Result<()> {
         let step = Step::AuthServerDiscovery;
-        let authorize = discovery::parse_endpoint(&metadata.authorization_endpoint, step)?;
-        self.rules.check_browser_url(&authorize, step)?;
+        if browser && metadata.authorization_endpoint.is_empty() {
+            return Err(Error::new(
+                ErrorKind::InvalidResponse,
+                step,
+                format!(
+                    "authorization server {} has no authorization_endpoint for a browser login",
+                    printable(&metadata.issuer)
+                ),
+            ));
+        }
+        if !metadata.authorization_endpoint.is_empty() {
+            let authorize = discovery::parse_endpoint(&metadata.authorization_endpoint, step)?;
+            self.rules.check_browser_url(&authorize, step)?;
+        }
         let optional = [
             &metadata.registration_endpoint,
             &metadata.revocation_endpoint,
@@ -607,9 +716,11 @@ impl Inner {
 
     /// Authorization server metadata (or the 2025-03-26 fallback) for the resource metadata.
     /// Returns the metadata, the resource indicator and the resource's `scopes_supported`.
+    /// A `browser` login needs PKCE S256; the grants without a browser do not use it.
     fn discover_server(
         &self,
         prm: Option<ResourceMetadata>,
+        browser: bool,
     ) -> Result<(AuthServerMetadata, String, Option<Vec<String>>)> {
         let (metadata, resource, scopes) = match prm {
             Some(prm) => {
@@ -644,8 +755,10 @@ impl Inner {
             "authorization server metadata: issuer {}",
             printable(&metadata.issuer)
         );
-        self.check_endpoints(&metadata)?;
-        metadata.require_s256()?;
+        self.check_endpoints(&metadata, browser)?;
+        if browser {
+            metadata.require_s256()?;
+        }
         Ok((metadata, resource, scopes))
     }
 
@@ -657,7 +770,7 @@ impl Inner {
         resource: &str,
         scopes: Option<&Scopes>,
         chosen: ChosenClient,
-    ) -> Result<Secret> {
+    ) -> Result<Presented> {
         let ChosenClient {
             client,
             mut listener,
@@ -701,6 +814,7 @@ impl Inner {
         drop(waiting);
         let code = code?;
         log::info!("authorization code received; exchanging it");
+        let dpop = self.login_dpop(metadata)?;
         let tokens = token::exchange_code(
             &self.agent,
             &CodeExchange {
@@ -710,9 +824,23 @@ impl Inner {
                 redirect_uri: &redirect_uri,
                 client: &client,
                 resource: Some(resource),
+                dpop: dpop.as_deref(),
             },
         )?;
-        let stored = StoredTokens {
+        Ok(self.save(self.record(metadata, resource, scopes, &client, tokens, dpop)))
+    }
+
+    /// What is stored of new tokens.
+    fn record(
+        &self,
+        metadata: &AuthServerMetadata,
+        resource: &str,
+        scopes: Option<&Scopes>,
+        client: &ClientRegistration,
+        tokens: TokenSet,
+        dpop: Option<Arc<Dpop>>,
+    ) -> StoredTokens {
+        StoredTokens {
             version: FORMAT_VERSION,
             server_url: canonical_resource(&self.server_url),
             issuer: metadata.issuer.clone(),
@@ -722,9 +850,91 @@ impl Inner {
             requested_scope: scopes.map(ToString::to_string),
             client_id: client.client_id.clone(),
             auth_method: client.auth_method,
+            dpop_key: Self::bound_key(&tokens, dpop.as_ref()),
             tokens,
+        }
+    }
+
+    /// A login without a browser: discovery → the configured client → the grant (client
+    /// credentials, JWT bearer, or token exchange at the identity provider then JWT bearer)
+    /// → storage. Nothing is bound or opened; a rejected grant is not tried again (a workload
+    /// identity token the server refuses would be refused again).
+    fn grant_login(
+        &self,
+        ctx: &LoginContext<'_>,
+        prm: Option<Option<ResourceMetadata>>,
+    ) -> Result<Presented> {
+        let step = Step::Grant;
+        let prm = match prm {
+            Some(prm) => prm,
+            None => self.discover_resource(ctx)?,
         };
-        Ok(self.save(stored))
+        let (metadata, resource, prm_scopes) = self.discover_server(prm, false)?;
+        // No `offline_access`: these grants run again instead of refreshing (RFC 6749 §4.4.3).
+        let scopes = select_scopes(&ScopeSources {
+            configured: self.config.scopes.as_ref(),
+            challenged: ctx.challenge.and_then(Challenge::scope),
+            resource_supported: prm_scopes.as_deref(),
+            server_supported: None,
+        });
+        let client = match (&self.config.grant, self.config.client.for_server(&metadata)) {
+            (_, Some(client)) => client,
+            // A JWT bearer assertion may be the only credential (RFC 7523 §3.1).
+            (Grant::JwtBearer(_), None) => {
+                ClientRegistration::configured(&metadata.issuer, "", None, AuthMethod::None)
+            }
+            (_, None) => {
+                return Err(Error::new(
+                    ErrorKind::Config,
+                    step,
+                    "this grant needs a configured client (SessionBuilder::client_id)",
+                ));
+            }
+        };
+        let dpop = self.login_dpop(&metadata)?;
+        let request = GrantRequest {
+            token_endpoint: &metadata.token_endpoint,
+            client: &client,
+            scope: scopes.as_ref(),
+            resource: Some(&resource),
+            dpop: dpop.as_deref(),
+        };
+        log::info!("token grant at {}", printable(&metadata.token_endpoint));
+        let tokens = match &self.config.grant {
+            Grant::ClientCredentials => grant::client_credentials(&self.agent, &request)?,
+            Grant::JwtBearer(assertion) => {
+                grant::jwt_bearer(&self.agent, &request, &assertion.read(step)?)?
+            }
+            Grant::IdentityAssertion(ia) => {
+                let idp_client = ia.idp_client.clone().unwrap_or_else(|| {
+                    ClientRegistration::configured("", "", None, AuthMethod::None)
+                });
+                log::info!(
+                    "token exchange at the identity provider {}",
+                    printable(&ia.idp_token_endpoint)
+                );
+                let id_jag = grant::exchange_for_id_jag(
+                    &self.agent,
+                    &TokenExchange {
+                        token_endpoint: &ia.idp_token_endpoint,
+                        client: &idp_client,
+                        subject_token: &ia.id_token.read(Step::TokenExchange)?,
+                        audience: &metadata.issuer,
+                        resource: &resource,
+                        scope: scopes.as_ref(),
+                    },
+                )?;
+                grant::jwt_bearer(&self.agent, &request, &id_jag.token)?
+            }
+            Grant::AuthorizationCode => {
+                return Err(Error::new(
+                    ErrorKind::Config,
+                    step,
+                    "the browser grant has no headless form",
+                ));
+            }
+        };
+        Ok(self.save(self.record(&metadata, &resource, scopes.as_ref(), &client, tokens, dpop)))
     }
 
     /// The client for this login and a listener on a redirect URI it may use: the configured
@@ -827,14 +1037,19 @@ impl Inner {
 
     /// Stores the tokens (keeping them in memory when the cache cannot be written) and returns
     /// the access token.
-    fn save(&self, stored: StoredTokens) -> Secret {
+    fn save(&self, stored: StoredTokens) -> Presented {
         if let Err(e) = self.store.save_tokens(&self.server_url, &stored) {
             log::warn!("the tokens are not cached: {e}");
         }
         let access = stored.tokens.access_token.clone();
         let mut state = self.state();
         state.served = Some(fingerprint(&access));
+        // Tokens are bound only to the session's key (see `login_dpop` and `binding`).
+        let dpop = state.dpop.clone().filter(|_| stored.dpop_key.is_some());
         state.tokens = Some(stored);
-        access
+        Presented {
+            token: access,
+            dpop,
+        }
     }
 }

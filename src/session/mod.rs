@@ -20,6 +20,8 @@ pub use flow::{EXPIRY_MARGIN, Logout};
 pub use request::{MAX_AUTHORIZATIONS, MCP_RESPONSE_TIMEOUT};
 
 use crate::client_auth::AuthMethod;
+use crate::grant::{Assertion, Grant, IdentityAssertion};
+use crate::jwt::SigningKey;
 use crate::registration::ConfiguredClient;
 use crate::scope::Scopes;
 use crate::secret::Secret;
@@ -52,8 +54,17 @@ pub struct SessionBuilder {
     interactive: bool,
     agent: Option<ureq::Agent>,
     private_network: bool,
+    grant: Grant,
+    dpop: bool,
+    client_key: Option<ClientKey>,
     #[cfg(feature = "test-server")]
     as_if_remote: bool,
+}
+
+/// Where the configured client's private key comes from.
+enum ClientKey {
+    Key(Arc<SigningKey>),
+    File(PathBuf),
 }
 
 impl SessionBuilder {
@@ -131,6 +142,63 @@ impl SessionBuilder {
     /// method the client was registered with.
     pub fn client_auth_method(mut self, method: AuthMethod) -> Self {
         self.client_auth_method = Some(method);
+        self
+    }
+
+    /// The pre-registered client's private key, for `private_key_jwt` client authentication
+    /// (RFC 7523 §2.2): each token request carries an assertion signed with it, `aud` the
+    /// authorization server's issuer. Sets the method unless
+    /// [`client_auth_method`](Self::client_auth_method) says otherwise.
+    pub fn client_key(mut self, key: SigningKey) -> Self {
+        self.client_key = Some(ClientKey::Key(Arc::new(key)));
+        self
+    }
+
+    /// As [`client_key`](Self::client_key), read from a PEM file (PKCS#8 `PRIVATE KEY`, an
+    /// ES256 or RS256 key; or an RSA `RSA PRIVATE KEY`) when the session is built.
+    pub fn client_key_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.client_key = Some(ClientKey::File(path.into()));
+        self
+    }
+
+    /// How the session obtains tokens when it has none to use or refresh (default: the
+    /// browser login). The grants without a browser never bind a port or open anything; they
+    /// run again when the token expires. See the shortcuts
+    /// [`client_credentials`](Self::client_credentials), [`jwt_bearer`](Self::jwt_bearer) and
+    /// [`identity_assertion`](Self::identity_assertion).
+    pub fn grant(mut self, grant: Grant) -> Self {
+        self.grant = grant;
+        self
+    }
+
+    /// The client credentials grant (RFC 6749 §4.4): the configured client
+    /// ([`client_id`](Self::client_id) with [`client_secret`](Self::client_secret) or
+    /// [`client_key`](Self::client_key)) obtains tokens for itself. For services and jobs.
+    pub fn client_credentials(self) -> Self {
+        self.grant(Grant::ClientCredentials)
+    }
+
+    /// The JWT bearer grant (RFC 7523 §2.1) with a workload identity token (a Kubernetes
+    /// service account token, a CI job's OIDC token): read from its file each time the grant
+    /// runs. A refused assertion is not retried.
+    pub fn jwt_bearer(self, assertion: Assertion) -> Self {
+        self.grant(Grant::JwtBearer(assertion))
+    }
+
+    /// Enterprise-managed authorization: the person's ID token is exchanged at the enterprise
+    /// identity provider for an ID-JAG (RFC 8693), which the JWT bearer grant redeems at the
+    /// MCP server's authorization server with the configured client. The identity provider's
+    /// token endpoint is trusted like the MCP server's origin.
+    pub fn identity_assertion(self, assertion: IdentityAssertion) -> Self {
+        self.grant(Grant::IdentityAssertion(assertion))
+    }
+
+    /// Whether to bind tokens to a DPoP key (RFC 9449) when the authorization server
+    /// advertises `dpop_signing_alg_values_supported` with ES256 (default `true`). Bound tokens
+    /// are sent with the `DPoP` scheme and a fresh proof per request by the session's
+    /// [`agent`](Session::agent); the key is stored with the tokens.
+    pub fn dpop(mut self, enabled: bool) -> Self {
+        self.dpop = enabled;
         self
     }
 
@@ -223,6 +291,17 @@ impl SessionBuilder {
                 (Arc::new(file.clone()), Some(file))
             }
         };
+        let key = match self.client_key {
+            None => None,
+            Some(ClientKey::Key(key)) => Some(key),
+            Some(ClientKey::File(path)) => Some(Arc::new(read_key_file(&path)?)),
+        };
+        let mut rules = AddressRules::new(&server_url, self.private_network);
+        if let Grant::IdentityAssertion(ia) = &self.grant {
+            let idp = crate::discovery::parse_endpoint(&ia.idp_token_endpoint, step)?;
+            crate::address::require_secure(&idp, step)?;
+            rules = rules.trusting(&idp);
+        }
         let config = Config {
             scopes: self.scopes,
             client_name: self.client_name,
@@ -235,10 +314,12 @@ impl SessionBuilder {
                 client_secret: self.client_secret,
                 auth_method: self.client_auth_method,
                 metadata_url: self.client_metadata_url,
+                key,
             },
             interactive: self.interactive,
+            grant: self.grant,
+            dpop: self.dpop,
         };
-        let rules = AddressRules::new(&server_url, self.private_network);
         #[cfg(feature = "test-server")]
         let rules = if self.as_if_remote {
             rules.remote_for_tests()
@@ -269,6 +350,14 @@ impl SessionBuilder {
             file,
         })
     }
+}
+
+/// Reads a private key from a PEM file.
+fn read_key_file(path: &std::path::Path) -> Result<SigningKey> {
+    let step = Step::Configure;
+    let text = crate::grant::read_text(path, "the client key", step)?;
+    SigningKey::from_pem(&text, step)
+        .map_err(|e| e.prefix_message(&format!("the client key {}", path.display())))
 }
 
 /// A login to one OAuth-protected MCP server.
@@ -321,6 +410,9 @@ impl Session {
             interactive: true,
             agent: None,
             private_network: false,
+            grant: Grant::default(),
+            dpop: true,
+            client_key: None,
             #[cfg(feature = "test-server")]
             as_if_remote: false,
         }
@@ -356,16 +448,41 @@ impl Session {
     /// # Errors
     /// The error of the step that failed; see [`Error::step`].
     pub fn access_token(&self) -> Result<Secret> {
-        self.inner.access_token()
+        self.inner.access_token().map(|p| p.token)
     }
 
     /// `Bearer <access token>`, for an `Authorization` header.
     ///
     /// # Errors
-    /// As [`access_token`](Self::access_token).
+    /// As [`access_token`](Self::access_token); [`ErrorKind::Config`] when the token is bound
+    /// to a DPoP key: a header alone cannot carry it, use
+    /// [`request_headers`](Self::request_headers) or the session's [`agent`](Self::agent).
     pub fn authorization_header(&self) -> Result<String> {
-        self.access_token()
-            .map(|t| format!("Bearer {}", t.secret()))
+        let presented = self.inner.access_token()?;
+        if presented.dpop.is_some() {
+            return Err(Error::new(
+                ErrorKind::Config,
+                Step::Request,
+                "the token is DPoP-bound: each request needs its own proof \
+                 (Session::request_headers, or the session's agent)",
+            ));
+        }
+        Ok(format!("Bearer {}", presented.token.secret()))
+    }
+
+    /// The headers that authorize one `method` request to `url` (on the MCP server), for
+    /// callers with their own HTTP client: `Authorization` (`Bearer`, or `DPoP` for a
+    /// DPoP-bound token) and, for a bound token, a fresh `DPoP` proof (RFC 9449 §7.1).
+    /// Logs in on first use, like [`access_token`](Self::access_token).
+    ///
+    /// # Errors
+    /// As [`access_token`](Self::access_token); [`ErrorKind::Config`] for a `url` that does
+    /// not parse.
+    pub fn request_headers(&self, method: &str, url: &str) -> Result<Vec<(&'static str, Secret)>> {
+        let url = crate::discovery::parse_endpoint(url, Step::Request).map_err(|e| {
+            Error::new(ErrorKind::Config, Step::Request, "invalid URL").with_source(e)
+        })?;
+        request::authorization_headers(&self.inner.access_token()?, method, &url)
     }
 
     /// Handles a 401 from the MCP server: the cached access token was not accepted. Reads the
@@ -376,9 +493,10 @@ impl Session {
     /// # Errors
     /// As [`access_token`](Self::access_token).
     pub fn on_unauthorized(&self, www_authenticate: Option<&str>) -> Result<Secret> {
-        let challenge = www_authenticate.and_then(crate::www_authenticate::bearer_challenge);
+        let challenge = www_authenticate.and_then(crate::www_authenticate::token_challenge);
         self.inner
             .reauthorize(&LoginContext::unauthorized(challenge.as_ref()))
+            .map(|p| p.token)
     }
 
     /// Handles a 403 `insufficient_scope` from the MCP server (step-up): authorizes again
@@ -387,9 +505,10 @@ impl Session {
     /// # Errors
     /// As [`access_token`](Self::access_token).
     pub fn on_insufficient_scope(&self, www_authenticate: &str) -> Result<Secret> {
-        let challenge = crate::www_authenticate::bearer_challenge(www_authenticate);
+        let challenge = crate::www_authenticate::token_challenge(www_authenticate);
         self.inner
             .reauthorize(&LoginContext::step_up(challenge.as_ref()))
+            .map(|p| p.token)
     }
 
     /// An agent for requests to the MCP server. Its middleware adds `Authorization: Bearer`
@@ -436,7 +555,7 @@ impl Session {
     /// # Errors
     /// As [`access_token`](Self::access_token).
     pub fn login(&self) -> Result<Secret> {
-        self.inner.forced_login()
+        self.inner.forced_login().map(|p| p.token)
     }
 
     /// Refreshes the access token now, even if the cached one is still valid, with the token
@@ -446,7 +565,7 @@ impl Session {
     /// # Errors
     /// As [`access_token`](Self::access_token).
     pub fn refresh(&self) -> Result<Secret> {
-        self.inner.refresh_now()
+        self.inner.refresh_now().map(|p| p.token)
     }
 
     /// Cancels the login of this session that waits for the browser, from another thread:

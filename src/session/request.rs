@@ -1,6 +1,8 @@
-//! Requests to the MCP server: the bearer token on every request to its origin (RFC 6750 §2.1),
-//! and the flow a 401 or a 403 `insufficient_scope` starts (MCP authorization, "Scope
-//! challenge handling"; RFC 6750 §3.1).
+//! Requests to the MCP server: the access token on every request to its origin (RFC 6750
+//! §2.1; a DPoP-bound one with the `DPoP` scheme and a fresh proof, RFC 9449 §7.1), and the
+//! flow a 401 or a 403 `insufficient_scope` starts (MCP authorization, "Scope challenge
+//! handling"; RFC 6750 §3.1). A resource server's `use_dpop_nonce` 401 is answered by sending
+//! the request once more with its nonce (RFC 9449 §9), not by a new login.
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -9,10 +11,12 @@ use ureq::http::{HeaderValue, Response, header};
 use ureq::middleware::{Middleware, MiddlewareNext};
 use ureq::{Body, SendBody};
 
-use super::flow::{Inner, LoginContext};
+use super::flow::{Inner, LoginContext, Presented};
 use crate::address::{AddressRules, GuardedResolver};
+use crate::dpop::{DPOP_HEADER, NONCE_HEADER};
 use crate::error::{Error, ErrorKind, OAuthErrorCode, Result, Step};
 use crate::http::OAuthExchange;
+use crate::secret::Secret;
 use crate::www_authenticate::{Challenge, parse_www_authenticate};
 
 /// How long the MCP server may take to start answering a request (the body, a stream
@@ -22,8 +26,9 @@ pub const MCP_RESPONSE_TIMEOUT: Duration = Duration::from_secs(60);
 /// The most authorization flows one request may start (a 401 login plus step-ups).
 pub const MAX_AUTHORIZATIONS: usize = 3;
 
-/// Adds `Authorization: Bearer` to requests for the MCP server's origin. It holds the session
-/// weakly: the session owns the agent, and the agent must not keep the session alive.
+/// Adds `Authorization` (and for a DPoP-bound token a proof) to requests for the MCP server's
+/// origin, and keeps the DPoP nonces its responses bring. It holds the session weakly: the
+/// session owns the agent, and the agent must not keep the session alive.
 struct Bearer {
     inner: Weak<Inner>,
 }
@@ -38,21 +43,57 @@ impl Middleware for Bearer {
         // per origin) and never carry the bearer.
         let oauth = request.extensions().get::<OAuthExchange>().is_some();
         let inner = self.inner.upgrade();
+        let mut bound = None;
         if let Some(inner) = inner.filter(|i| !oauth && same_origin(request.uri(), i.server_url()))
             && !request.headers().contains_key(header::AUTHORIZATION)
         {
-            let token = inner
-                .cached_token()
-                .map_err(|e| ureq::Error::Io(std::io::Error::other(e)))?;
-            if let Some(token) = token {
-                let mut value = HeaderValue::from_str(&format!("Bearer {}", token.secret()))
+            let io = |e: Error| ureq::Error::Io(std::io::Error::other(e));
+            if let Some(presented) = inner.cached_token().map_err(io)? {
+                let url = url::Url::parse(&request.uri().to_string())
                     .map_err(|e| ureq::Error::Io(std::io::Error::other(e)))?;
-                value.set_sensitive(true);
-                request.headers_mut().insert(header::AUTHORIZATION, value);
+                let headers = authorization_headers(&presented, request.method().as_str(), &url)
+                    .map_err(io)?;
+                for (name, value) in headers {
+                    let mut value = HeaderValue::from_str(value.secret())
+                        .map_err(|e| ureq::Error::Io(std::io::Error::other(e)))?;
+                    value.set_sensitive(true);
+                    request.headers_mut().insert(name, value);
+                }
+                bound = presented.dpop.map(|d| (d, url));
             }
         }
-        next.handle(request)
+        let response = next.handle(request)?;
+        // A resource server may give a new nonce with any response (RFC 9449 §9).
+        if let Some((dpop, url)) = bound
+            && let Some(nonce) = response
+                .headers()
+                .get(NONCE_HEADER)
+                .and_then(|v| v.to_str().ok())
+        {
+            dpop.remember_nonce(&url, nonce);
+        }
+        Ok(response)
     }
+}
+
+/// The headers that present `presented` on a `method` request to `url`: `Authorization:
+/// Bearer`, or `Authorization: DPoP` with a fresh proof carrying the token's hash.
+pub(crate) fn authorization_headers(
+    presented: &Presented,
+    method: &str,
+    url: &url::Url,
+) -> Result<Vec<(&'static str, Secret)>> {
+    let token = presented.token.secret();
+    Ok(match &presented.dpop {
+        None => vec![("authorization", Secret::new(format!("Bearer {token}")))],
+        Some(dpop) => vec![
+            ("authorization", Secret::new(format!("DPoP {token}"))),
+            (
+                DPOP_HEADER,
+                Secret::new(dpop.proof(method, url, Some(token), Step::Request)?),
+            ),
+        ],
+    })
 }
 
 /// True when `uri` has the scheme, host and port of `server`.
@@ -86,15 +127,23 @@ pub(crate) fn guarded_agent(config: ureq::config::Config, rules: Arc<AddressRule
     )
 }
 
-/// The first Bearer challenge among a response's `WWW-Authenticate` headers.
-fn challenge_of(response: &Response<Body>) -> Option<Challenge> {
+/// The challenges of a response's `WWW-Authenticate` headers.
+fn challenges_of(response: &Response<Body>) -> Vec<Challenge> {
     response
         .headers()
         .get_all(header::WWW_AUTHENTICATE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(parse_www_authenticate)
-        .find(Challenge::is_bearer)
+        .collect()
+}
+
+/// True for a resource server's request for a DPoP nonce: a `use_dpop_nonce` DPoP challenge
+/// with the nonce in `DPoP-Nonce` (RFC 9449 §9), which the middleware has remembered.
+fn asks_for_nonce(response: &Response<Body>, challenges: &[Challenge]) -> bool {
+    response.status().as_u16() == 401
+        && response.headers().contains_key(NONCE_HEADER)
+        && crate::dpop::is_nonce_challenge(challenges)
 }
 
 /// Lets go of a 401 or 403 before the flow runs. A body declared empty is read (at once: there
@@ -120,6 +169,7 @@ pub(crate) fn send(
 ) -> Result<Response<Body>> {
     let mut flows = 0;
     let mut fresh_token = false;
+    let mut nonce_retried = false;
     loop {
         let response = build(agent).map_err(|e| {
             Error::new(
@@ -131,7 +181,14 @@ pub(crate) fn send(
             .with_source(e)
         })?;
         let status = response.status().as_u16();
-        let challenge = challenge_of(&response);
+        let challenges = challenges_of(&response);
+        if !nonce_retried && asks_for_nonce(&response, &challenges) {
+            log::info!("the MCP server asks for a DPoP nonce; sending the request again with it");
+            drain(response);
+            nonce_retried = true;
+            continue;
+        }
+        let challenge = challenges.into_iter().find(Challenge::is_token_scheme);
         let insufficient_scope = status == 403
             && challenge
                 .as_ref()

@@ -26,6 +26,7 @@ use crate::client_auth::AuthMethod;
 use crate::error::{Error, ErrorKind, Result, Step};
 use crate::registration::ClientRegistration;
 use crate::scope::Scopes;
+use crate::secret::Secret;
 use crate::token::TokenSet;
 
 pub use file::{CACHE_DIR_ENV, FileTokenStorage};
@@ -62,6 +63,10 @@ pub struct StoredTokens {
     pub auth_method: AuthMethod,
     /// The tokens.
     pub tokens: TokenSet,
+    /// The private DPoP key the tokens are bound to (RFC 9449), PKCS#8 in base64url: kept with
+    /// them so that they stay usable after a restart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dpop_key: Option<Secret>,
 }
 
 #[derive(Serialize, Deserialize)]

@@ -194,6 +194,7 @@ fn the_server_rejects_a_wrong_verifier() {
             redirect_uri: &redirect,
             client: &client,
             resource: None,
+            dpop: None,
         },
     )
     .unwrap_err();
