@@ -12,8 +12,8 @@
 //! ```
 //!
 //! It is also the client the MCP conformance suite drives (`tests/conformance/run.sh`): the
-//! suite appends the server URL, may pass pre-registered credentials in
-//! `MCP_CONFORMANCE_CONTEXT`, and names the protocol revision in
+//! suite appends the server URL, may pass credentials (and for the grants without a browser
+//! what they need) in `MCP_CONFORMANCE_CONTEXT`, and names the protocol revision in
 //! `MCP_CONFORMANCE_PROTOCOL_VERSION`. With `MCP_OAUTH_HEADLESS=1` (and the `test-server`
 //! feature) the browser is replaced by a redirect follower, for servers that approve at once.
 
@@ -100,18 +100,13 @@ fn client_info() -> Value {
 }
 
 /// The session, with pre-registered credentials and a client metadata document URL when the
-/// environment provides them.
+/// environment provides them, and the grant the suite's context calls for.
 fn session(url: &str) -> Result<Session, Error> {
     let mut builder = Session::builder(url).client_name("mcp-oauth-client example");
     if let Ok(context) = std::env::var("MCP_CONFORMANCE_CONTEXT")
         && let Ok(context) = serde_json::from_str::<Value>(&context)
     {
-        if let Some(id) = context["client_id"].as_str() {
-            builder = builder.client_id(id);
-        }
-        if let Some(secret) = context["client_secret"].as_str() {
-            builder = builder.client_secret(secret);
-        }
+        builder = with_context(builder, &context)?;
     }
     if let Ok(cimd) = std::env::var("MCP_CLIENT_METADATA_URL") {
         builder = builder.client_metadata_url(cimd);
@@ -122,6 +117,55 @@ fn session(url: &str) -> Result<Session, Error> {
         builder = builder.authorize_hook(browser.hook());
     }
     builder.build()
+}
+
+/// The conformance suite's context (`MCP_CONFORMANCE_CONTEXT`): the client's credentials, and
+/// what the grants without a browser need.
+/// - `private_key_pem`: client credentials with `private_key_jwt`;
+/// - `idp_id_token` and `idp_token_endpoint`: enterprise-managed authorization (the ID token
+///   exchanged at the identity provider, the ID-JAG redeemed with the client's secret);
+/// - `valid_jwt`: the JWT bearer grant with that workload identity token;
+/// - `client_id` with `client_secret` alone: a pre-registered client for the browser login,
+///   or client credentials. The two contexts have the same shape, so the scenario name tells
+///   them apart (`auth/client-credentials-*`).
+fn with_context(
+    mut builder: mcp_oauth_client::SessionBuilder,
+    context: &Value,
+) -> Result<mcp_oauth_client::SessionBuilder, Error> {
+    use mcp_oauth_client::registration::ClientRegistration;
+    use mcp_oauth_client::{Assertion, AuthMethod, IdentityAssertion, Secret, SigningKey, Step};
+    let text = |key: &str| context[key].as_str();
+    if let Some(id) = text("client_id") {
+        builder = builder.client_id(id);
+    }
+    if let Some(secret) = text("client_secret") {
+        builder = builder.client_secret(secret);
+    }
+    let name = text("name").unwrap_or_default();
+    if let Some(pem) = text("private_key_pem") {
+        builder = builder
+            .client_key(SigningKey::from_pem(pem, Step::Configure)?)
+            .client_credentials();
+    } else if let (Some(id_token), Some(endpoint)) =
+        (text("idp_id_token"), text("idp_token_endpoint"))
+    {
+        let mut assertion =
+            IdentityAssertion::new(endpoint, Assertion::Token(Secret::new(id_token)));
+        if let Some(idp_client) = text("idp_client_id") {
+            assertion = assertion.with_idp_client(ClientRegistration::configured(
+                text("idp_issuer").unwrap_or_default(),
+                idp_client,
+                None,
+                AuthMethod::None,
+            ));
+        }
+        builder = builder.identity_assertion(assertion);
+    } else if let Some(jwt) = text("valid_jwt") {
+        builder = builder.jwt_bearer(Assertion::Token(Secret::new(jwt)));
+    } else if name.starts_with("auth/client-credentials") {
+        builder = builder.client_credentials();
+    }
+    Ok(builder)
 }
 
 struct Client<'a> {

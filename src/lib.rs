@@ -207,6 +207,8 @@ pub use browser::{AuthorizeHook, BrowserStep};
 pub use callback::{CallbackHost, PasteOutcome, Paster};
 pub use client_auth::AuthMethod;
 pub use error::{Error, ErrorKind, OAuthErrorCode, Result, Step, printable};
+pub use grant::{Assertion, Grant, IdentityAssertion};
+pub use jwt::SigningKey;
 pub use revocation::TokenTypeHint;
 pub use scope::Scopes;
 pub use secret::Secret;

@@ -182,9 +182,19 @@ pub(crate) fn send(
         })?;
         let status = response.status().as_u16();
         let challenges = challenges_of(&response);
-        if !nonce_retried && asks_for_nonce(&response, &challenges) {
-            log::info!("the MCP server asks for a DPoP nonce; sending the request again with it");
+        if asks_for_nonce(&response, &challenges) {
             drain(response);
+            if nonce_retried {
+                // The nonce it gave was refused too: another login would not help.
+                return Err(Error::new(
+                    ErrorKind::OAuth,
+                    Step::Request,
+                    "the MCP server asks for a DPoP nonce again after a request with its nonce",
+                )
+                .with_url(inner.server_url())
+                .with_oauth_code("use_dpop_nonce"));
+            }
+            log::info!("the MCP server asks for a DPoP nonce; sending the request again with it");
             nonce_retried = true;
             continue;
         }
@@ -225,6 +235,8 @@ pub(crate) fn send(
         };
         inner.reauthorize(&ctx)?;
         fresh_token = true;
+        // A new token is a new attempt: its first nonce challenge gets its retry.
+        nonce_retried = false;
     }
 }
 

@@ -107,6 +107,22 @@ pub struct ServerConfig {
     /// When set, the authorization server metadata `issuer` is this string instead of the real
     /// issuer, for testing that clients reject a mismatch (default `None`).
     pub issuer_override: Option<String>,
+    /// DPoP (RFC 9449; default `false`): the metadata advertises ES256 proofs; a token request
+    /// with a valid proof gets tokens bound to its key (`token_type` `DPoP`, refresh tokens
+    /// bound too), which the MCP endpoint accepts only with the `DPoP` scheme and a valid proof
+    /// (`htm`, `htu`, `ath`, a `jti` never seen before, `iat` within five minutes). Its
+    /// challenges use the `DPoP` scheme.
+    pub dpop: bool,
+    /// With `dpop`: the token endpoint and the MCP endpoint each require their own nonce in
+    /// proofs, and answer a proof without it `use_dpop_nonce` with the nonce in `DPoP-Nonce`
+    /// (RFC 9449 §8, §9). See [`TestServer::rotate_dpop_nonces`](super::TestServer::rotate_dpop_nonces).
+    /// Default `false`.
+    pub dpop_nonces: bool,
+    /// The public JWK (RFC 7517) whose signature the JWT bearer grant (RFC 7523 §2.1) accepts
+    /// on assertions, which must also name this server (`aud`: the issuer or the token
+    /// endpoint), carry an `exp` to come and a `jti` never seen before. `None` (the default):
+    /// the grant is not offered.
+    pub assertion_key: Option<serde_json::Value>,
 }
 
 impl Default for ServerConfig {
@@ -137,6 +153,9 @@ impl Default for ServerConfig {
             strict_refresh_reuse: false,
             prm_resource_override: None,
             issuer_override: None,
+            dpop: false,
+            dpop_nonces: false,
+            assertion_key: None,
         }
     }
 }

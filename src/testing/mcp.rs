@@ -1,9 +1,11 @@
-//! The protected MCP endpoint: bearer token checks, then a little JSON-RPC 2.0.
+//! The protected MCP endpoint: access token checks (Bearer, or DPoP with a proof), then a
+//! little JSON-RPC 2.0.
 
 use std::time::Instant;
 
 use serde_json::{Map, Value, json};
 
+use super::dpop::{Endpoint, Refusal};
 use super::http::{Request, Response};
 use super::state::{Shared, method_not_allowed};
 use super::util::{has_scopes, random_token};
@@ -26,23 +28,67 @@ pub(super) fn handle(s: &Shared, req: &Request) -> Response {
 }
 
 /// Accepts a request with a live, unexpired token for this resource carrying the required
-/// scopes; otherwise builds the 401 or 403 challenge.
+/// scopes, presented with its scheme (a DPoP-bound token with `DPoP` and a valid proof by its
+/// key); otherwise builds the 401 or 403 challenge.
 fn check_token(s: &Shared, req: &Request) -> Result<(), Response> {
     let Some(authorization) = req.header("authorization") else {
         return Err(unauthorized(s, None, "no access token"));
     };
-    let token = match authorization.split_once(' ') {
-        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
+    let (dpop_scheme, token) = match authorization.split_once(' ') {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => (false, token.trim()),
+        Some((scheme, token)) if s.config.dpop && scheme.eq_ignore_ascii_case("dpop") => {
+            (true, token.trim())
+        }
         _ => return Err(unauthorized(s, Some("invalid_token"), "not a Bearer token")),
     };
-    let state = s.lock();
-    let Some(grant) = state.access_tokens.get(token) else {
+    let mut state = s.lock();
+    let Some(grant) = state.access_tokens.get(token).cloned() else {
         return Err(unauthorized(
             s,
             Some("invalid_token"),
             "unknown or revoked access token",
         ));
     };
+    match (&grant.jkt, dpop_scheme) {
+        (Some(_), false) => {
+            return Err(unauthorized(
+                s,
+                Some("invalid_token"),
+                "a DPoP-bound token must be presented with the DPoP scheme and a proof",
+            ));
+        }
+        (None, true) => {
+            return Err(unauthorized(
+                s,
+                Some("invalid_token"),
+                "the token is not DPoP-bound",
+            ));
+        }
+        (Some(jkt), true) => {
+            let proof = super::dpop::check(s, &mut state, req, Endpoint::Mcp, Some(token));
+            match proof {
+                Ok(Some(key)) if key == *jkt => {}
+                Ok(Some(_)) => {
+                    let why = "the proof is not by the key the token is bound to";
+                    return Err(unauthorized(s, Some("invalid_dpop_proof"), why));
+                }
+                Ok(None) => {
+                    let why = "a DPoP-bound token needs a DPoP proof";
+                    return Err(unauthorized(s, Some("invalid_dpop_proof"), why));
+                }
+                Err(Refusal::Invalid(why)) => {
+                    return Err(unauthorized(s, Some("invalid_dpop_proof"), &why));
+                }
+                Err(Refusal::Nonce(nonce)) => {
+                    let why = "a DPoP nonce is required";
+                    return Err(
+                        unauthorized(s, Some("use_dpop_nonce"), why).header("DPoP-Nonce", &nonce)
+                    );
+                }
+            }
+        }
+        (None, false) => {}
+    }
     if Instant::now() >= grant.expires {
         return Err(unauthorized(
             s,
@@ -85,10 +131,14 @@ fn unauthorized(s: &Shared, error: Option<&str>, description: &str) -> Response 
     .header("WWW-Authenticate", &challenge)
 }
 
-/// `Bearer error="...", scope="...", resource_metadata="..."`, each part only when relevant.
+/// `Bearer error="...", scope="...", resource_metadata="..."`, each part only when relevant;
+/// a DPoP server's challenge has the `DPoP` scheme and its `algs` (RFC 9449 §7.1).
 fn challenge(s: &Shared, error: Option<&str>, scope: Option<&str>) -> String {
     let quote = |v: &str| v.replace('\\', "\\\\").replace('"', "\\\"");
     let mut params = Vec::new();
+    if s.config.dpop {
+        params.push("algs=\"ES256 RS256\"".to_owned());
+    }
     if let Some(error) = error {
         params.push(format!("error=\"{}\"", quote(error)));
     }
@@ -99,10 +149,11 @@ fn challenge(s: &Shared, error: Option<&str>, scope: Option<&str>) -> String {
         let url = s.resource_metadata_url();
         params.push(format!("resource_metadata=\"{}\"", quote(&url)));
     }
+    let scheme = if s.config.dpop { "DPoP" } else { "Bearer" };
     if params.is_empty() {
-        "Bearer".to_owned()
+        scheme.to_owned()
     } else {
-        format!("Bearer {}", params.join(", "))
+        format!("{scheme} {}", params.join(", "))
     }
 }
 

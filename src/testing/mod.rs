@@ -41,7 +41,9 @@
 //! ```
 
 mod config;
+mod dpop;
 mod fault;
+mod grants;
 mod http;
 mod mcp;
 mod oauth;
@@ -66,6 +68,7 @@ pub use config::{AsMetadataPaths, ServerConfig};
 pub use fault::Fault;
 pub use record::RecordedRequest;
 pub use route::Route;
+pub use state::NonceChallenges;
 pub use user_agent::{HeadlessBrowser, MAX_HOPS, Visit, follow_redirects};
 
 use state::Shared;
@@ -188,9 +191,43 @@ impl TestServer {
         self.shared.lock().family_revocations
     }
 
-    /// How many clients registered through dynamic client registration.
+    /// How many clients registered through dynamic client registration (or
+    /// [`add_client`](Self::add_client)).
     pub fn registered_clients(&self) -> usize {
         self.shared.lock().clients.len()
+    }
+
+    /// Registers a client out of band, as an administrator would: `auth_method` is
+    /// `client_secret_basic`, `client_secret_post`, `private_key_jwt` (with its public `jwk`)
+    /// or `none`. Such a client can use every grant the server has, client credentials too
+    /// (a confidential one); it has no redirect URIs.
+    pub fn add_client(
+        &self,
+        client_id: &str,
+        auth_method: &str,
+        secret: Option<&str>,
+        jwk: Option<serde_json::Value>,
+    ) {
+        self.shared.lock().clients.insert(
+            client_id.to_owned(),
+            state::Client {
+                secret: secret.map(str::to_owned),
+                auth_method: auth_method.to_owned(),
+                redirect_uris: Vec::new(),
+                jwk,
+            },
+        );
+    }
+
+    /// Replaces the DPoP nonces the token and MCP endpoints require
+    /// ([`ServerConfig::dpop_nonces`]): the ones clients hold go stale.
+    pub fn rotate_dpop_nonces(&self) {
+        self.shared.lock().dpop_nonces = state::DpopNonces::new();
+    }
+
+    /// How many `use_dpop_nonce` challenges each endpoint has sent.
+    pub fn nonce_challenges(&self) -> NonceChallenges {
+        self.shared.lock().nonce_challenges
     }
 }
 

@@ -65,7 +65,7 @@ pub(super) fn auth_server_metadata(s: &Shared, req: &Request) -> Response {
             "revoke"
         }),
         "response_types_supported": ["code"],
-        "grant_types_supported": ["authorization_code", "refresh_token"],
+        "grant_types_supported": grant_types(config),
         "token_endpoint_auth_methods_supported": config.token_endpoint_auth_methods,
         "revocation_endpoint_auth_methods_supported": config.token_endpoint_auth_methods,
         "authorization_response_iss_parameter_supported": config.iss_parameter,
@@ -80,7 +80,19 @@ pub(super) fn auth_server_metadata(s: &Shared, req: &Request) -> Response {
     if let Some(methods) = &config.code_challenge_methods {
         doc["code_challenge_methods_supported"] = json!(methods);
     }
+    if config.dpop {
+        doc["dpop_signing_alg_values_supported"] = json!(["ES256", "RS256"]);
+    }
     Response::json(200, &doc)
+}
+
+/// The grant types the token endpoint takes.
+fn grant_types(config: &super::ServerConfig) -> Vec<&'static str> {
+    let mut grants = vec!["authorization_code", "refresh_token", "client_credentials"];
+    if config.assertion_key.is_some() {
+        grants.push(crate::grant::JWT_BEARER);
+    }
+    grants
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -151,6 +163,7 @@ pub(super) fn register(s: &Shared, req: &Request) -> Response {
             secret,
             auth_method,
             redirect_uris,
+            jwk: None,
         },
     );
     Response::json(201, &Value::Object(metadata)).header("Cache-Control", "no-store")
@@ -251,7 +264,9 @@ impl AuthorizeParams {
 
 /// The `resource` parameter (RFC 8707): at most one (this server protects one resource), an
 /// absolute URI without a fragment.
-fn resource_param(params: &[(String, String)]) -> Result<Option<String>, (&'static str, String)> {
+pub(super) fn resource_param(
+    params: &[(String, String)],
+) -> Result<Option<String>, (&'static str, String)> {
     let Ok(resource) = single(params, "resource") else {
         return Err(("invalid_target", "only one resource is supported".into()));
     };
@@ -300,8 +315,8 @@ struct Authenticated<'s> {
 fn authenticated_post<'s>(s: &'s Shared, req: &Request) -> Result<Authenticated<'s>, Response> {
     require_method(req, &["POST"])?;
     let form = req.form();
-    let state = s.lock();
-    let client_id = authenticate(&state, req, &form, s.config.client_id_in_body)?;
+    let mut state = s.lock();
+    let client_id = authenticate(s, &mut state, req, &form)?;
     Ok(Authenticated {
         form,
         state,
@@ -309,7 +324,8 @@ fn authenticated_post<'s>(s: &'s Shared, req: &Request) -> Result<Authenticated<
     })
 }
 
-/// `POST {issuer_path}/token` (RFC 6749 §4.1.3 and §6).
+/// `POST {issuer_path}/token` (RFC 6749 §4.1.3, §4.4 and §6; RFC 7523 §2.1), with DPoP
+/// proofs when configured (RFC 9449 §5).
 pub(super) fn token(s: &Shared, req: &Request) -> Response {
     let Authenticated {
         form,
@@ -319,9 +335,31 @@ pub(super) fn token(s: &Shared, req: &Request) -> Response {
         Ok(parts) => parts,
         Err(response) => return response,
     };
+    let jkt = if s.config.dpop {
+        match super::dpop::check(s, &mut state, req, super::dpop::Endpoint::Token, None) {
+            Ok(jkt) => jkt,
+            Err(super::dpop::Refusal::Invalid(why)) => {
+                return oauth_error(400, "invalid_dpop_proof", &why);
+            }
+            Err(super::dpop::Refusal::Nonce(nonce)) => {
+                return oauth_error(400, "use_dpop_nonce", "a DPoP nonce is required")
+                    .header("DPoP-Nonce", &nonce);
+            }
+        }
+    } else {
+        None
+    };
+    let call = TokenCall {
+        s,
+        client_id: &client_id,
+        form: &form,
+        jkt,
+    };
     let result = match single(&form, "grant_type") {
-        Ok(Some("authorization_code")) => redeem_code(s, &mut state, &client_id, &form),
-        Ok(Some("refresh_token")) => refresh(s, &mut state, &client_id, &form),
+        Ok(Some("authorization_code")) => redeem_code(&mut state, &call),
+        Ok(Some("refresh_token")) => refresh(&mut state, &call),
+        Ok(Some("client_credentials")) => super::grants::client_credentials(&mut state, &call),
+        Ok(Some(crate::grant::JWT_BEARER)) => super::grants::jwt_bearer(&mut state, &call),
         Ok(Some(other)) => Err(TokenError::new(
             "unsupported_grant_type",
             &format!("grant_type {other} is not supported"),
@@ -337,14 +375,24 @@ pub(super) fn token(s: &Shared, req: &Request) -> Response {
     }
 }
 
+/// One authenticated token request: what every grant reads.
+pub(super) struct TokenCall<'a> {
+    pub s: &'a Shared,
+    /// The authenticated client (empty for a JWT bearer grant without one).
+    pub client_id: &'a str,
+    pub form: &'a [(String, String)],
+    /// The thumbprint of the key of the request's valid DPoP proof: the tokens are bound to it.
+    pub jkt: Option<String>,
+}
+
 /// A `400` token endpoint error.
-struct TokenError {
+pub(super) struct TokenError {
     error: &'static str,
     description: String,
 }
 
 impl TokenError {
-    fn new(error: &'static str, description: &str) -> TokenError {
+    pub(super) fn new(error: &'static str, description: &str) -> TokenError {
         TokenError {
             error,
             description: description.to_owned(),
@@ -358,13 +406,14 @@ impl From<(&'static str, String)> for TokenError {
     }
 }
 
-/// `grant_type=authorization_code`.
-fn redeem_code(
-    s: &Shared,
-    state: &mut State,
-    client_id: &str,
-    form: &[(String, String)],
-) -> Result<Value, TokenError> {
+/// `grant_type=authorization_code`; `jkt` binds the tokens to a DPoP key.
+fn redeem_code(state: &mut State, call: &TokenCall<'_>) -> Result<Value, TokenError> {
+    let TokenCall {
+        s,
+        client_id,
+        form,
+        ref jkt,
+    } = *call;
     let param = |name| single(form, name).map_err(|e| TokenError::new("invalid_request", &e));
     let Some(code) = param("code")? else {
         return Err(TokenError::new("invalid_request", "code is missing"));
@@ -418,19 +467,28 @@ fn redeem_code(
             scope: grant.scope.clone(),
             resource: resource.clone(),
             grant: grant_id,
+            jkt: jkt.clone(),
         },
     );
-    let access = mint_access_token(state, client_id, grant.scope, resource, grant_id);
+    let access = mint_access_token(
+        state,
+        client_id,
+        grant.scope,
+        resource,
+        grant_id,
+        jkt.clone(),
+    );
     Ok(token_response(s, access, Some(refresh_token)))
 }
 
-/// `grant_type=refresh_token`.
-fn refresh(
-    s: &Shared,
-    state: &mut State,
-    client_id: &str,
-    form: &[(String, String)],
-) -> Result<Value, TokenError> {
+/// `grant_type=refresh_token`; a refresh token bound to a DPoP key needs a proof by that key.
+fn refresh(state: &mut State, call: &TokenCall<'_>) -> Result<Value, TokenError> {
+    let TokenCall {
+        s,
+        client_id,
+        form,
+        ref jkt,
+    } = *call;
     let param = |name| single(form, name).map_err(|e| TokenError::new("invalid_request", &e));
     let Some(refresh_token) = param("refresh_token")? else {
         return Err(TokenError::new(
@@ -458,6 +516,12 @@ fn refresh(
             ));
         }
     };
+    if grant.jkt.is_some() && grant.jkt != *jkt {
+        return Err(TokenError::new(
+            "invalid_dpop_proof",
+            "the refresh token is bound to another DPoP key",
+        ));
+    }
     let scope = match normalize_scope(param("scope")?) {
         None => grant.scope.clone(),
         Some(scope) if has_scopes(grant.scope.as_deref(), &scope) => Some(scope),
@@ -489,7 +553,7 @@ fn refresh(
     } else {
         None
     };
-    let access = mint_access_token(state, client_id, scope, resource, grant.grant);
+    let access = mint_access_token(state, client_id, scope, resource, grant.grant, jkt.clone());
     Ok(token_response(s, access, new_refresh_token))
 }
 
@@ -502,18 +566,21 @@ fn revoke_family(state: &mut State, grant: u64) {
 }
 
 /// An access token just issued, and what it was issued for.
-struct IssuedAccess {
+pub(super) struct IssuedAccess {
     token: String,
     lifetime: i64,
     scope: Option<String>,
+    /// Bound to this DPoP key.
+    jkt: Option<String>,
 }
 
-fn mint_access_token(
+pub(super) fn mint_access_token(
     state: &mut State,
     client_id: &str,
     scope: Option<String>,
     resource: Option<String>,
     grant: u64,
+    jkt: Option<String>,
 ) -> IssuedAccess {
     let lifetime = state.access_token_lifetime;
     let now = Instant::now();
@@ -533,19 +600,29 @@ fn mint_access_token(
             resource,
             client_id: client_id.to_owned(),
             grant,
+            jkt: jkt.clone(),
         },
     );
     IssuedAccess {
         token,
         lifetime,
         scope,
+        jkt,
     }
 }
 
-fn token_response(s: &Shared, access: IssuedAccess, refresh_token: Option<String>) -> Value {
+pub(super) fn token_response(
+    s: &Shared,
+    access: IssuedAccess,
+    refresh_token: Option<String>,
+) -> Value {
+    let token_type = match access.jkt {
+        Some(_) => "DPoP",
+        None => &s.config.token_type,
+    };
     let mut body = json!({
         "access_token": access.token,
-        "token_type": s.config.token_type,
+        "token_type": token_type,
     });
     if s.config.send_expires_in {
         body["expires_in"] = json!(access.lifetime);
@@ -602,13 +679,15 @@ pub(super) fn revoke(s: &Shared, req: &Request) -> Response {
 // Client authentication
 
 /// Authenticates the client of a token or revocation request by its registered method;
-/// returns its id, or the `401 invalid_client` response. `client_id_in_body`: the body must
-/// name the client whatever the method (the MCP Python SDK's rule).
+/// returns its id, or the `401 invalid_client` response. With
+/// [`client_id_in_body`](super::ServerConfig::client_id_in_body) the body must name the
+/// client whatever the method (the MCP Python SDK's rule). A JWT bearer grant may come with
+/// no client at all (RFC 7523 §3.1): its id is then empty.
 fn authenticate(
-    state: &State,
+    s: &Shared,
+    state: &mut State,
     req: &Request,
     form: &[(String, String)],
-    client_id_in_body: bool,
 ) -> Result<String, Response> {
     let authorization = req.header("authorization");
     let fail = |description: &str| {
@@ -634,8 +713,17 @@ fn authenticate(
     else {
         return Err(fail("client_id or client_secret is repeated"));
     };
-    if client_id_in_body && form_id.is_none() {
+    let assertion = single(form, "client_assertion").map_err(|_| fail("repeated assertion"))?;
+    if let Some(assertion) = assertion {
+        return client_assertion(s, state, form, form_id, assertion, basic.is_some())
+            .map_err(|why| fail(&why));
+    }
+    if s.config.client_id_in_body && form_id.is_none() {
         return Err(fail("Missing client_id"));
+    }
+    let anonymous = basic.is_none() && form_id.is_none() && form_secret.is_none();
+    if anonymous && single(form, "grant_type") == Ok(Some(crate::grant::JWT_BEARER)) {
+        return Ok(String::new());
     }
     let client_id = match (&basic, form_id) {
         (Some((id, _)), Some(form_id)) if id != form_id => {
@@ -669,6 +757,43 @@ fn authenticate(
         );
         Err(fail(&description))
     }
+}
+
+/// Authenticates a `private_key_jwt` client by its assertion (RFC 7523 §2.2, §3): the
+/// registered key's signature, `iss` and `sub` the client, and what
+/// [`check_assertion`](super::grants::check_assertion) checks. The client is the body's
+/// `client_id`, else the assertion's `iss`.
+fn client_assertion(
+    s: &Shared,
+    state: &mut State,
+    form: &[(String, String)],
+    form_id: Option<&str>,
+    assertion: &str,
+    has_basic: bool,
+) -> Result<String, String> {
+    if has_basic || single(form, "client_secret") != Ok(None) {
+        return Err("more than one authentication method".into());
+    }
+    if single(form, "client_assertion_type") != Ok(Some(crate::client_auth::CLIENT_ASSERTION_TYPE))
+    {
+        return Err("client_assertion_type is not jwt-bearer".into());
+    }
+    let (_, unverified, _, _) =
+        crate::jwt::decode_unverified(assertion).ok_or("the client assertion is not a JWS")?;
+    let client_id = match form_id {
+        Some(id) => id.to_owned(),
+        None => unverified["iss"].as_str().unwrap_or_default().to_owned(),
+    };
+    let jwk = match state.clients.get(&client_id) {
+        Some(c) if c.auth_method == "private_key_jwt" => c.jwk.clone(),
+        _ => None,
+    }
+    .ok_or("no private_key_jwt client has this id")?;
+    let claims = super::grants::check_assertion(s, state, assertion, &jwk)?;
+    if claims["iss"] != client_id.as_str() || claims["sub"] != client_id.as_str() {
+        return Err("the client assertion's iss and sub must be the client id".into());
+    }
+    Ok(client_id)
 }
 
 /// Parses `Basic base64(urlencode(id):urlencode(secret))` (RFC 6749 §2.3.1).

@@ -1,7 +1,7 @@
 //! What the test server's threads share: the configuration, the request log, the faults and
 //! the OAuth tables (clients, codes, tokens), and the small responses every handler uses.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::{Shutdown, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -19,6 +19,8 @@ pub(super) struct Client {
     pub secret: Option<String>,
     pub auth_method: String,
     pub redirect_uris: Vec<String>,
+    /// The public key of a `private_key_jwt` client.
+    pub jwk: Option<serde_json::Value>,
 }
 
 /// What an authorization code was issued for.
@@ -42,6 +44,8 @@ pub(super) struct AccessGrant {
     pub client_id: String,
     /// The authorization it descends from.
     pub grant: u64,
+    /// The thumbprint of the DPoP key it is bound to.
+    pub jkt: Option<String>,
 }
 
 /// A live refresh token.
@@ -51,6 +55,8 @@ pub(super) struct RefreshGrant {
     pub scope: Option<String>,
     pub resource: Option<String>,
     pub grant: u64,
+    /// The thumbprint of the DPoP key it is bound to.
+    pub jkt: Option<String>,
 }
 
 /// Everything the server threads share with the [`TestServer`](super::TestServer) handle.
@@ -93,6 +99,36 @@ pub(super) struct State {
     pub spent_refresh_tokens: HashMap<String, u64>,
     /// How many token families were revoked because a spent refresh token came back.
     pub family_revocations: usize,
+    /// Every `jti` of an assertion or DPoP proof accepted so far: none is accepted twice.
+    pub seen_jtis: HashSet<String>,
+    /// The DPoP nonces the token endpoint and the MCP endpoint require.
+    pub dpop_nonces: DpopNonces,
+    /// How many `use_dpop_nonce` challenges each endpoint sent.
+    pub nonce_challenges: NonceChallenges,
+}
+
+/// The nonces of [`ServerConfig::dpop_nonces`].
+pub(super) struct DpopNonces {
+    pub token: String,
+    pub mcp: String,
+}
+
+impl DpopNonces {
+    pub fn new() -> DpopNonces {
+        DpopNonces {
+            token: super::util::random_token(),
+            mcp: super::util::random_token(),
+        }
+    }
+}
+
+/// How many `use_dpop_nonce` challenges the test server sent, by endpoint.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NonceChallenges {
+    /// By the token endpoint (HTTP 400).
+    pub token: usize,
+    /// By the MCP endpoint (HTTP 401).
+    pub mcp: usize,
 }
 
 impl Shared {
@@ -116,6 +152,9 @@ impl Shared {
             spent_refresh_tokens: HashMap::new(),
             family_revocations: 0,
             next_grant: 1,
+            seen_jtis: HashSet::new(),
+            dpop_nonces: DpopNonces::new(),
+            nonce_challenges: NonceChallenges::default(),
         };
         Shared {
             issuer: format!("{origin}{}", config.issuer_path),

@@ -362,12 +362,7 @@ fn a_looser_file_is_tightened_and_a_foreign_one_refused() {
         .unwrap()
         .tokens_path(session.server_url());
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-    session
-        .file_store()
-        .unwrap()
-        .load_tokens(session.server_url())
-        .unwrap()
-        .unwrap();
+    crate::common::stored(&session);
     let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
 

@@ -136,6 +136,16 @@ impl World {
     }
 }
 
+/// What the session's file store holds for its server (which must be something).
+pub fn stored(session: &Session) -> mcp_oauth_client::StoredTokens {
+    session
+        .file_store()
+        .unwrap()
+        .load_tokens(session.server_url())
+        .unwrap()
+        .unwrap()
+}
+
 /// A port that was free a moment ago.
 pub fn free_port() -> u16 {
     mcp_oauth_client::callback::CallbackListener::bind(Default::default(), 0)

@@ -42,13 +42,7 @@ fn basic_with_client_id_in_the_body_passes_exchange_refresh_and_revocation() {
         register["token_endpoint_auth_method"],
         "client_secret_basic"
     );
-    let client_id = session
-        .file_store()
-        .unwrap()
-        .load_tokens(session.server_url())
-        .unwrap()
-        .unwrap()
-        .client_id;
+    let client_id = crate::common::stored(&session).client_id;
 
     w.expire_cached_token(&session);
     let refreshed = session.access_token().unwrap();
@@ -241,12 +235,7 @@ fn a_token_response_without_expires_in_is_used_until_the_server_rejects_it() {
     });
     let session = w.session();
     session.access_token().unwrap();
-    let stored = session
-        .file_store()
-        .unwrap()
-        .load_tokens(session.server_url())
-        .unwrap()
-        .unwrap();
+    let stored = crate::common::stored(&session);
     assert_eq!(stored.tokens.expires_at, None);
     w.server.clear_requests();
     // Unknown expiry: used as it is, no request.
@@ -273,21 +262,11 @@ fn a_refresh_answer_without_a_refresh_token_keeps_the_old_one() {
         ..ServerConfig::default()
     });
     let session = w.session_with_expired_token();
-    let before = session
-        .file_store()
-        .unwrap()
-        .load_tokens(session.server_url())
-        .unwrap()
-        .unwrap();
+    let before = crate::common::stored(&session);
     session.access_token().unwrap();
     w.expire_cached_token(&session);
     session.access_token().unwrap();
-    let after = session
-        .file_store()
-        .unwrap()
-        .load_tokens(session.server_url())
-        .unwrap()
-        .unwrap();
+    let after = crate::common::stored(&session);
     assert_eq!(
         before.tokens.refresh_token.unwrap().secret(),
         after.tokens.refresh_token.unwrap().secret()

@@ -1315,12 +1315,7 @@ fn stored_expiry(expires_in: Value) -> (Option<u64>, u64) {
     let s = w.session();
     let now = unix_now();
     s.access_token().unwrap();
-    let stored = s
-        .file_store()
-        .unwrap()
-        .load_tokens(s.server_url())
-        .unwrap()
-        .unwrap();
+    let stored = crate::common::stored(&s);
     (stored.tokens.expires_at, now)
 }
 
@@ -1375,12 +1370,7 @@ fn revocation_parts(
     s: &Session,
     issuer: &str,
 ) -> (Secret, mcp_oauth_client::registration::ClientRegistration) {
-    let stored = s
-        .file_store()
-        .unwrap()
-        .load_tokens(s.server_url())
-        .unwrap()
-        .unwrap();
+    let stored = crate::common::stored(s);
     let client = s
         .file_store()
         .unwrap()

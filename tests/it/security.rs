@@ -99,12 +99,7 @@ fn errors_never_carry_tokens() {
     let session = w.session();
     let token = session.access_token().unwrap();
     w.expire_cached_token(&session);
-    let stored = session
-        .file_store()
-        .unwrap()
-        .load_tokens(session.server_url())
-        .unwrap()
-        .unwrap();
+    let stored = crate::common::stored(&session);
     let refresh = stored.tokens.refresh_token.clone().unwrap();
     w.server.set_fault(
         Route::Token,
