@@ -92,10 +92,24 @@ impl SigningKey {
             })?),
         };
         let pkcs8 = URL_SAFE_NO_PAD.encode(der);
-        Ok(SigningKey {
+        SigningKey {
             inner,
             pkcs8: Some(Secret::new(pkcs8)),
-        })
+        }
+        .checked(step)
+    }
+
+    /// The key, once it has signed: `ring` loads some inconsistent keys (an RSA key whose
+    /// parts do not match) that then fail every signature. Better refused now, naming the
+    /// key, than at the first token request.
+    fn checked(self, step: Step) -> Result<SigningKey> {
+        self.sign(json!({}), &json!({}), step).map_err(|_| {
+            key_error(
+                step,
+                "the key cannot sign: its parts do not belong together",
+            )
+        })?;
+        Ok(self)
     }
 
     /// A key from PEM text: `PRIVATE KEY` (PKCS#8, EC P-256 or RSA) or `RSA PRIVATE KEY`
@@ -111,10 +125,11 @@ impl SigningKey {
             "RSA PRIVATE KEY" => {
                 let key = signature::RsaKeyPair::from_der(&der)
                     .map_err(|_| key_error(step, "the RSA key (PKCS#1) is not usable"))?;
-                Ok(SigningKey {
+                SigningKey {
                     inner: Inner::Rs256(key),
                     pkcs8: None,
-                })
+                }
+                .checked(step)
             }
             _ => Err(key_error(
                 step,

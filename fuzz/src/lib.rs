@@ -27,8 +27,10 @@ use mcp_oauth_client::{
     registration::build_registration_request, registration::parse_registration_response,
     storage::parse_stored_tokens, token::MAX_EXPIRES_IN, token::parse_token_response,
     www_authenticate::MAX_HEADER_LEN, www_authenticate::bearer_challenge,
-    www_authenticate::parse_www_authenticate,
+    www_authenticate::parse_www_authenticate, www_authenticate::token_challenge,
 };
+use mcp_oauth_client::{SigningKey, dpop, grant::parse_token_exchange_response, jwt};
+use serde_json::json;
 use url::Url;
 
 #[cfg(fuzzing)]
@@ -66,6 +68,10 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("stored_client", stored_client),
     ("authorization_callback", authorization_callback),
     ("token_file", token_file),
+    ("private_key_pem", private_key_pem),
+    ("jws", jws),
+    ("token_exchange_response", token_exchange_response),
+    ("dpop_nonce", dpop_nonce),
 ];
 
 /// The MCP server URL used when the input's first line is not one.
@@ -95,6 +101,84 @@ pub fn www_authenticate(data: &[u8]) {
     }
     let first = challenges.iter().find(|c| c.is_bearer());
     assert_eq!(bearer_challenge(&header).as_ref(), first);
+    let first_token = challenges.iter().find(|c| c.is_token_scheme());
+    assert_eq!(token_challenge(&header).as_ref(), first_token);
+    let _ = dpop::is_nonce_challenge(&challenges);
+}
+
+/// Private keys in PEM (RFC 7468: PKCS#8, or PKCS#1 RSA), as the builder and the CLI read a
+/// client's key file. A key that parses signs, and its signature verifies.
+pub fn private_key_pem(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    match SigningKey::from_pem(&text, Step::Configure) {
+        Ok(key) => {
+            let jws = key
+                .sign(json!({"typ": "JWT"}), &json!({"n": 1}), Step::Configure)
+                .expect("a key that parsed signs");
+            assert!(jwt::verify(&jws, &key.public_jwk()).is_some());
+            assert!(!format!("{key:?}").contains("PRIVATE"));
+        }
+        Err(e) => {
+            check_error(&e, Step::Configure);
+            assert_eq!(e.kind(), ErrorKind::Config);
+        }
+    }
+}
+
+/// Compact JWS (RFC 7515 §7.1), decoded without verifying and verified with the key its
+/// header carries, as a DPoP proof is checked.
+pub fn jws(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    if let Some((header, claims, _, input)) = jwt::decode_unverified(&text) {
+        assert!(header.is_object() && claims.is_object());
+        assert!(text.starts_with(&input));
+        if let Some((h, c)) = jwt::verify(&text, &header["jwk"]) {
+            assert_eq!((h, c), (header.clone(), claims));
+        }
+        let _ = jwt::jwk_thumbprint(&header["jwk"]);
+    }
+}
+
+/// Token exchange responses (RFC 8693 §2.2.1) from an enterprise identity provider.
+pub fn token_exchange_response(data: &[u8]) {
+    match parse_token_exchange_response(data) {
+        Ok(issued) => {
+            assert!(!issued.token.secret().is_empty());
+            assert!(!issued.issued_token_type.chars().any(char::is_control));
+            assert_redacted(Some(&issued.token));
+        }
+        Err(e) => {
+            check_error(&e, Step::TokenExchange);
+            assert_eq!(e.kind(), ErrorKind::InvalidResponse);
+        }
+    }
+}
+
+/// A `DPoP-Nonce` header value (RFC 9449 §8, §9); the first line is the URL that sent it. The
+/// next proof to that origin carries the nonce when it was taken, and is well formed.
+pub fn dpop_nonce(data: &[u8]) {
+    const KEY: &str = include_str!("../../tests/data/client-es256.pem");
+    let (line, nonce) = split_line(data);
+    let url = Url::parse(&line).unwrap_or_else(|_| Url::parse(DEFAULT_SERVER).unwrap());
+    let nonce = String::from_utf8_lossy(nonce);
+    let key = SigningKey::from_pem(KEY, Step::Configure).expect("the test key parses");
+    let jwk = key.public_jwk();
+    let proofs = dpop::Dpop::new(key);
+    let taken = proofs.remember_nonce(&url, &nonce);
+    let proof = proofs
+        .proof("POST", &url, Some("tok"), Step::Request)
+        .expect("a proof is signed");
+    let (header, claims) = jwt::verify(&proof, &jwk).expect("its own proofs verify");
+    assert_eq!(header["typ"], "dpop+jwt");
+    if taken {
+        assert_eq!(claims["nonce"], nonce.trim());
+    }
+    if let Some(n) = claims["nonce"].as_str() {
+        assert!(!n.is_empty() && n.bytes().all(|b| b.is_ascii_graphic()));
+    }
+    let htu = claims["htu"].as_str().expect("htu is a string");
+    assert_eq!(htu, dpop::htu(&url));
+    assert!(!htu.contains('?') && !htu.contains('#'));
 }
 
 /// Protected resource metadata (RFC 9728 §3.2); the first line is the MCP server URL.

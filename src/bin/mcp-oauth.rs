@@ -49,8 +49,8 @@ use std::time::{Duration, Instant};
 
 use mcp_oauth_client::testing::{HeadlessBrowser, TestServer};
 use mcp_oauth_client::{
-    BrowserStep, Error, ErrorKind, FileTokenStorage, PasteOutcome, Session, SessionBuilder,
-    StoredTokens, TokenTypeHint, printable,
+    Assertion, BrowserStep, Error, ErrorKind, FileTokenStorage, PasteOutcome, Session,
+    SessionBuilder, StoredTokens, TokenTypeHint, printable,
 };
 
 const HELP: &str = "\
@@ -91,6 +91,12 @@ OPTIONS:
                            its secret, read from FILE (- reads standard input to its end),
                            or from $MCP_OAUTH_CLIENT_SECRET; never on the command line,
                            where every local user can read it (ps)
+    --client-key-file FILE its private key (PEM: PKCS#8 ES256 or RS256, or RSA), for
+                           private_key_jwt client authentication
+    --client-credentials   no browser: the client obtains tokens for itself (services, jobs)
+    --assertion-file FILE  no browser: the JWT bearer grant with the workload identity token
+                           in FILE (read again each time; a Kubernetes or CI token file)
+    --no-dpop              never bind tokens to a DPoP key, even where the server offers it
     --callback-port PORT   a fixed port for the loopback callback
     --timeout SECS         time allowed for the browser step (default 300)
     --no-browser           do not open a browser: print the URL (headless, SSH)
@@ -114,10 +120,15 @@ fn command_help(command: &str) -> Option<String> {
         "token" => (
             "mcp-oauth token URL [--json] [--refresh] [OPTIONS]",
             "Prints a valid access token for URL on stdout: the cached one, a refreshed one, or\n\
-             one from a new login. --json prints the token set (never the refresh token);\n\
+             one from a new login (or, with --client-credentials or --assertion-file, a grant\n\
+             without a browser). --json prints the token set (never the refresh token);\n\
              --refresh refreshes even a valid token.",
             "    curl -H \"Authorization: Bearer $(mcp-oauth token https://mcp.example.com/mcp)\" ...\n    \
-             mcp-oauth token https://mcp.example.com/mcp --json | jq .expires_in",
+             mcp-oauth token https://mcp.example.com/mcp --json | jq .expires_in\n    \
+             MCP_OAUTH_CLIENT_SECRET=... mcp-oauth token https://mcp.example.com/mcp \\\n        \
+             --client-credentials --client-id svc-1\n    \
+             mcp-oauth token https://mcp.example.com/mcp --assertion-file \\\n        \
+             /var/run/secrets/tokens/mcp-token",
         ),
         "status" => (
             "mcp-oauth status [URL] [--json] [OPTIONS]",
@@ -221,6 +232,10 @@ struct Options {
     client_secret_file: Option<PathBuf>,
     /// The secret, once read from the file, standard input or the environment.
     client_secret: Option<String>,
+    client_key_file: Option<PathBuf>,
+    client_credentials: bool,
+    assertion_file: Option<PathBuf>,
+    no_dpop: bool,
     callback_port: Option<u16>,
     timeout: Option<u64>,
     no_browser: bool,
@@ -250,6 +265,10 @@ fn parse(args: Vec<OsString>) -> Result<Options, Failure> {
                 ));
             }
             Long("client-secret-file") => o.client_secret_file = Some(parser.value()?.into()),
+            Long("client-key-file") => o.client_key_file = Some(parser.value()?.into()),
+            Long("client-credentials") => o.client_credentials = true,
+            Long("assertion-file") => o.assertion_file = Some(parser.value()?.into()),
+            Long("no-dpop") => o.no_dpop = true,
             Long("callback-port") => o.callback_port = Some(parser.value()?.parse()?),
             Long("timeout") => o.timeout = Some(parser.value()?.parse()?),
             Long("no-browser") => o.no_browser = true,
@@ -264,6 +283,11 @@ fn parse(args: Vec<OsString>) -> Result<Options, Failure> {
         }
     }
     o.client_secret = client_secret(o.client_secret_file.as_deref())?;
+    if o.client_credentials && o.assertion_file.is_some() {
+        return Err(Failure::Usage(
+            "--client-credentials and --assertion-file are two different grants; give one".into(),
+        ));
+    }
     Ok(o)
 }
 
@@ -326,6 +350,15 @@ impl Options {
         if let Some(s) = &self.client_secret {
             b = b.client_secret(s);
         }
+        if let Some(f) = &self.client_key_file {
+            b = b.client_key_file(f);
+        }
+        if self.client_credentials {
+            b = b.client_credentials();
+        }
+        if let Some(f) = &self.assertion_file {
+            b = b.jwt_bearer(Assertion::File(f.clone()));
+        }
         if let Some(p) = self.callback_port {
             b = b.callback_port(p);
         }
@@ -334,6 +367,7 @@ impl Options {
         }
         b.allow_private_network(self.allow_private_network)
             .interactive(!self.no_login)
+            .dpop(!self.no_dpop)
     }
 
     /// The builder with the interactive browser step: the URL to copy, the system browser
@@ -442,20 +476,26 @@ fn token(options: &Options) -> Result<(), Failure> {
     };
     done.store(true, Ordering::SeqCst);
     let token = token?;
-    if !options.json {
-        outln!("{}", token.secret());
-        return Ok(());
-    }
     let stored = session
         .store()
         .load_tokens(session.server_url())
         .ok()
         .flatten();
     let tokens = stored.as_ref().map(|s| &s.tokens);
+    if tokens.is_some_and(|t| t.is_dpop()) {
+        errln!(
+            "mcp-oauth: this token is bound to a DPoP key: a server takes it only with a proof \
+             signed by that key (log in with --no-dpop for a bearer token)"
+        );
+    }
+    if !options.json {
+        outln!("{}", token.secret());
+        return Ok(());
+    }
     let expires_at = tokens.and_then(|t| t.expires_at);
     let json = serde_json::json!({
         "access_token": token.secret(),
-        "token_type": "Bearer",
+        "token_type": tokens.map_or("Bearer", |t| t.token_type.as_str()),
         "expires_at": expires_at,
         "expires_in": expires_at.map(|t| t.saturating_sub(unix_now())),
         "scope": tokens.and_then(|t| t.scope.as_deref()).map(printable),

@@ -689,3 +689,76 @@ fn a_closed_stdout_ends_the_cli_quietly() {
         assert!(out.stderr.is_empty(), "{args:?}: {}", text(&out.stderr));
     }
 }
+
+#[test]
+fn token_with_client_credentials_takes_the_secret_from_the_environment_and_the_key_from_a_file() {
+    let w = World::with(ServerConfig {
+        token_endpoint_auth_methods: vec!["client_secret_basic".into(), "private_key_jwt".into()],
+        ..ServerConfig::default()
+    });
+    w.server
+        .add_client("svc", "client_secret_basic", Some("s3cret"), None);
+    let url = w.server.mcp_url().to_string();
+    let cache = TempDir::new();
+    // The secret from the environment; stdin closed: nothing is asked, nothing opened.
+    let out = cli(
+        &["token", &url, "--client-credentials", "--client-id", "svc"],
+        cache.path(),
+    )
+    .env("MCP_OAUTH_CLIENT_SECRET", "s3cret")
+    .stdin(Stdio::null())
+    .output()
+    .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let token = text(&out.stdout).trim().to_owned();
+    assert_eq!(w.mcp_status(&token), 200);
+    assert!(!text(&out.stderr).contains("s3cret"));
+    assert!(w.requests_to(Route::Authorize).is_empty());
+
+    // A private_key_jwt client, its key in a PEM file.
+    let key_file =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/client-es256.pem");
+    let pem = std::fs::read_to_string(&key_file).unwrap();
+    let key =
+        mcp_oauth_client::SigningKey::from_pem(&pem, mcp_oauth_client::Step::Configure).unwrap();
+    w.server
+        .add_client("svc-key", "private_key_jwt", None, Some(key.public_jwk()));
+    let cache = TempDir::new();
+    let out = cli(
+        &[
+            "token",
+            &url,
+            "--client-credentials",
+            "--client-id",
+            "svc-key",
+            "--client-key-file",
+            key_file.to_str().unwrap(),
+            "--json",
+        ],
+        cache.path(),
+    )
+    .stdin(Stdio::null())
+    .output()
+    .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["token_type"], "Bearer");
+    assert!(!text(&out.stdout).contains("PRIVATE KEY") && !text(&out.stderr).contains("PRIVATE"));
+    let last = w.requests_to(Route::Token).pop().unwrap();
+    assert!(last.form_param("client_assertion").is_some());
+
+    // Without any credential for the client: a configuration error naming the grant's step.
+    let out = cli(
+        &["token", &url, "--client-credentials"],
+        TempDir::new().path(),
+    )
+    .stdin(Stdio::null())
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("token grant"),
+        "{}",
+        text(&out.stderr)
+    );
+}
