@@ -79,6 +79,27 @@
 //! # fn main() {}
 //! ```
 //!
+//! **A service without a person** uses a grant with no browser: client credentials (with a
+//! secret, or `private_key_jwt` with a key file), the JWT bearer grant with a workload
+//! identity token, or enterprise-managed authorization (see [`SessionBuilder::grant`]). It
+//! never binds a port; the grant runs again when the token expires.
+//! ```no_run
+//! use mcp_oauth_client::{Assertion, Session};
+//!
+//! let service = Session::builder("https://mcp.example.com/mcp")
+//!     .client_id("svc-1")
+//!     .client_key_file("/etc/svc-1/key.pem")
+//!     .client_credentials()
+//!     .build()?;
+//! let workload = Session::builder("https://mcp.example.com/mcp")
+//!     .jwt_bearer(Assertion::File("/var/run/secrets/tokens/mcp".into()))
+//!     .build()?;
+//! # Ok::<(), mcp_oauth_client::Error>(())
+//! ```
+//! Where the authorization server advertises DPoP (RFC 9449), any of these logins binds its
+//! tokens to a key the session holds and stores with them; the session's agent sends each
+//! request with a fresh proof ([`dpop`]).
+//!
 //! # The flow, and where each step lives
 //! Each protocol step is a module: a pure part (parse and build, fuzzed) and one blocking
 //! exchange taking a `&ureq::Agent`, usable alone.
@@ -94,6 +115,8 @@
 //! | authorization request | RFC 6749 §4.1, RFC 7636, RFC 8707 | [`pkce::PkceVerifier`], [`scope::select_scopes`], [`authorize::build_authorization_url`] | the browser: [`BrowserStep`], [`browser::open_browser`] |
 //! | callback | RFC 8252, RFC 9207 | [`callback::parse_callback_request`], [`callback::validate_callback`] | [`callback::CallbackListener`] |
 //! | code exchange | RFC 6749 §4.1.3 | [`token::parse_token_response`] | [`token::exchange_code`] |
+//! | grants without a browser | RFC 6749 §4.4, RFC 7523, RFC 8693 | [`grant::parse_token_exchange_response`], [`jwt::SigningKey::from_pem`] | [`grant::client_credentials`], [`grant::jwt_bearer`], [`grant::exchange_for_id_jag`] |
+//! | sender-constrained tokens | RFC 9449 | [`dpop::Dpop::proof`], [`jwt::decode_unverified`] | every token and MCP request |
 //! | revocation | RFC 7009 | | [`revocation::revoke`] |
 //! | storage | | [`storage::parse_stored_tokens`] | [`TokenStore`], [`FileTokenStorage`] |
 //!
@@ -151,6 +174,18 @@
 //! - **The cache** is 0700/0600 and written atomically (`files::cache_dir_is_0700_and_files_0600`);
 //!   every cache file is opened without following a symlink or blocking on a FIFO and checked on
 //!   the open handle: a regular file of this user (`files::planted::*`).
+//! - **DPoP keys and client keys**: the DPoP private key is stored only with the tokens it
+//!   binds (the same 0600 file) and never in `Debug`; a proof is fresh for every request (its
+//!   own `jti`; `dpop::a_bound_token_is_refused_with_the_bearer_scheme_and_accepted_with_dpop`
+//!   shows a replayed proof refused), and a server's nonce is taken once per request
+//!   (`dpop::a_server_that_keeps_asking_for_a_nonce_gets_one_retry_then_an_error_not_a_login`);
+//!   a client's private key is read from a file, never the command line, and a key that
+//!   cannot sign is refused when read
+//!   (`machines::a_client_key_that_is_not_a_key_is_a_configuration_error_naming_the_file`).
+//!   A refused workload assertion is not sent again
+//!   (`machines::an_assertion_with_a_wrong_audience_or_past_its_expiry_is_refused_once_and_not_retried`).
+//!   An identity provider's token endpoint is trusted like the MCP server's origin because the
+//!   user named it, not a server.
 //! - **The callback listener** binds 127.0.0.1; idle, slow or junk connections cannot keep the
 //!   browser's redirect out (`hostile::two_hundred_idle_and_eight_slow_connections_do_not_keep_the_redirect_out`,
 //!   `hostile::a_thousand_junk_connections_then_the_real_callback_completes`).

@@ -108,6 +108,31 @@ impl Drop for Waiting<'_> {
     }
 }
 
+/// Refuses a browser login at a server whose metadata lists grants, only grants without a
+/// browser among them, and not `authorization_code`: the browser would show an error page
+/// and the login wait for nothing. (A list without either kind proves nothing: some servers
+/// list only part of what they take.)
+fn refuse_headless_only(metadata: &AuthServerMetadata) -> Result<()> {
+    let Some(grants) = &metadata.grant_types_supported else {
+        return Ok(());
+    };
+    let has = |g: &str| grants.iter().any(|x| x == g);
+    let headless = has("client_credentials") || has(grant::JWT_BEARER);
+    if has("authorization_code") || !headless {
+        return Ok(());
+    }
+    Err(Error::new(
+        ErrorKind::Config,
+        Step::AuthServerDiscovery,
+        format!(
+            "authorization server {} offers no browser login, only {}; configure that grant \
+             (SessionBuilder::client_credentials, jwt_bearer or identity_assertion)",
+            printable(&metadata.issuer),
+            printable(&grants.join(", "))
+        ),
+    ))
+}
+
 /// SHA-256 of a token: compared, never shown.
 fn fingerprint(token: &Secret) -> [u8; 32] {
     use sha2::Digest;
@@ -758,6 +783,7 @@ impl Inner {
         self.check_endpoints(&metadata, browser)?;
         if browser {
             metadata.require_s256()?;
+            refuse_headless_only(&metadata)?;
         }
         Ok((metadata, resource, scopes))
     }

@@ -513,7 +513,8 @@ impl Session {
 
     /// An agent for requests to the MCP server. Its middleware adds `Authorization: Bearer`
     /// with the cached (or refreshed) token to every request for the server's origin, and to
-    /// no other; it never starts a browser login: a 401 does, through
+    /// no other (for a DPoP-bound token, `Authorization: DPoP` and a fresh proof; the nonces
+    /// the server sends are kept for the next proofs); it never starts a browser login: a 401 does, through
     /// [`send`](Self::send) or [`on_unauthorized`](Self::on_unauthorized). HTTP error statuses
     /// are responses, not errors, so a 401's `WWW-Authenticate` can be read.
     pub fn agent(&self) -> &ureq::Agent {

@@ -166,3 +166,26 @@ fn dpop_turned_off_gets_bearer_tokens_from_a_dpop_server() {
     assert_eq!(w.mcp_status(token.secret()), 200);
     assert!(session.authorization_header().is_ok());
 }
+
+#[test]
+fn a_client_credentials_grant_binds_its_token_too() {
+    let w = dpop_world(true);
+    w.server
+        .add_client("svc", "client_secret_post", Some("s3cret"), None);
+    let session = w
+        .builder()
+        .client_id("svc")
+        .client_secret("s3cret")
+        .client_credentials()
+        .build()
+        .unwrap();
+    assert_eq!(ping(&session).unwrap(), 200);
+    assert!(crate::common::stored(&session).tokens.is_dpop());
+    let grants = w.requests_to(Route::Token);
+    assert_eq!(grants.len(), 2, "one nonce retry");
+    assert!(grants.iter().all(|r| r.header("dpop").is_some()));
+    assert_eq!(
+        w.server.nonce_challenges(),
+        NonceChallenges { token: 1, mcp: 1 }
+    );
+}

@@ -273,3 +273,30 @@ fn an_assertion_with_a_wrong_audience_or_past_its_expiry_is_refused_once_and_not
         assert!(!w.has_cached_tokens(&session), "{name}");
     }
 }
+
+#[test]
+fn a_browser_login_at_a_server_with_only_headless_grants_fails_before_any_browser() {
+    // The metadata lists only client credentials (a Fault replaces the document).
+    let w = World::new();
+    let mut md = crate::common::get_json(&format!(
+        "{}/.well-known/oauth-authorization-server",
+        w.server.issuer()
+    ));
+    md["grant_types_supported"] = json!(["client_credentials"]);
+    w.server.set_fault(
+        Route::AuthServerMetadata,
+        mcp_oauth_client::testing::Fault::json(200, md),
+    );
+    let hooked = Arc::new(Mutex::new(0));
+    let count = Arc::clone(&hooked);
+    let session = w
+        .builder()
+        .authorize_hook(move |_: &BrowserStep| *count.lock().unwrap() += 1)
+        .build()
+        .unwrap();
+    let e = ping(&session).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Config, "{e}");
+    assert!(e.to_string().contains("client_credentials"), "{e}");
+    assert_eq!(*hooked.lock().unwrap(), 0);
+    assert!(w.requests_to(Route::Register).is_empty());
+}
