@@ -211,8 +211,11 @@ pub fn auth_server_metadata(data: &[u8]) {
     };
     assert_eq!(md.issuer, issuer);
     let optional = [&md.registration_endpoint, &md.revocation_endpoint];
-    let endpoints = [&md.authorization_endpoint, &md.token_endpoint]
+    // An empty authorization endpoint: a server without browser grants (RFC 8414 §2).
+    let browser = Some(&md.authorization_endpoint).filter(|e| !e.is_empty());
+    let endpoints = browser
         .into_iter()
+        .chain([&md.token_endpoint])
         .chain(optional.into_iter().flatten());
     for endpoint in endpoints {
         let url = Url::parse(endpoint).expect("accepted endpoints parse");

@@ -10,7 +10,10 @@
 #                    URLs, a registration rate limit;
 #   - oidc-provider: node-oidc-provider (a certified OpenID provider) in front of a small MCP
 #                    endpoint, with its real login and consent pages, and its documented OIDC
-#                    defaults (`oidc-strict`).
+#                    defaults (`oidc-strict`);
+#   - oidc-provider-dpop: the same with DPoP (the provider's nonces required) and client
+#                    credentials for two pre-registered clients (a secret, a private key); its
+#                    MCP endpoint takes bound tokens only with valid proofs and its own nonce.
 #
 #   bash tests/interop/run.sh
 #
@@ -41,7 +44,7 @@ VENV=${INTEROP_VENV:-$TARGET_DIR/interop-venv}
 AT_TTL=${INTEROP_AT_TTL:-75}
 FASTMCP_TTL=${INTEROP_FASTMCP_TTL:-40}
 STRICT=${INTEROP_STRICT:-1}
-SERVERS=${INTEROP_SERVERS:-fastmcp ts-sdk oidc-provider}
+SERVERS=${INTEROP_SERVERS:-fastmcp ts-sdk oidc-provider oidc-provider-dpop}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/mcp-oauth-interop.XXXXXX")
 STARTED=$SECONDS
 FG_PID=""
@@ -182,11 +185,13 @@ enter() {
   mkdir -p "$D"
   FIRST_LOGIN_OK=""
   ROTATED_RT=""
+  BOUND=0
 }
 
 start_oidc_provider() {
   local profile=$1
   INTEROP_DIR="$D" INTEROP_PROFILE="$profile" INTEROP_AT_TTL="$AT_TTL" \
+    INTEROP_CLIENT_KEY="$ROOT/tests/data/client-es256.pem" \
     node "$HERE/server.mjs" >"$D/server.out" 2>&1 &
   echo $! >"$D/server.pid"
   wait_for 20 test -s "$D/server.json" || setup_failed "the $profile server did not start: $(tail -3 "$D/server.out")"
@@ -337,9 +342,35 @@ s_first_login() {
   if [ "$ISSUES_REFRESH" = 1 ]; then
     [ -n "$(tool get "$tf" d.tokens.refresh_token)" ] || fail "no refresh token cached" || return 1
   fi
-  [ "$(mcp_status "$(tool get "$tf" d.tokens.access_token)")" = 200 ] \
-    || fail "the MCP endpoint answered $(tool get "$D/mcp.json" d.status) to the new token" || return 1
+  if [ "$BOUND" = 1 ]; then
+    bound_token_refused_as_bearer "$tf" || return 1
+  else
+    [ "$(mcp_status "$(tool get "$tf" d.tokens.access_token)")" = 200 ] \
+      || fail "the MCP endpoint answered $(tool get "$D/mcp.json" d.status) to the new token" || return 1
+  fi
   FIRST_LOGIN_OK=1
+}
+
+# bound_token_refused_as_bearer TOKEN_FILE: the cached token is DPoP-bound (token_type DPoP,
+# its key stored with it) and the MCP endpoint refuses it as a Bearer token.
+bound_token_refused_as_bearer() {
+  [ "$(tool get "$1" d.tokens.token_type)" = DPoP ] || fail "token_type $(tool get "$1" d.tokens.token_type), not DPoP" || return 1
+  [ -n "$(tool get "$1" d.dpop_key)" ] || fail "no DPoP key stored with the tokens" || return 1
+  [ "$(mcp_status "$(tool get "$1" d.tokens.access_token)")" = 401 ] \
+    || fail "the bound token was taken as a Bearer token (HTTP $(tool get "$D/mcp.json" d.status))" || return 1
+}
+
+# example_with_cache CACHE LABEL: the example client lists and calls tools with the tokens in
+# CACHE and no browser.
+example_with_cache() {
+  local before err="$D/cli-$2.err" rc=0
+  before=$(launches)
+  in_bg env INTEROP_DIR="$D" INTEROP_LABEL="$SERVER-$2" MCP_OAUTH_CACHE_DIR="$1" \
+    timeout 60 "$EXAMPLE" "$MCP_URL" >"$D/cli-$2.out" 2>"$err" || rc=$?
+  [ "$rc" = 0 ] || fail "mcp_client exited $rc: $(tail -1 "$err")" || return 1
+  [ "$(launches)" = "$before" ] || fail "the browser was launched although a token is cached" || return 1
+  grep -q '^tools: \["' "$err" || fail "no tools listed: $(tr '\n' ' ' <"$err")" || return 1
+  grep -q '"type":"text"' "$err" || fail "no tool result: $(tr '\n' ' ' <"$err")" || return 1
 }
 
 s_cached_token() {
@@ -357,14 +388,7 @@ s_cached_token() {
 
 s_mcp_client() {
   [ -n "$FIRST_LOGIN_OK" ] || fail "needs the first login" || return 1
-  local before err="$D/cli-mcp-client.err" rc=0
-  before=$(launches)
-  in_bg env INTEROP_DIR="$D" INTEROP_LABEL="$SERVER-mcp-client" MCP_OAUTH_CACHE_DIR="$CACHE" \
-    timeout 60 "$EXAMPLE" "$MCP_URL" >"$D/cli-mcp-client.out" 2>"$err" || rc=$?
-  [ "$rc" = 0 ] || fail "mcp_client exited $rc: $(tail -1 "$err")" || return 1
-  [ "$(launches)" = "$before" ] || fail "the browser was launched although a token is cached" || return 1
-  grep -q '^tools: \["' "$err" || fail "no tools listed: $(tr '\n' ' ' <"$err")" || return 1
-  grep -q '"type":"text"' "$err" || fail "no tool result: $(tr '\n' ' ' <"$err")" || return 1
+  example_with_cache "$CACHE" mcp-client
 }
 
 s_refresh() {
@@ -396,15 +420,28 @@ s_refresh() {
   [ "$(cat "$D/cli-refresh.out")" = "$new_at" ] || fail "printed token is not the cached one" || return 1
   [ "$new_at" != "$old_at" ] || fail "the access token did not change" || return 1
   [ -n "$new_rt" ] && [ "$new_rt" != "$old_rt" ] || fail "the cache does not hold a new (rotated) refresh token" || return 1
-  [ "$(requests_to "$mark" POST "$TOKEN_PATH")" = 1 ] || fail "expected one token request: $(log_requests "$mark")" || return 1
+  # A provider that wants a DPoP nonce on every token request refuses a new process's first
+  # one (its nonce is not kept across processes) and takes the one retry with it.
+  local token_requests=1
+  if [ "$BOUND" = 1 ]; then
+    token_requests=2
+    [ "$(log_count "$mark" "e.event === 'grant_error' && e.grant_type === 'refresh_token' && e.error === 'use_dpop_nonce'")" = 1 ] \
+      || fail "expected one use_dpop_nonce refusal before the refresh: $(log_requests "$mark")" || return 1
+  fi
+  [ "$(requests_to "$mark" POST "$TOKEN_PATH")" = "$token_requests" ] || fail "expected $token_requests token request(s): $(log_requests "$mark")" || return 1
   [ "$(requests_to "$mark" GET "$AUTHORIZE_PATH")" = 0 ] || fail "an authorization request was made" || return 1
-  if [ "$SERVER" = oidc-provider ]; then
+  if [ "${SERVER#oidc-provider}" != "$SERVER" ]; then
     [ "$(log_count "$mark" "e.event === 'grant' && e.grant_type === 'refresh_token' && e.resource === '$MCP_URL'")" = 1 ] \
       || fail "expected one refresh_token grant with resource=$MCP_URL: $(tool list "$D/server.log" "$mark" 'e.event' | tr '\n' ' ')" || return 1
     [ "$(log_count "$mark" "e.event === 'refresh_token_consumed'")" = 1 ] || fail "the provider did not consume the old refresh token" || return 1
   fi
-  st=$(mcp_status "$new_at")
-  [ "$st" = 200 ] || fail "the refreshed token got $st at the MCP endpoint" || return 1
+  if [ "$BOUND" = 1 ]; then
+    bound_token_refused_as_bearer "$tf" || return 1
+    example_with_cache "$CACHE" after-refresh || return 1
+  else
+    st=$(mcp_status "$new_at")
+    [ "$st" = 200 ] || fail "the refreshed token got $st at the MCP endpoint" || return 1
+  fi
   st=$(mcp_status "$old_at")
   [ "$st" = 401 ] || fail "the expired access token still got $st at the MCP endpoint" || return 1
   ROTATED_AT=$new_at
@@ -570,6 +607,48 @@ s_mcp_accepts_token() {
   [ "$(tool get "$D/mcp.json" d.body.result.serverInfo.name)" = interop-mcp ] || fail "no initialize result" || return 1
 }
 
+# oidc-provider-dpop: the provider asked for its nonce on the code exchange and got it on the
+# one retry; the tokens are DPoP-bound; the MCP endpoint asked for its own nonce and the
+# example client's requests went through with it.
+s_dpop_nonces() {
+  [ -n "$FIRST_LOGIN_OK" ] || fail "needs the first login" || return 1
+  local code="e.grant_type === 'authorization_code'"
+  [ "$(log_count "$FIRST_MARK" "e.event === 'grant_error' && $code && e.error === 'use_dpop_nonce'")" = 1 ] \
+    || fail "expected one use_dpop_nonce refusal of the code exchange: $(tool list "$D/server.log" "$FIRST_MARK" 'e.event' 'e.event + ":" + (e.error || e.token_type || "")' | tr '\n' ' ')" || return 1
+  [ "$(log_count "$FIRST_MARK" "e.event === 'grant' && $code && e.token_type === 'DPoP'")" = 1 ] \
+    || fail "expected one DPoP-bound code exchange" || return 1
+  [ "$(log_count "$FIRST_MARK" "e.path === '/mcp' && e.outcome === 'use_dpop_nonce'")" -ge 1 ] \
+    || fail "the MCP endpoint never asked for its nonce" || return 1
+  [ "$(log_count "$FIRST_MARK" "e.path === '/mcp' && e.outcome === 'accepted'")" -ge 2 ] \
+    || fail "no MCP request was accepted with a proof" || return 1
+  [ "$(log_count "$FIRST_MARK" "e.path === '/mcp' && String(e.outcome).startsWith('rejected: DPoP')")" = 0 ] \
+    || fail "the MCP endpoint rejected a proof: $(tool list "$D/server.log" "$FIRST_MARK" "String(e.outcome).startsWith('rejected')" 'e.outcome' | tr '\n' ' ')" || return 1
+}
+
+# oidc-provider-dpop: client credentials, no browser, no port; the secret from the environment
+# (client_secret_basic) or the key from a file (private_key_jwt). The tokens are bound too.
+s_client_credentials() {
+  local kind=$1 cache="$D/cache-cc-$1" before mark tf args=()
+  before=$(launches)
+  mark=$(log_mark)
+  case "$kind" in
+    secret) args=(--client-id svc-basic) ;;
+    key) args=(--client-id svc-key --client-key-file "$ROOT/tests/data/client-es256.pem") ;;
+  esac
+  cli "cc-$kind" MCP_OAUTH_CLIENT_SECRET="$([ "$kind" = secret ] && tool get "$D/server.json" d.svcBasicSecret)" \
+    -- token "$MCP_URL" --cache-dir "$cache" --client-credentials "${args[@]}" --timeout 30
+  [ "$CLI_RC" = 0 ] || fail "token exited $CLI_RC: $(cli_error "cc-$kind")" || return 1
+  [ "$(launches)" = "$before" ] || fail "a browser was launched" || return 1
+  [ "$(log_count "$mark" "e.event === 'grant' && e.grant_type === 'client_credentials' && e.token_type === 'DPoP' && e.resource === '$MCP_URL'")" = 1 ] \
+    || fail "expected one DPoP-bound client_credentials grant for $MCP_URL: $(tool list "$D/server.log" "$mark" 'e.event' 'e.event + ":" + (e.error_description || e.token_type || "")' | tr '\n' ' ')" || return 1
+  [ "$(requests_to "$mark" GET "$AUTHORIZE_PATH")" = 0 ] || fail "an authorization request was made" || return 1
+  tf=$(tokens_file "$cache")
+  [ -n "$tf" ] || fail "no token file" || return 1
+  [ -z "$(tool get "$tf" d.tokens.refresh_token)" ] || fail "a refresh token came with client credentials" || return 1
+  bound_token_refused_as_bearer "$tf" || return 1
+  example_with_cache "$cache" "cc-$kind-client" || return 1
+}
+
 # oidc-provider: a cache rolled back to a spent refresh token; the provider revokes the grant
 # (reuse detection) and the client logs in again, once.
 s_refresh_reuse_relogin() {
@@ -706,6 +785,21 @@ if wants oidc-provider; then
     scenario registration_resource_scope s_strict_registration
     scenario offline_access_refresh_token s_strict_refresh_token
   fi
+fi
+
+if wants oidc-provider-dpop; then
+  enter oidc-provider-dpop
+  BOUND=1
+  say "node-oidc-provider (profile machines: DPoP with nonces, client credentials)"
+  start_oidc_provider machines
+  say "issuer $ISSUER, MCP endpoint $MCP_URL"
+  scenario first_login s_first_login
+  scenario mcp_client s_mcp_client
+  scenario dpop_nonces s_dpop_nonces
+  scenario cached_token s_cached_token
+  scenario client_credentials_secret s_client_credentials secret
+  scenario client_credentials_private_key_jwt s_client_credentials key
+  scenario refresh s_refresh
 fi
 
 say "screenshots and logs in $OUT; $((SECONDS - STARTED)) s"

@@ -17,8 +17,9 @@
 // login and consent pages (devInteractions: real forms, real cookies).
 //
 // Environment: INTEROP_DIR (where `server.json` with the URLs is written once listening, and
-// `server.log`, one JSON line per request or provider event), INTEROP_PROFILE (`oauth` or
-// `oidc-strict`, see below), INTEROP_AT_TTL (access token lifetime in seconds, default 75).
+// `server.log`, one JSON line per request or provider event), INTEROP_PROFILE (`oauth`,
+// `oidc-strict` or `machines`, see below), INTEROP_AT_TTL (access token lifetime in seconds,
+// default 75), INTEROP_CLIENT_KEY (for `machines`: the PEM file of the `svc-key` client's key).
 //
 // Nothing secret is logged: tokens, codes and client secrets stay out of server.log.
 
@@ -42,9 +43,17 @@ const accessTokenTtl = Number(process.env.INTEROP_AT_TTL || 75);
 //   `scope` names one is refused (invalid_client_metadata); and a refresh token is issued only
 //   when `offline_access` was granted, which OIDC Core 1.0 §11 allows only with `prompt=consent`
 //   (without it the provider drops offline_access from the request).
+// - `machines`: `oauth` plus what programs without a person use. DPoP (RFC 9449) with the
+//   provider's nonces required on every token request; client credentials, for two
+//   pre-registered clients: `svc-basic` (client_secret_basic; its secret in server.json) and
+//   `svc-key` (private_key_jwt with the public half of INTEROP_CLIENT_KEY). The MCP endpoint
+//   then takes a DPoP-bound token only with the DPoP scheme and a valid proof by the key the
+//   introspection names (cnf.jkt), and requires a nonce of its own in those proofs; it checks
+//   proofs with Node's crypto, not with the client's code nor the provider's.
 const profile = process.env.INTEROP_PROFILE || 'oauth';
-if (!['oauth', 'oidc-strict'].includes(profile)) throw new Error(`unknown INTEROP_PROFILE ${profile}`);
+if (!['oauth', 'oidc-strict', 'machines'].includes(profile)) throw new Error(`unknown INTEROP_PROFILE ${profile}`);
 const strict = profile === 'oidc-strict';
+const machines = profile === 'machines';
 const logFile = path.join(dir, 'server.log');
 
 function log(entry) {
@@ -66,6 +75,34 @@ const mcpScope = 'mcp:tools';
 // The resource server's own client, used only to call the introspection endpoint.
 const rsClient = { id: 'mcp-resource-server', secret: crypto.randomBytes(32).toString('base64url') };
 
+// The pre-registered clients of the `machines` profile.
+const svcBasic = { id: 'svc-basic', secret: crypto.randomBytes(24).toString('base64url') };
+const svcKeyJwk = machines
+  ? crypto.createPublicKey(fs.readFileSync(process.env.INTEROP_CLIENT_KEY, 'utf8')).export({ format: 'jwk' })
+  : null;
+const machineClients = machines ? [
+  {
+    client_id: svcBasic.id,
+    client_secret: svcBasic.secret,
+    grant_types: ['client_credentials'],
+    response_types: [],
+    redirect_uris: [],
+    token_endpoint_auth_method: 'client_secret_basic',
+  },
+  {
+    client_id: 'svc-key',
+    grant_types: ['client_credentials'],
+    response_types: [],
+    redirect_uris: [],
+    token_endpoint_auth_method: 'private_key_jwt',
+    token_endpoint_auth_signing_alg: 'ES256',
+    jwks: { keys: [{ ...svcKeyJwk, use: 'sig', alg: 'ES256' }] },
+  },
+] : [];
+// The MCP endpoint's own DPoP nonce (RFC 9449 §9), and the proofs it has seen (replay check).
+const rsNonce = crypto.randomBytes(16).toString('base64url');
+const seenJtis = new Set();
+
 const { privateKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
 const signingKey = { ...privateKey.export({ format: 'jwk' }), kid: 'interop-rs256', use: 'sig', alg: 'RS256' };
 
@@ -77,7 +114,7 @@ const provider = new Provider(issuer, {
     response_types: [],
     redirect_uris: [],
     token_endpoint_auth_method: 'client_secret_basic',
-  }],
+  }, ...machineClients],
   jwks: { keys: [signingKey] },
   cookies: {
     keys: [crypto.randomBytes(32).toString('base64url')],
@@ -98,6 +135,10 @@ const provider = new Provider(issuer, {
       allowedPolicy: async (ctx, client) => client.clientId === rsClient.id,
     },
     revocation: { enabled: true },
+    ...(machines ? {
+      clientCredentials: { enabled: true },
+      dPoP: { enabled: true, nonceSecret: crypto.randomBytes(32), requireNonce: () => true },
+    } : {}),
     resourceIndicators: {
       enabled: true,
       // No resource asked for: no default one, the token would have no audience.
@@ -159,6 +200,7 @@ provider.on('grant.success', (ctx) => {
     client_id: ctx.oidc.client?.clientId,
     issued_refresh_token: Boolean(ctx.body?.refresh_token),
     scope: ctx.body?.scope,
+    token_type: ctx.body?.token_type,
   });
 });
 provider.on('grant.error', (ctx, err) => {
@@ -183,10 +225,54 @@ function sendJson(res, status, body, headers = {}) {
   res.end(text);
 }
 
-function challenge(error) {
+function challenge(error, scheme = 'Bearer') {
   const parts = [`resource_metadata="${prmUrl}"`, `scope="${mcpScope}"`];
   if (error) parts.push(`error="${error}"`);
-  return `Bearer ${parts.join(', ')}`;
+  if (scheme === 'DPoP') parts.unshift('algs="ES256"');
+  return `${scheme} ${parts.join(', ')}`;
+}
+
+const b64url = (buf) => Buffer.from(buf).toString('base64url');
+const sha256 = (text) => crypto.createHash('sha256').update(text).digest();
+
+/** RFC 7638 thumbprint of an EC or RSA public JWK. */
+function thumbprint(jwk) {
+  const members = jwk.kty === 'EC' ? { crv: jwk.crv, kty: 'EC', x: jwk.x, y: jwk.y }
+    : { e: jwk.e, kty: 'RSA', n: jwk.n };
+  return b64url(sha256(JSON.stringify(members)));
+}
+
+/**
+ * Checks the DPoP proof of an MCP request presenting `token` (RFC 9449 §4.3, §7.1): one
+ * compact JWS, typ dpop+jwt, ES256 or RS256 over the public key in its header, htm/htu of this
+ * request, iat within 5 minutes, ath of the token, a jti never seen, and this endpoint's nonce.
+ * Returns the key's thumbprint; throws the reason ('nonce' when only the nonce is missing).
+ */
+function checkProof(req, token) {
+  const proofs = req.headersDistinct?.dpop || [];
+  if (proofs.length !== 1) throw new Error(`${proofs.length} DPoP proofs`);
+  const [h, c, s, extra] = proofs[0].split('.');
+  if (extra !== undefined || !s) throw new Error('not a compact JWS');
+  const header = JSON.parse(Buffer.from(h, 'base64url'));
+  const claims = JSON.parse(Buffer.from(c, 'base64url'));
+  if (header.typ !== 'dpop+jwt') throw new Error('typ');
+  const jwk = header.jwk || {};
+  if (jwk.d || jwk.p) throw new Error('a private key in the header');
+  const key = crypto.createPublicKey({ key: jwk, format: 'jwk' });
+  const signature = Buffer.from(s, 'base64url');
+  const input = Buffer.from(`${h}.${c}`);
+  const ok = header.alg === 'ES256'
+    ? crypto.verify('sha256', input, { key, dsaEncoding: 'ieee-p1363' }, signature)
+    : header.alg === 'RS256' && crypto.verify('sha256', input, key, signature);
+  if (!ok) throw new Error('the signature does not verify');
+  if (claims.htm !== req.method) throw new Error('htm');
+  if (claims.htu !== mcpUrl) throw new Error(`htu ${claims.htu}`);
+  if (Math.abs(Date.now() / 1000 - claims.iat) > 300) throw new Error('iat');
+  if (claims.ath !== b64url(sha256(token))) throw new Error('ath');
+  if (typeof claims.jti !== 'string' || seenJtis.has(claims.jti)) throw new Error('jti missing or replayed');
+  seenJtis.add(claims.jti);
+  if (claims.nonce !== rsNonce) throw new Error('nonce');
+  return thumbprint(jwk);
 }
 
 /** RFC 7662 introspection at the provider, as the resource server's own client. */
@@ -210,7 +296,7 @@ function rejectReason(info) {
   if (info.iss !== issuer) return 'wrong issuer';
   const aud = Array.isArray(info.aud) ? info.aud : [info.aud];
   if (!aud.includes(mcpUrl)) return `wrong audience ${JSON.stringify(info.aud)}`;
-  if (info.token_type && info.token_type !== 'Bearer') return `token_type ${info.token_type}`;
+  if (info.token_type && !['Bearer', 'DPoP'].includes(info.token_type)) return `token_type ${info.token_type}`;
   if (!String(info.scope || '').split(' ').includes(mcpScope)) return `scope ${JSON.stringify(info.scope)}`;
   return null;
 }
@@ -256,16 +342,37 @@ async function mcp(req, res) {
     return 'method';
   }
   const header = req.headers.authorization || '';
-  const match = /^Bearer ([A-Za-z0-9\-._~+/]+=*)$/.exec(header);
-  if (!match) {
-    res.writeHead(401, { 'www-authenticate': challenge(), 'content-type': 'text/plain' });
+  const match = /^(Bearer|DPoP) ([A-Za-z0-9\-._~+/]+=*)$/.exec(header);
+  const scheme = machines ? 'DPoP' : 'Bearer';
+  if (!match || (match[1] === 'DPoP' && !machines)) {
+    res.writeHead(401, { 'www-authenticate': challenge(undefined, scheme), 'content-type': 'text/plain' });
     res.end('a Bearer token is required\n');
     return 'no token';
   }
-  const info = await introspect(match[1]);
-  const reason = rejectReason(info);
+  const info = await introspect(match[2]);
+  let reason = rejectReason(info);
+  const bound = Boolean(info.cnf?.jkt);
+  if (!reason && bound !== (match[1] === 'DPoP')) {
+    reason = bound ? 'a DPoP-bound token presented as Bearer' : 'a Bearer token presented as DPoP';
+  }
+  if (!reason && bound) {
+    try {
+      if (checkProof(req, match[2]) !== info.cnf.jkt) reason = 'the proof is by another key';
+    } catch (err) {
+      if (err.message === 'nonce') {
+        res.writeHead(401, {
+          'www-authenticate': challenge('use_dpop_nonce', 'DPoP'),
+          'dpop-nonce': rsNonce,
+          'content-type': 'text/plain',
+        });
+        res.end('a DPoP nonce is required\n');
+        return 'use_dpop_nonce';
+      }
+      reason = `DPoP proof: ${err.message}`;
+    }
+  }
   if (reason) {
-    res.writeHead(401, { 'www-authenticate': challenge('invalid_token'), 'content-type': 'text/plain' });
+    res.writeHead(401, { 'www-authenticate': challenge('invalid_token', scheme), 'content-type': 'text/plain' });
     res.end(`token rejected: ${reason}\n`);
     return `rejected: ${reason}`;
   }
@@ -284,7 +391,9 @@ async function mcp(req, res) {
   }
   const result = mcpResult(request);
   // What the introspection said, for the run's assertions (no token material).
-  const token = { aud: info.aud, scope: info.scope, client_id: info.client_id, sub: info.sub };
+  const token = {
+    aud: info.aud, scope: info.scope, client_id: info.client_id, sub: info.sub, token_type: info.token_type,
+  };
   sendJson(res, 200, { jsonrpc: '2.0', id: request.id ?? null, result, _token: token });
   return 'accepted';
 }
@@ -333,7 +442,9 @@ server.on('request', async (req, res) => {
 
 fs.writeFileSync(
   path.join(dir, 'server.json'),
-  JSON.stringify({ pid: process.pid, origin, issuer, mcp: mcpUrl, prm: prmUrl }),
+  JSON.stringify({
+    pid: process.pid, origin, issuer, mcp: mcpUrl, prm: prmUrl, ...(machines ? { svcBasicSecret: svcBasic.secret } : {}),
+  }),
 );
 log({ event: 'listening', origin, issuer, profile, accessTokenTtl });
 
