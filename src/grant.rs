@@ -51,6 +51,17 @@ impl Grant {
     pub fn is_headless(&self) -> bool {
         !matches!(self, Grant::AuthorizationCode)
     }
+
+    /// Its name in the cache (`StoredTokens::grant`): `authorization_code`,
+    /// `client_credentials`, `jwt_bearer` or `identity_assertion`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Grant::AuthorizationCode => "authorization_code",
+            Grant::ClientCredentials => "client_credentials",
+            Grant::JwtBearer(_) => "jwt_bearer",
+            Grant::IdentityAssertion(_) => "identity_assertion",
+        }
+    }
 }
 
 /// Where an assertion comes from. A file is read again each time the grant runs, since

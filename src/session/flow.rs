@@ -285,12 +285,19 @@ impl Inner {
         self.forget()
     }
 
-    /// Forgets this server's tokens, in memory and on disk.
+    /// Forgets this server's tokens, in memory and on disk; tokens another identity obtained
+    /// stay.
     fn forget(&self) -> Result<()> {
         {
             let mut state = self.state();
             state.tokens = None;
             state.served = None;
+        }
+        if let Ok(Some(other)) = self.store.load_tokens(&self.server_url)
+            && !self.is_ours(&other)
+        {
+            log::info!("the cached tokens belong to another identity; leaving them");
+            return Ok(());
         }
         self.store.clear(&self.server_url)
     }
@@ -592,11 +599,15 @@ impl Inner {
         }
     }
 
-    /// The stored tokens of this server: the cache file, else what this process holds.
+    /// The stored tokens of this server: the cache file, else what this process holds. Tokens
+    /// another identity obtained (see [`is_ours`](Self::is_ours)) are not this session's.
     fn stored_tokens(&self) -> Option<StoredTokens> {
         let held = || self.state().tokens.clone();
         match self.store.load_tokens(&self.server_url) {
-            Ok(Some(t)) => return Some(t),
+            Ok(Some(t)) if self.is_ours(&t) => return Some(t),
+            Ok(Some(_)) => {
+                log::debug!("the cached tokens of this server belong to another grant or client");
+            }
             Ok(None) => {}
             Err(e) => {
                 log::warn!("ignoring the cached tokens: {e}");
@@ -609,6 +620,20 @@ impl Inner {
             }
         }
         held()
+    }
+
+    /// Whether `stored` was obtained the way this session obtains tokens: by its grant and,
+    /// for a grant without a browser, by its configured client. A service and a person
+    /// sharing a cache directory must not get each other's tokens.
+    fn is_ours(&self, stored: &StoredTokens) -> bool {
+        let browser = Grant::AuthorizationCode.name();
+        if stored.grant.as_deref().unwrap_or(browser) != self.config.grant.name() {
+            return false;
+        }
+        match (&self.config.grant, &self.config.client.client_id) {
+            (Grant::AuthorizationCode, _) | (_, None) => true,
+            (_, Some(id)) => *id == stored.client_id,
+        }
     }
 
     /// The client that obtained `stored`: the configured one, or the cached registration.
@@ -876,6 +901,7 @@ impl Inner {
             requested_scope: scopes.map(ToString::to_string),
             client_id: client.client_id.clone(),
             auth_method: client.auth_method,
+            grant: Some(self.config.grant.name().to_owned()),
             dpop_key: Self::bound_key(&tokens, dpop.as_ref()),
             tokens,
         }
@@ -1064,6 +1090,16 @@ impl Inner {
     /// Stores the tokens (keeping them in memory when the cache cannot be written) and returns
     /// the access token.
     fn save(&self, stored: StoredTokens) -> Presented {
+        if let Ok(Some(other)) = self.store.load_tokens(&self.server_url)
+            && !self.is_ours(&other)
+        {
+            log::warn!(
+                "replacing the cached tokens another identity obtained for {} (a {} grant); \
+                 give each identity its own cache directory to keep both",
+                self.server_url,
+                printable(other.grant.as_deref().unwrap_or("browser"))
+            );
+        }
         if let Err(e) = self.store.save_tokens(&self.server_url, &stored) {
             log::warn!("the tokens are not cached: {e}");
         }

@@ -63,6 +63,11 @@ pub struct StoredTokens {
     pub auth_method: AuthMethod,
     /// The tokens.
     pub tokens: TokenSet,
+    /// How they were obtained ([`Grant::name`](crate::Grant::name)); absent in files of
+    /// earlier versions, which all came from a browser login. A session uses only tokens of
+    /// its own grant (and, for a grant without a browser, of its own client).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant: Option<String>,
     /// The private DPoP key the tokens are bound to (RFC 9449), PKCS#8 in base64url: kept with
     /// them so that they stay usable after a restart.
     #[serde(default, skip_serializing_if = "Option::is_none")]

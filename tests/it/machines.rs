@@ -300,3 +300,48 @@ fn a_browser_login_at_a_server_with_only_headless_grants_fails_before_any_browse
     assert_eq!(*hooked.lock().unwrap(), 0);
     assert!(w.requests_to(Route::Register).is_empty());
 }
+
+#[test]
+fn a_service_and_a_person_sharing_a_cache_never_get_each_others_tokens() {
+    let w = World::with(with_key_auth());
+    w.server
+        .add_client("svc", "client_secret_basic", Some("s3cret"), None);
+    let person = w.session();
+    let theirs = person.access_token().unwrap();
+    let service = w
+        .builder()
+        .client_id("svc")
+        .client_secret("s3cret")
+        .client_credentials()
+        .build()
+        .unwrap();
+    let ours = service.access_token().unwrap();
+    assert_ne!(
+        ours.secret(),
+        theirs.secret(),
+        "the service got the person's token"
+    );
+    let grants = w.requests_to(Route::Token);
+    assert_eq!(
+        grants.last().unwrap().form_param("grant_type").as_deref(),
+        Some("client_credentials")
+    );
+    assert_eq!(
+        crate::common::stored(&service).grant.as_deref(),
+        Some("client_credentials")
+    );
+    // Another service client does not take the first one's tokens either.
+    w.server
+        .add_client("svc-2", "client_secret_basic", Some("other"), None);
+    let other = w
+        .builder()
+        .client_id("svc-2")
+        .client_secret("other")
+        .client_credentials()
+        .build()
+        .unwrap();
+    assert_ne!(other.access_token().unwrap().secret(), ours.secret());
+    // A person's logout leaves a service's tokens alone.
+    person.logout().unwrap();
+    assert_eq!(crate::common::stored(&other).client_id, "svc-2");
+}
