@@ -75,6 +75,15 @@ impl World {
         self.builder().build().unwrap()
     }
 
+    /// A builder for a service: the client credentials grant of client `id` with `secret`
+    /// (which the server must know: `TestServer::add_client`).
+    pub fn service_builder(&self, id: &str, secret: &str) -> SessionBuilder {
+        self.builder()
+            .client_id(id)
+            .client_secret(secret)
+            .client_credentials()
+    }
+
     /// The requests the server received, as `METHOD path`.
     pub fn request_lines(&self) -> Vec<String> {
         self.server

@@ -172,13 +172,7 @@ fn a_client_credentials_grant_binds_its_token_too() {
     let w = dpop_world(true);
     w.server
         .add_client("svc", "client_secret_post", Some("s3cret"), None);
-    let session = w
-        .builder()
-        .client_id("svc")
-        .client_secret("s3cret")
-        .client_credentials()
-        .build()
-        .unwrap();
+    let session = w.service_builder("svc", "s3cret").build().unwrap();
     assert_eq!(ping(&session).unwrap(), 200);
     assert!(crate::common::stored(&session).tokens.is_dpop());
     let grants = w.requests_to(Route::Token);

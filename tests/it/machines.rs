@@ -30,10 +30,7 @@ fn a_client_credentials_session_never_binds_a_port_or_opens_a_browser() {
     let hooked = Arc::new(Mutex::new(0));
     let count = Arc::clone(&hooked);
     let session = w
-        .builder()
-        .client_id("svc")
-        .client_secret("s3cret")
-        .client_credentials()
+        .service_builder("svc", "s3cret")
         .callback_port(port)
         .authorize_hook(move |_: &BrowserStep| *count.lock().unwrap() += 1)
         .build()
@@ -72,14 +69,7 @@ fn client_credentials_run_again_when_the_token_expires_once_for_processes_sharin
     let w = World::with(with_key_auth());
     w.server
         .add_client("svc", "client_secret_basic", Some("s3cret"), None);
-    let build = || {
-        w.builder()
-            .client_id("svc")
-            .client_secret("s3cret")
-            .client_credentials()
-            .build()
-            .unwrap()
-    };
+    let build = || w.service_builder("svc", "s3cret").build().unwrap();
     let session = build();
     let first = session.access_token().unwrap();
     let stored = crate::common::stored(&session);
@@ -308,13 +298,7 @@ fn a_service_and_a_person_sharing_a_cache_never_get_each_others_tokens() {
         .add_client("svc", "client_secret_basic", Some("s3cret"), None);
     let person = w.session();
     let theirs = person.access_token().unwrap();
-    let service = w
-        .builder()
-        .client_id("svc")
-        .client_secret("s3cret")
-        .client_credentials()
-        .build()
-        .unwrap();
+    let service = w.service_builder("svc", "s3cret").build().unwrap();
     let ours = service.access_token().unwrap();
     assert_ne!(
         ours.secret(),
@@ -333,13 +317,7 @@ fn a_service_and_a_person_sharing_a_cache_never_get_each_others_tokens() {
     // Another service client does not take the first one's tokens either.
     w.server
         .add_client("svc-2", "client_secret_basic", Some("other"), None);
-    let other = w
-        .builder()
-        .client_id("svc-2")
-        .client_secret("other")
-        .client_credentials()
-        .build()
-        .unwrap();
+    let other = w.service_builder("svc-2", "other").build().unwrap();
     assert_ne!(other.access_token().unwrap().secret(), ours.secret());
     // A person's logout leaves a service's tokens alone.
     person.logout().unwrap();
