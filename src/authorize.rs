@@ -23,6 +23,9 @@ pub struct AuthorizationRequest<'a> {
     pub code_challenge: &'a str,
     /// The RFC 8707 `resource` indicator: the MCP server's canonical URI.
     pub resource: Option<&'a str>,
+    /// More parameters a provider wants (`access_type=offline`, say), after the others;
+    /// none may be one of the request's own (see [`check_extra_param`]).
+    pub extra: &'a [(String, String)],
 }
 
 impl std::fmt::Debug for AuthorizationRequest<'_> {
@@ -35,6 +38,7 @@ impl std::fmt::Debug for AuthorizationRequest<'_> {
             .field("state", &"[redacted]")
             .field("code_challenge", &self.code_challenge)
             .field("resource", &self.resource)
+            .field("extra", &self.extra)
             .finish()
     }
 }
@@ -69,6 +73,7 @@ const REQUEST_PARAMS: [&str; 9] = [
 ///     state: "xyz",
 ///     code_challenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
 ///     resource: Some("https://mcp.example.com/mcp"),
+///     extra: &[],
 /// }).unwrap();
 /// assert!(url.as_str().starts_with("https://as.example.com/authorize?response_type=code&client_id=abc"));
 /// ```
@@ -99,6 +104,20 @@ pub fn build_authorization_url(req: &AuthorizationRequest<'_>) -> Result<Url> {
         )
         .with_url(&url));
     }
+    for (name, _) in req.extra {
+        check_extra_param(name, step)?;
+        let repeated = req.extra.iter().filter(|(k, _)| k == name).count() > 1;
+        if repeated || url.query_pairs().any(|(k, _)| k == name.as_str()) {
+            return Err(Error::new(
+                ErrorKind::Config,
+                step,
+                format!(
+                    "{:?} would be in the authorization request twice",
+                    crate::discovery::shorten(name)
+                ),
+            ));
+        }
+    }
     {
         let mut q = url.query_pairs_mut();
         q.append_pair("response_type", "code")
@@ -115,12 +134,39 @@ pub fn build_authorization_url(req: &AuthorizationRequest<'_>) -> Result<Url> {
         }
         // OpenID Connect Core §11: `offline_access` is ignored unless consent is prompted for,
         // and without it no refresh token comes back. Plain OAuth servers ignore `prompt`
-        // (RFC 6749 §3.1: unknown parameters are ignored).
-        if req.scope.is_some_and(|s| s.contains("offline_access")) {
+        // (RFC 6749 §3.1: unknown parameters are ignored). A `prompt` of the caller's wins.
+        let own_prompt = req.extra.iter().any(|(k, _)| k == "prompt");
+        if req.scope.is_some_and(|s| s.contains("offline_access")) && !own_prompt {
             q.append_pair("prompt", "consent");
+        }
+        for (name, value) in req.extra {
+            q.append_pair(name, value);
         }
     }
     Ok(url)
+}
+
+/// Refuses an extra authorization request parameter that the request sets itself (a second
+/// `state` or `redirect_uri` would be read first by some servers), or a name that is empty
+/// or not visible ASCII. `prompt` is allowed: it replaces the one the request would add.
+///
+/// # Errors
+/// [`ErrorKind::Config`] naming the parameter.
+pub fn check_extra_param(name: &str, step: Step) -> Result<()> {
+    let own = REQUEST_PARAMS.contains(&name) && name != "prompt";
+    let odd = name.is_empty() || !name.bytes().all(|b| b.is_ascii_graphic());
+    if own || odd || name == "code_verifier" || name == "iss" {
+        return Err(Error::new(
+            ErrorKind::Config,
+            step,
+            format!(
+                "{:?} cannot be an extra authorization parameter: the client sets it, or it \
+                 is not a plain name",
+                crate::discovery::shorten(name)
+            ),
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -137,6 +183,7 @@ mod tests {
             state: "s",
             code_challenge: "ch",
             resource: None,
+            extra: &[],
         }
     }
 
@@ -151,6 +198,7 @@ mod tests {
             state: "s",
             code_challenge: "ch",
             resource: Some("https://mcp.example.com/mcp"),
+            extra: &[],
         })
         .unwrap();
         let pairs: Vec<(String, String)> = url.query_pairs().into_owned().collect();
@@ -189,6 +237,48 @@ mod tests {
         };
         assert_eq!(prompt(&with).as_deref(), Some("consent"));
         assert_eq!(prompt(&without), None);
+    }
+
+    #[test]
+    fn extra_parameters_come_last_and_may_not_repeat_the_requests_own() {
+        let offline = Scopes::parse("a offline_access");
+        let extra = [
+            ("access_type".to_owned(), "offline".to_owned()),
+            ("prompt".to_owned(), "select_account".to_owned()),
+        ];
+        let url = build_authorization_url(&AuthorizationRequest {
+            extra: &extra,
+            ..request("https://as.example.com/authorize", Some(&offline))
+        })
+        .unwrap();
+        let pairs: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+        assert_eq!(pairs[pairs.len() - 2..], extra, "last, in order");
+        assert_eq!(pairs.iter().filter(|(k, _)| k == "prompt").count(), 1);
+        // Nor one the endpoint's query sets.
+        let tenant = [("tenant".to_owned(), "t2".to_owned())];
+        let e = build_authorization_url(&AuthorizationRequest {
+            extra: &tenant,
+            ..request("https://as.example.com/authorize?tenant=t1", None)
+        })
+        .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Config);
+        for name in [
+            "state",
+            "redirect_uri",
+            "client_id",
+            "resource",
+            "iss",
+            "",
+            "a b",
+        ] {
+            let bad = [(name.to_owned(), "x".to_owned())];
+            let e = build_authorization_url(&AuthorizationRequest {
+                extra: &bad,
+                ..request("https://as.example.com/authorize", None)
+            })
+            .unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Config, "{name:?}");
+        }
     }
 
     #[test]

@@ -231,6 +231,7 @@ pub fn auth_server_metadata(data: &[u8]) {
         state: STATE,
         code_challenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
         resource: Some(DEFAULT_SERVER),
+        extra: &[],
     });
 }
 
@@ -359,7 +360,7 @@ pub fn stored_client(data: &[u8]) {
 
 /// Round trip: authorization URL → the server's redirect with the `state` it received → raw
 /// callback request → parse → checks → the same code. Newline-separated fields: endpoint,
-/// client id, state, scope, resource, code.
+/// client id, state, scope, resource, code, and an extra parameter's name and value.
 pub fn authorization_callback(data: &[u8]) {
     let mut fields = data
         .split(|&b| b == b'\n')
@@ -371,6 +372,7 @@ pub fn authorization_callback(data: &[u8]) {
     let scope = Scopes::parse(&next(""));
     let resource = next(DEFAULT_SERVER);
     let code = next("code");
+    let extra = [(next("access_type"), next("offline"))];
     let Ok(url) = build_authorization_url(&AuthorizationRequest {
         authorization_endpoint: &endpoint,
         client_id: &client_id,
@@ -379,6 +381,7 @@ pub fn authorization_callback(data: &[u8]) {
         state: &state,
         code_challenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
         resource: Some(&resource),
+        extra: &extra,
     }) else {
         return;
     };
@@ -397,6 +400,10 @@ pub fn authorization_callback(data: &[u8]) {
     assert_eq!(once("redirect_uri"), REDIRECT_URI);
     assert_eq!(once("code_challenge_method"), "S256");
     assert_eq!(once("resource"), resource);
+    let (name, value) = &extra[0];
+    if name != "prompt" {
+        assert_eq!(&once(name), value, "the extra parameter, once");
+    }
     let sent_state = once("state");
     assert_eq!(sent_state, state);
 

@@ -149,6 +149,7 @@ fn capture_seeds_from_the_test_server() {
         state,
         code_challenge: &verifier.challenge(),
         resource: Some(&resource),
+        extra: &[],
     })
     .unwrap();
     let browser = std::thread::spawn(move || follow_redirects(&url));

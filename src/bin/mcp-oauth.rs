@@ -98,6 +98,16 @@ OPTIONS:
                            in FILE (read again each time; a Kubernetes or CI token file)
     --no-dpop              never bind tokens to a DPoP key, even where the server offers it
     --callback-port PORT   a fixed port for the loopback callback
+    --callback-path PATH   the redirect URI's path (default /callback), for a client
+                           registered with exactly one redirect URI
+    --callback-host localhost
+                           use http://localhost:PORT in the redirect URI (default 127.0.0.1)
+    --authorize-param NAME=VALUE
+                           one more authorization request parameter (repeatable), such as
+                           access_type=offline for providers that want it for a refresh token
+    --omit-resource        leave out the RFC 8707 resource parameter, for authorization servers
+                           that refuse it (Microsoft Entra ID: AADSTS9010010); the tokens are
+                           then not bound to the MCP server
     --timeout SECS         time allowed for the browser step (default 300)
     --no-browser           do not open a browser: print the URL (headless, SSH)
     --no-login             never start a login: exit 8 when only one would help (cron, CI)
@@ -237,6 +247,10 @@ struct Options {
     assertion_file: Option<PathBuf>,
     no_dpop: bool,
     callback_port: Option<u16>,
+    callback_path: Option<String>,
+    callback_localhost: bool,
+    authorize_params: Vec<(String, String)>,
+    omit_resource: bool,
     timeout: Option<u64>,
     no_browser: bool,
     no_login: bool,
@@ -270,6 +284,30 @@ fn parse(args: Vec<OsString>) -> Result<Options, Failure> {
             Long("assertion-file") => o.assertion_file = Some(parser.value()?.into()),
             Long("no-dpop") => o.no_dpop = true,
             Long("callback-port") => o.callback_port = Some(parser.value()?.parse()?),
+            Long("callback-path") => o.callback_path = Some(parser.value()?.string()?),
+            Long("callback-host") => {
+                o.callback_localhost = match parser.value()?.string()?.as_str() {
+                    "localhost" => true,
+                    "127.0.0.1" => false,
+                    other => {
+                        return Err(Failure::Usage(format!(
+                            "--callback-host takes localhost or 127.0.0.1, not {}",
+                            printable(other)
+                        )));
+                    }
+                };
+            }
+            Long("authorize-param") => {
+                let pair = parser.value()?.string()?;
+                let Some((name, value)) = pair.split_once('=') else {
+                    return Err(Failure::Usage(format!(
+                        "--authorize-param takes NAME=VALUE, not {}",
+                        printable(&pair)
+                    )));
+                };
+                o.authorize_params.push((name.to_owned(), value.to_owned()));
+            }
+            Long("omit-resource") => o.omit_resource = true,
             Long("timeout") => o.timeout = Some(parser.value()?.parse()?),
             Long("no-browser") => o.no_browser = true,
             Long("no-login") => o.no_login = true,
@@ -362,12 +400,22 @@ impl Options {
         if let Some(p) = self.callback_port {
             b = b.callback_port(p);
         }
+        if let Some(p) = &self.callback_path {
+            b = b.callback_path(p);
+        }
+        if self.callback_localhost {
+            b = b.callback_host(mcp_oauth_client::CallbackHost::Localhost);
+        }
+        for (name, value) in &self.authorize_params {
+            b = b.authorize_param(name, value);
+        }
         if let Some(t) = self.timeout {
             b = b.callback_timeout(Duration::from_secs(t));
         }
         b.allow_private_network(self.allow_private_network)
             .interactive(!self.no_login)
             .dpop(!self.no_dpop)
+            .omit_resource(self.omit_resource)
     }
 
     /// The builder with the interactive browser step: the URL to copy, the system browser

@@ -189,11 +189,23 @@ impl Drop for Slot {
 }
 
 impl CallbackListener {
-    /// Binds 127.0.0.1 on `port` (0 picks a free one).
+    /// Binds 127.0.0.1 on `port` (0 picks a free one), serving [`CALLBACK_PATH`].
     ///
     /// # Errors
     /// [`ErrorKind::Config`] when the port cannot be bound.
     pub fn bind(host: CallbackHost, port: u16) -> Result<CallbackListener> {
+        CallbackListener::bind_at(host, port, CALLBACK_PATH)
+    }
+
+    /// As [`bind`](Self::bind), serving the redirect URI's `path` instead of
+    /// [`CALLBACK_PATH`]: for a client registered with exactly one redirect URI, such as
+    /// `http://localhost:3118/oauth/callback`.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Config`] when the port cannot be bound or the path is not an absolute
+    /// path of visible ASCII without query or fragment (or is the launch URL's).
+    pub fn bind_at(host: CallbackHost, port: u16, path: &str) -> Result<CallbackListener> {
+        CallbackListener::check_path(path)?;
         let listener =
             TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port))).map_err(|e| {
                 Error::new(
@@ -208,10 +220,9 @@ impl CallbackListener {
             CallbackHost::Ip => "127.0.0.1",
             CallbackHost::Localhost => "localhost",
         };
-        let redirect_uri =
-            Url::parse(&format!("http://{name}:{port}{CALLBACK_PATH}")).map_err(|e| {
-                Error::new(ErrorKind::Config, Step::Callback, "bad redirect URI").with_source(e)
-            })?;
+        let redirect_uri = Url::parse(&format!("http://{name}:{port}{path}")).map_err(|e| {
+            Error::new(ErrorKind::Config, Step::Callback, "bad redirect URI").with_source(e)
+        })?;
         let (tx, rx) = mpsc::channel();
         Ok(CallbackListener {
             listener,
@@ -277,9 +288,13 @@ impl CallbackListener {
     /// response (`access_denied`, …); [`ErrorKind::Refused`] for an `iss` mismatch.
     pub fn wait(self, expect: &CallbackExpectation<'_>, timeout: Duration) -> Result<Secret> {
         let deadline = Instant::now() + timeout;
-        let port = self.port();
-        let acceptor = Acceptor::start(self.listener, self.tx.clone(), port)?;
+        let served = Served {
+            port: self.port(),
+            path: self.redirect_uri.path().into(),
+        };
+        let acceptor = Acceptor::start(self.listener, self.tx.clone(), served.clone())?;
         let mut waiting = Waiting {
+            path: &served.path,
             expect,
             launch: self.launch,
             launched: false,
@@ -329,6 +344,8 @@ impl CallbackListener {
 
 /// The waiting thread's view: what a response must match, and the launch URL's state.
 struct Waiting<'a, 'e> {
+    /// The callback's path.
+    path: &'a str,
     expect: &'a CallbackExpectation<'e>,
     launch: Option<Launch>,
     launched: bool,
@@ -354,7 +371,7 @@ impl Waiting<'_, '_> {
             Event::Pasted(address, reply) => {
                 let params = Url::parse(&address)
                     .ok()
-                    .filter(|u| u.path() == CALLBACK_PATH)
+                    .filter(|u| u.path() == self.path)
                     .map(|u| u.query_pairs().into_owned().collect::<Vec<_>>());
                 let Some(params) = params else {
                     let _ = reply.send(PasteOutcome::NotACallback);
@@ -445,14 +462,14 @@ struct Acceptor {
 }
 
 impl Acceptor {
-    fn start(listener: TcpListener, tx: Sender<Event>, port: u16) -> Result<Acceptor> {
+    fn start(listener: TcpListener, tx: Sender<Event>, served: Served) -> Result<Acceptor> {
         let addr = listener.local_addr().map_err(io_error)?;
         let stop = Arc::new(AtomicBool::new(false));
         let thread = std::thread::Builder::new()
             .name("mcp-oauth-callback-accept".into())
             .spawn({
                 let stop = Arc::clone(&stop);
-                move || accept_loop(&listener, &tx, port, &stop)
+                move || accept_loop(&listener, &tx, &served, &stop)
             })
             .map_err(io_error)?;
         Ok(Acceptor {
@@ -477,15 +494,55 @@ impl Drop for Acceptor {
     }
 }
 
+/// What the listener serves: its port (for the `Host` check) and the callback's path.
+#[derive(Clone)]
+struct Served {
+    port: u16,
+    path: Arc<str>,
+}
+
+impl CallbackListener {
+    /// Refuses a callback path that is not `/` followed by visible ASCII without `?` or `#`,
+    /// or that the launch URL uses.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Config`] naming the path.
+    pub fn check_path(path: &str) -> Result<()> {
+        check_callback_path(path)
+    }
+}
+
+fn check_callback_path(path: &str) -> Result<()> {
+    let fine = path.starts_with('/')
+        && path.len() <= 256
+        && path
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'?' && b != b'#')
+        && !path.starts_with(LAUNCH_PATH);
+    if fine {
+        Ok(())
+    } else {
+        Err(Error::new(
+            ErrorKind::Config,
+            Step::Configure,
+            format!(
+                "the callback path {:?} is not an absolute path of visible characters without \
+                 query or fragment",
+                crate::discovery::shorten(path)
+            ),
+        ))
+    }
+}
+
 /// Accepts connections until `stop`, handing each to a reader thread.
-fn accept_loop(listener: &TcpListener, tx: &Sender<Event>, port: u16, stop: &AtomicBool) {
+fn accept_loop(listener: &TcpListener, tx: &Sender<Event>, served: &Served, stop: &AtomicBool) {
     let reading = Arc::new(Reading::default());
     for stream in listener.incoming() {
         if stop.load(Ordering::SeqCst) {
             break;
         }
         match stream {
-            Ok(stream) => dispatch(stream, tx, port, &reading),
+            Ok(stream) => dispatch(stream, tx, served, &reading),
             Err(e) => {
                 // Out of file descriptors, say: back off instead of spinning.
                 log::debug!("callback accept failed: {e}");
@@ -497,7 +554,7 @@ fn accept_loop(listener: &TcpListener, tx: &Sender<Event>, port: u16, stop: &Ato
 
 /// Reads one connection on its own thread (closing the oldest one being read when all slots
 /// are taken), or answers `503` when it cannot be registered.
-fn dispatch(mut stream: TcpStream, tx: &Sender<Event>, port: u16, reading: &Arc<Reading>) {
+fn dispatch(mut stream: TcpStream, tx: &Sender<Event>, served: &Served, reading: &Arc<Reading>) {
     let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
     let Some(slot) = reading.admit(&stream) else {
         respond(
@@ -508,11 +565,12 @@ fn dispatch(mut stream: TcpStream, tx: &Sender<Event>, port: u16, reading: &Arc<
         return;
     };
     let tx = tx.clone();
+    let served = served.clone();
     let spawned = std::thread::Builder::new()
         .name("mcp-oauth-callback".into())
         .spawn(move || {
             let _slot = slot;
-            read_candidate(stream, port, &tx);
+            read_candidate(stream, &served, &tx);
         });
     if let Err(e) = spawned {
         log::debug!("cannot start a callback reader: {e}");
@@ -521,9 +579,9 @@ fn dispatch(mut stream: TcpStream, tx: &Sender<Event>, port: u16, reading: &Arc<
 
 /// Reads and screens one request; a candidate goes to the waiting thread, anything else gets
 /// its error page here.
-fn read_candidate(mut stream: TcpStream, port: u16, tx: &Sender<Event>) {
+fn read_candidate(mut stream: TcpStream, served: &Served, tx: &Sender<Event>) {
     let raw = read_head(&mut stream);
-    match screen(&raw, port) {
+    match screen(&raw, served) {
         Ok(kind) => {
             if let Err(mpsc::SendError(Event::Request(mut late))) =
                 tx.send(Event::Request(Candidate { stream, kind }))
@@ -550,7 +608,7 @@ fn linger(mut stream: TcpStream) {
 /// The HTTP checks on one request head: well-formed, `GET`, the callback or the launch path
 /// and a `Host` naming this listener. Returns what the request is for, or the status and
 /// message to answer.
-fn screen(raw: &[u8], port: u16) -> Result<Kind, (u16, &'static str)> {
+fn screen(raw: &[u8], served: &Served) -> Result<Kind, (u16, &'static str)> {
     let request = parse_callback_request(raw).map_err(|e| match e {
         CallbackParseError::TooLarge => (431, "The request was too large."),
         CallbackParseError::Incomplete => (408, "The request did not arrive in time."),
@@ -561,10 +619,10 @@ fn screen(raw: &[u8], port: u16) -> Result<Kind, (u16, &'static str)> {
     }
     let kind = match request.path.strip_prefix(LAUNCH_PATH) {
         Some(nonce) => Kind::Launch(nonce.to_owned()),
-        None if request.path == CALLBACK_PATH => Kind::Callback(request.params),
+        None if request.path == *served.path => Kind::Callback(request.params),
         None => return Err((404, "Nothing is served at this path.")),
     };
-    if !host_allowed(request.host.as_deref(), port) {
+    if !host_allowed(request.host.as_deref(), served.port) {
         return Err((400, "Unexpected Host header."));
     }
     Ok(kind)
@@ -663,18 +721,46 @@ mod tests {
             .collect()
     }
 
+    fn served(port: u16) -> Served {
+        Served {
+            port,
+            path: CALLBACK_PATH.into(),
+        }
+    }
+
+    #[test]
+    fn a_callback_path_is_an_absolute_path_of_visible_ascii() {
+        for good in ["/callback", "/oauth/callback", "/cb-1.x_~"] {
+            assert!(check_callback_path(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "callback",
+            "/a b",
+            "/cb?x=1",
+            "/cb#f",
+            "/start/x",
+            "/caf\u{e9}",
+            "",
+        ] {
+            assert!(check_callback_path(bad).is_err(), "{bad}");
+        }
+    }
+
     #[test]
     fn screening_answers_each_kind_of_bad_request() {
         let ok = b"GET /callback?code=c&state=s HTTP/1.1\r\nHost: 127.0.0.1:7\r\n\r\n";
         assert_eq!(
-            screen(ok, 7).unwrap(),
+            screen(ok, &served(7)).unwrap(),
             Kind::Callback(params("code=c&state=s"))
         );
         let launch = b"GET /start/n0nce HTTP/1.1\r\nHost: 127.0.0.1:7\r\n\r\n";
-        assert_eq!(screen(launch, 7).unwrap(), Kind::Launch("n0nce".into()));
+        assert_eq!(
+            screen(launch, &served(7)).unwrap(),
+            Kind::Launch("n0nce".into())
+        );
         let localhost = b"GET /callback HTTP/1.1\r\nHost: LOCALHOST:7\r\n\r\n";
-        assert!(screen(localhost, 7).is_ok());
-        let status = |raw: &[u8]| screen(raw, 7).unwrap_err().0;
+        assert!(screen(localhost, &served(7)).is_ok());
+        let status = |raw: &[u8]| screen(raw, &served(7)).unwrap_err().0;
         assert_eq!(
             status(b"POST /callback HTTP/1.1\r\nHost: 127.0.0.1:7\r\n\r\n"),
             405

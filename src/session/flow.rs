@@ -55,6 +55,12 @@ pub(crate) struct Config {
     pub(crate) client_metadata: Option<serde_json::Map<String, serde_json::Value>>,
     pub(crate) callback_port: Option<u16>,
     pub(crate) callback_host: CallbackHost,
+    /// The redirect URI's path (default [`CALLBACK_PATH`](crate::callback::CALLBACK_PATH)).
+    pub(crate) callback_path: String,
+    /// More authorization request parameters a provider wants.
+    pub(crate) authorize_params: Vec<(String, String)>,
+    /// Leave out the RFC 8707 `resource` parameter, for servers that refuse it.
+    pub(crate) omit_resource: bool,
     pub(crate) callback_timeout: Duration,
     pub(crate) client: ConfiguredClient,
     pub(crate) interactive: bool,
@@ -685,6 +691,7 @@ impl Inner {
             None => self.discover_resource(ctx)?,
         };
         let (metadata, resource, prm_scopes) = self.discover_server(prm, true)?;
+        self.warn_omitted_resource(&resource);
         let challenged = ctx.challenge.and_then(Challenge::scope);
         let mut scopes = select_scopes(&ScopeSources {
             configured: self.config.scopes.as_ref(),
@@ -837,7 +844,8 @@ impl Inner {
             scope: scopes,
             state: &state_value,
             code_challenge: &verifier.challenge(),
-            resource: Some(resource),
+            resource: self.resource_param(resource),
+            extra: &self.config.authorize_params,
         })?;
         let launch_url = listener.launch_url(&url)?;
         let timeout = self.config.callback_timeout;
@@ -874,11 +882,29 @@ impl Inner {
                 verifier: &verifier,
                 redirect_uri: &redirect_uri,
                 client: &client,
-                resource: Some(resource),
+                resource: self.resource_param(resource),
                 dpop: dpop.as_deref(),
             },
         )?;
         Ok(self.save(self.record(metadata, resource, scopes, &client, tokens, dpop)))
+    }
+
+    /// The RFC 8707 `resource` to send, unless the session leaves it out (MCP authorization
+    /// requires it; some authorization servers refuse it, Microsoft Entra ID with
+    /// AADSTS9010010).
+    fn resource_param<'a>(&self, resource: &'a str) -> Option<&'a str> {
+        (!self.config.omit_resource).then_some(resource)
+    }
+
+    /// Says, once per login, that the tokens will not be bound to the MCP server.
+    fn warn_omitted_resource(&self, resource: &str) {
+        if self.config.omit_resource {
+            log::warn!(
+                "leaving out the resource parameter as configured: the tokens are not bound to \
+                 {} (RFC 8707; the MCP specification requires it)",
+                printable(resource)
+            );
+        }
     }
 
     /// What is stored of new tokens.
@@ -897,7 +923,7 @@ impl Inner {
             issuer: metadata.issuer.clone(),
             token_endpoint: metadata.token_endpoint.clone(),
             revocation_endpoint: metadata.revocation_endpoint.clone(),
-            resource: Some(resource.to_owned()),
+            resource: self.resource_param(resource).map(str::to_owned),
             requested_scope: scopes.map(ToString::to_string),
             client_id: client.client_id.clone(),
             auth_method: client.auth_method,
@@ -922,6 +948,7 @@ impl Inner {
             None => self.discover_resource(ctx)?,
         };
         let (metadata, resource, prm_scopes) = self.discover_server(prm, false)?;
+        self.warn_omitted_resource(&resource);
         // No `offline_access`: these grants run again instead of refreshing (RFC 6749 §4.4.3).
         let scopes = select_scopes(&ScopeSources {
             configured: self.config.scopes.as_ref(),
@@ -948,7 +975,7 @@ impl Inner {
             token_endpoint: &metadata.token_endpoint,
             client: &client,
             scope: scopes.as_ref(),
-            resource: Some(&resource),
+            resource: self.resource_param(&resource),
             dpop: dpop.as_deref(),
         };
         log::info!("token grant at {}", printable(&metadata.token_endpoint));
@@ -999,7 +1026,8 @@ impl Inner {
         reuse_client: bool,
     ) -> Result<ChosenClient> {
         let host = self.config.callback_host;
-        let bind = |port: Option<u16>| CallbackListener::bind(host, port.unwrap_or(0));
+        let path = &self.config.callback_path;
+        let bind = |port: Option<u16>| CallbackListener::bind_at(host, port.unwrap_or(0), path);
         if let Some(client) = self.config.client.for_server(metadata) {
             let listener = bind(self.config.callback_port)?;
             return Ok(ChosenClient::new(
@@ -1081,7 +1109,8 @@ impl Inner {
             if self.config.callback_port.is_some_and(|p| p != port) {
                 return None;
             }
-            let listener = CallbackListener::bind(host, port).ok()?;
+            let listener =
+                CallbackListener::bind_at(host, port, &self.config.callback_path).ok()?;
             (listener.redirect_uri() == &uri)
                 .then(|| ChosenClient::new(client.clone(), listener, ClientOrigin::Cached))
         })

@@ -45,7 +45,10 @@ pub struct SessionBuilder {
     client_metadata: Option<serde_json::Map<String, serde_json::Value>>,
     callback_port: Option<u16>,
     callback_host: CallbackHost,
+    callback_path: String,
     callback_timeout: Duration,
+    authorize_params: Vec<(String, String)>,
+    omit_resource: bool,
     client_id: Option<String>,
     client_secret: Option<Secret>,
     client_auth_method: Option<AuthMethod>,
@@ -115,6 +118,33 @@ impl SessionBuilder {
     /// The host name in the redirect URI (default `127.0.0.1`).
     pub fn callback_host(mut self, host: CallbackHost) -> Self {
         self.callback_host = host;
+        self
+    }
+
+    /// The path of the redirect URI (default `/callback`), for a client registered with
+    /// exactly one redirect URI such as `http://localhost:3118/oauth/callback` (with
+    /// [`callback_port`](Self::callback_port) and [`callback_host`](Self::callback_host)).
+    pub fn callback_path(mut self, path: impl Into<String>) -> Self {
+        self.callback_path = path.into();
+        self
+    }
+
+    /// Adds a parameter to the authorization request, for providers that want one of their
+    /// own (`access_type=offline` for a refresh token, `prompt=select_account`); repeatable. A
+    /// parameter the request sets itself (`state`, `redirect_uri`, `scope`, …) is refused
+    /// when the session is built. It goes only in the authorization URL, never in token
+    /// requests.
+    pub fn authorize_param(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.authorize_params.push((name.into(), value.into()));
+        self
+    }
+
+    /// Leaves out the RFC 8707 `resource` parameter from the authorization and token
+    /// requests (default: sent, as the MCP specification requires). For authorization
+    /// servers that refuse it, such as Microsoft Entra ID (AADSTS9010010); the tokens are
+    /// then not bound to the MCP server, and each login logs a warning saying so.
+    pub fn omit_resource(mut self, omit: bool) -> Self {
+        self.omit_resource = omit;
         self
     }
 
@@ -291,6 +321,10 @@ impl SessionBuilder {
                 (Arc::new(file.clone()), Some(file))
             }
         };
+        crate::callback::CallbackListener::check_path(&self.callback_path)?;
+        for (name, _) in &self.authorize_params {
+            crate::authorize::check_extra_param(name, step)?;
+        }
         let key = match self.client_key {
             None => None,
             Some(ClientKey::Key(key)) => Some(key),
@@ -308,7 +342,10 @@ impl SessionBuilder {
             client_metadata: self.client_metadata,
             callback_port: self.callback_port,
             callback_host: self.callback_host,
+            callback_path: self.callback_path,
             callback_timeout: self.callback_timeout,
+            authorize_params: self.authorize_params,
+            omit_resource: self.omit_resource,
             client: ConfiguredClient {
                 client_id: self.client_id,
                 client_secret: self.client_secret,
@@ -401,6 +438,9 @@ impl Session {
             client_metadata: None,
             callback_port: None,
             callback_host: CallbackHost::default(),
+            callback_path: crate::callback::CALLBACK_PATH.into(),
+            authorize_params: Vec::new(),
+            omit_resource: false,
             callback_timeout: DEFAULT_CALLBACK_TIMEOUT,
             client_id: None,
             client_secret: None,

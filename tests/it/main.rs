@@ -17,3 +17,4 @@ mod refresh;
 mod restart;
 mod scopes;
 mod security;
+mod switches;

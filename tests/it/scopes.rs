@@ -169,6 +169,7 @@ fn the_server_rejects_a_wrong_verifier() {
             state: "s",
             code_challenge: &right.challenge(),
             resource: None,
+            extra: &[],
         },
     )
     .unwrap();
