@@ -20,6 +20,10 @@
 //! to, by the session's agent, right before it connects (so a name that changes its answer
 //! between a check and the connection gains nothing). The authorization endpoint, which only
 //! the browser opens, is also refused when named `localhost`.
+//!
+//! Through a proxy (`HTTPS_PROXY` and the like, or the caller's agent's), the proxy resolves
+//! host names, so the rules hold for literal addresses only; the proxy itself may be anywhere,
+//! loopback included: the user chose it.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
@@ -145,6 +149,10 @@ pub(crate) struct AddressRules {
     /// Other origins the user configured (an identity provider's token endpoint), allowed
     /// like the server's own.
     trusted: Vec<url::Origin>,
+    /// The proxies the user configured (`HTTPS_PROXY` and the like), as host and port: the
+    /// agent connects to them, whatever their address (a corporate proxy often listens on
+    /// loopback).
+    proxies: Vec<(String, u16)>,
     /// The MCP server is on loopback: only [`require_secure`] applies.
     local_server: bool,
     /// Private addresses are allowed (the opt-in).
@@ -157,6 +165,7 @@ impl AddressRules {
         AddressRules {
             server: server_url.origin(),
             trusted: Vec::new(),
+            proxies: Vec::new(),
             local_server: is_loopback(server_url),
             private_network,
         }
@@ -166,6 +175,23 @@ impl AddressRules {
     pub(crate) fn trusting(mut self, url: &Url) -> AddressRules {
         self.trusted.push(url.origin());
         self
+    }
+
+    /// The same rules letting the agent connect to `proxy` (host and port).
+    pub(crate) fn with_proxy(mut self, proxy: &ureq::Proxy) -> AddressRules {
+        self.proxies
+            .push((proxy.host().to_ascii_lowercase(), proxy.port()));
+        self
+    }
+
+    /// True for a configured proxy.
+    fn is_proxy(&self, uri: &ureq::http::Uri) -> bool {
+        let (Some(host), Some(port)) = (uri.host(), uri.port_u16()) else {
+            return false;
+        };
+        self.proxies
+            .iter()
+            .any(|(h, p)| *p == port && h.eq_ignore_ascii_case(host))
     }
 
     /// True for the origins the user chose: the server's and the configured ones.
@@ -314,6 +340,9 @@ impl ureq::unversioned::resolver::Resolver for GuardedResolver {
         timeout: ureq::unversioned::transport::NextTimeout,
     ) -> std::result::Result<ureq::unversioned::resolver::ResolvedSocketAddrs, ureq::Error> {
         let addrs = self.inner.resolve(uri, config, timeout)?;
+        if self.rules.is_proxy(uri) {
+            return Ok(addrs);
+        }
         let origin = Url::parse(&uri.to_string()).map(|u| u.origin());
         let Ok(origin) = origin else {
             return Ok(addrs);

@@ -31,8 +31,46 @@ pub fn new_agent() -> ureq::Agent {
         .timeout_global(Some(REQUEST_TIMEOUT))
         .timeout_connect(Some(CONNECT_TIMEOUT))
         .user_agent(USER_AGENT)
+        .tls_config(tls_config(None))
         .build()
         .new_agent()
+}
+
+/// The TLS settings of this crate's agents: the certificates of a CA file when one is given
+/// (in place of the built-in roots, as curl's `--cacert`); else, with the feature
+/// `platform-verifier`, the operating system's trust store and verifier (which knows the
+/// CA of a TLS-inspecting corporate proxy); else Mozilla's roots, compiled in.
+pub(crate) fn tls_config(ca: Option<&[ureq::tls::Certificate<'static>]>) -> ureq::tls::TlsConfig {
+    use ureq::tls::{RootCerts, TlsConfig};
+    let roots = match ca {
+        Some(certs) => RootCerts::new_with_certs(certs),
+        None if cfg!(feature = "platform-verifier") => RootCerts::PlatformVerifier,
+        None => RootCerts::WebPki,
+    };
+    TlsConfig::builder().root_certs(roots).build()
+}
+
+/// The certificates of a PEM file, for [`tls_config`].
+///
+/// # Errors
+/// [`ErrorKind::Config`] naming the file when it cannot be read or holds no certificate.
+pub(crate) fn read_ca_file(path: &std::path::Path) -> Result<Vec<ureq::tls::Certificate<'static>>> {
+    let step = Step::Configure;
+    let text = crate::grant::read_text(path, "the CA file", step)?;
+    let certs: Vec<_> = ureq::tls::parse_pem(text.as_bytes())
+        .filter_map(|item| match item {
+            Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
+            _ => None,
+        })
+        .collect();
+    if certs.is_empty() {
+        return Err(Error::new(
+            ErrorKind::Config,
+            step,
+            format!("{} holds no PEM certificate", path.display()),
+        ));
+    }
+    Ok(certs)
 }
 
 /// The `User-Agent` of every request this crate sends.

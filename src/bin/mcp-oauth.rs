@@ -111,6 +111,8 @@ OPTIONS:
     --timeout SECS         time allowed for the browser step (default 300)
     --no-browser           do not open a browser: print the URL (headless, SSH)
     --no-login             never start a login: exit 8 when only one would help (cron, CI)
+    --ca-file FILE         trust the certificates in FILE (PEM) instead of the system's
+                           (a TLS-inspecting proxy's CA, a private CA)
     --allow-private-network
                            let a remote server's metadata name private network addresses
                            (10/8, 172.16/12, 192.168/16, fc00::/7); loopback and cloud
@@ -251,6 +253,7 @@ struct Options {
     callback_localhost: bool,
     authorize_params: Vec<(String, String)>,
     omit_resource: bool,
+    ca_file: Option<PathBuf>,
     timeout: Option<u64>,
     no_browser: bool,
     no_login: bool,
@@ -308,6 +311,7 @@ fn parse(args: Vec<OsString>) -> Result<Options, Failure> {
                 o.authorize_params.push((name.to_owned(), value.to_owned()));
             }
             Long("omit-resource") => o.omit_resource = true,
+            Long("ca-file") => o.ca_file = Some(parser.value()?.into()),
             Long("timeout") => o.timeout = Some(parser.value()?.parse()?),
             Long("no-browser") => o.no_browser = true,
             Long("no-login") => o.no_login = true,
@@ -408,6 +412,9 @@ impl Options {
         }
         for (name, value) in &self.authorize_params {
             b = b.authorize_param(name, value);
+        }
+        if let Some(f) = &self.ca_file {
+            b = b.ca_file(f);
         }
         if let Some(t) = self.timeout {
             b = b.callback_timeout(Duration::from_secs(t));

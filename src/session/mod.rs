@@ -57,6 +57,7 @@ pub struct SessionBuilder {
     interactive: bool,
     agent: Option<ureq::Agent>,
     private_network: bool,
+    ca_file: Option<PathBuf>,
     grant: Grant,
     dpop: bool,
     client_key: Option<ClientKey>,
@@ -270,6 +271,16 @@ impl SessionBuilder {
         self
     }
 
+    /// Trusts the certificates of a PEM file for TLS, in place of the built-in roots (as
+    /// curl's `--cacert`): for servers behind a TLS-inspecting proxy or with a private CA.
+    /// Read when the session is built. (With the feature `platform-verifier` the operating
+    /// system's trust store is used otherwise, which often knows such a CA already.) An agent
+    /// of the caller's ([`agent`](Self::agent)) keeps its own TLS settings.
+    pub fn ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.ca_file = Some(path.into());
+        self
+    }
+
     /// Lets a remote MCP server's metadata name private network addresses (RFC 1918, shared
     /// address space, IPv6 unique local) for its authorization server and endpoints, for
     /// deployments inside a private network. Loopback, link-local and cloud metadata
@@ -358,10 +369,24 @@ impl SessionBuilder {
             dpop: self.dpop,
         };
         #[cfg(feature = "test-server")]
-        let rules = if self.as_if_remote {
+        let mut rules = if self.as_if_remote {
             rules.remote_for_tests()
         } else {
             rules
+        };
+        // The proxies the agents use (the environment's, the caller's agent's): the user chose
+        // them, so the agent may connect to them wherever they are.
+        let env_proxy = ureq::Proxy::try_from_env();
+        let agent_proxy = self
+            .agent
+            .as_ref()
+            .and_then(|a| a.config().proxy().cloned());
+        for proxy in env_proxy.iter().chain(agent_proxy.iter()) {
+            rules = rules.with_proxy(proxy);
+        }
+        let tls = match &self.ca_file {
+            Some(path) => crate::http::tls_config(Some(&crate::http::read_ca_file(path)?)),
+            None => crate::http::tls_config(None),
         };
         let rules = Arc::new(rules);
         // The caller's agent keeps its configuration (proxy, TLS, timeouts); its connections
@@ -372,13 +397,13 @@ impl SessionBuilder {
         let hook = self.authorize_hook;
         let inner = Arc::new_cyclic(|weak| {
             // One agent for OAuth and MCP requests unless the caller brought one for OAuth.
-            let agent = custom_agent
-                .clone()
-                .unwrap_or_else(|| request::bearer_agent(weak.clone(), Arc::clone(&rules)));
+            let agent = custom_agent.clone().unwrap_or_else(|| {
+                request::bearer_agent(weak.clone(), Arc::clone(&rules), tls.clone())
+            });
             Inner::new(server_url, config, store, agent, hook, Arc::clone(&rules))
         });
         let mcp_agent = match custom_agent {
-            Some(_) => request::bearer_agent(Arc::downgrade(&inner), rules),
+            Some(_) => request::bearer_agent(Arc::downgrade(&inner), rules, tls),
             None => inner.agent().clone(),
         };
         Ok(Session {
@@ -450,6 +475,7 @@ impl Session {
             interactive: true,
             agent: None,
             private_network: false,
+            ca_file: None,
             grant: Grant::default(),
             dpop: true,
             client_key: None,

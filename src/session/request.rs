@@ -105,8 +105,13 @@ fn same_origin(uri: &ureq::http::Uri, server: &url::Url) -> bool {
 /// header carried across redirects, bounded connects and waits for response headers. OAuth
 /// exchanges use it too (their own rules are set per request), so a login against a server
 /// that is its own authorization server keeps one connection.
-pub(crate) fn bearer_agent(inner: Weak<Inner>, rules: Arc<AddressRules>) -> ureq::Agent {
+pub(crate) fn bearer_agent(
+    inner: Weak<Inner>,
+    rules: Arc<AddressRules>,
+    tls: ureq::tls::TlsConfig,
+) -> ureq::Agent {
     let config = ureq::Agent::config_builder()
+        .tls_config(tls)
         .http_status_as_error(false)
         .redirect_auth_headers(ureq::config::RedirectAuthHeaders::Never)
         .timeout_connect(Some(crate::http::CONNECT_TIMEOUT))

@@ -13,6 +13,7 @@ mod habits;
 mod hostile;
 mod login;
 mod machines;
+mod network;
 mod refresh;
 mod restart;
 mod scopes;
