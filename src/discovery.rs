@@ -70,6 +70,9 @@ pub struct AuthServerMetadata {
     /// The server accepts client ID metadata documents (an HTTPS URL as `client_id`).
     #[serde(default)]
     pub client_id_metadata_document_supported: bool,
+    /// The device authorization endpoint (RFC 8628 §4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_authorization_endpoint: Option<String>,
     /// The grant types the server supports (RFC 8414 §2).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grant_types_supported: Option<Vec<String>>,
@@ -322,7 +325,11 @@ fn parse_metadata_with_issuer(
 
 fn check_endpoints(md: &AuthServerMetadata) -> Result<()> {
     let step = Step::AuthServerDiscovery;
-    let optional = [&md.registration_endpoint, &md.revocation_endpoint];
+    let optional = [
+        &md.registration_endpoint,
+        &md.revocation_endpoint,
+        &md.device_authorization_endpoint,
+    ];
     let browser = Some(&md.authorization_endpoint).filter(|e| !e.is_empty());
     let all = [browser, Some(&md.token_endpoint)]
         .into_iter()
@@ -378,6 +385,7 @@ pub fn fallback_auth_server_metadata(server_url: &Url) -> AuthServerMetadata {
         token_endpoint_auth_methods_supported: None,
         authorization_response_iss_parameter_supported: false,
         client_id_metadata_document_supported: false,
+        device_authorization_endpoint: None,
         grant_types_supported: None,
         dpop_signing_alg_values_supported: None,
     }

@@ -74,6 +74,12 @@ pub enum OAuthErrorCode {
     InvalidToken,
     /// `insufficient_scope` from a resource server.
     InsufficientScope,
+    /// `authorization_pending`: the person has not finished the device login yet (RFC 8628).
+    AuthorizationPending,
+    /// `slow_down`: poll less often (RFC 8628).
+    SlowDown,
+    /// `expired_token`: the device code expired before the person finished (RFC 8628).
+    ExpiredToken,
     /// Any other code, as the server sent it (made printable).
     Other(String),
 }
@@ -97,6 +103,9 @@ impl OAuthErrorCode {
             "temporarily_unavailable" | "server_error" => ServerUnavailable,
             "invalid_token" => InvalidToken,
             "insufficient_scope" => InsufficientScope,
+            "authorization_pending" => AuthorizationPending,
+            "slow_down" => SlowDown,
+            "expired_token" => ExpiredToken,
             other => Other(other.to_owned()),
         }
     }

@@ -34,6 +34,10 @@ pub enum Grant {
     /// The browser login: authorization code with PKCE (the default).
     #[default]
     AuthorizationCode,
+    /// The device login (RFC 8628): the person enters a code on another device; for machines
+    /// with no browser and nothing to paste into. Needs a device hook
+    /// ([`SessionBuilder::device_login`](crate::SessionBuilder::device_login)).
+    DeviceCode,
     /// Client credentials: the configured client (`client_id` with its secret, or its private
     /// key for `private_key_jwt`) obtains tokens for itself.
     ClientCredentials,
@@ -47,16 +51,24 @@ pub enum Grant {
 }
 
 impl Grant {
-    /// True for the grants that run without a browser.
+    /// True for the grants that run without a person (the device login needs one, on
+    /// another device).
     pub fn is_headless(&self) -> bool {
-        !matches!(self, Grant::AuthorizationCode)
+        !self.is_personal()
     }
 
-    /// Its name in the cache (`StoredTokens::grant`): `authorization_code`,
+    /// True for the grants that log a person in: the browser and the device logins. Their
+    /// tokens are the person's, whichever of the two obtained them.
+    pub fn is_personal(&self) -> bool {
+        matches!(self, Grant::AuthorizationCode | Grant::DeviceCode)
+    }
+
+    /// Its name in the cache (`StoredTokens::grant`): `authorization_code`, `device_code`,
     /// `client_credentials`, `jwt_bearer` or `identity_assertion`.
     pub fn name(&self) -> &'static str {
         match self {
             Grant::AuthorizationCode => "authorization_code",
+            Grant::DeviceCode => "device_code",
             Grant::ClientCredentials => "client_credentials",
             Grant::JwtBearer(_) => "jwt_bearer",
             Grant::IdentityAssertion(_) => "identity_assertion",

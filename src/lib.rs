@@ -215,6 +215,7 @@ pub mod authorize;
 pub mod browser;
 pub mod callback;
 pub mod client_auth;
+pub mod device;
 pub mod discovery;
 pub mod dpop;
 mod error;

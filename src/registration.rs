@@ -40,6 +40,10 @@ pub struct ClientRegistration {
     /// The private key of a `private_key_jwt` client (configured, never stored).
     #[serde(skip)]
     pub signing_key: Option<Arc<SigningKey>>,
+    /// The grant types it was registered for; empty when not known (a configured client, a
+    /// file of an earlier version: the browser login's).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub grant_types: Vec<String>,
 }
 
 impl ClientRegistration {
@@ -59,7 +63,15 @@ impl ClientRegistration {
             redirect_uris: Vec::new(),
             client_secret_expires_at: None,
             signing_key: None,
+            grant_types: Vec::new(),
         }
+    }
+
+    /// True when it was registered for the device authorization grant (RFC 8628).
+    pub fn allows_device_flow(&self) -> bool {
+        self.grant_types
+            .iter()
+            .any(|g| g == crate::device::DEVICE_CODE_GRANT)
     }
 
     /// The same client with the private key it signs assertions with.
@@ -145,8 +157,9 @@ impl ConfiguredClient {
 pub struct RegistrationRequest<'a> {
     /// Human-readable name shown on consent pages.
     pub client_name: &'a str,
-    /// The loopback redirect URI.
-    pub redirect_uri: &'a str,
+    /// The loopback redirect URI; `None` registers a client for the device authorization
+    /// grant (RFC 8628), which has none.
+    pub redirect_uri: Option<&'a str>,
     /// The token endpoint authentication method asked for.
     pub auth_method: AuthMethod,
     /// Scopes the client will ask for, when known.
@@ -160,11 +173,12 @@ pub fn build_registration_request(req: &RegistrationRequest<'_>) -> serde_json::
     let mut body = serde_json::Map::new();
     body.insert("client_name".into(), req.client_name.into());
     body.insert("application_type".into(), "native".into());
-    body.insert(
-        "grant_types".into(),
-        serde_json::json!(["authorization_code", "refresh_token"]),
-    );
-    body.insert("response_types".into(), serde_json::json!(["code"]));
+    let (grants, responses) = match req.redirect_uri {
+        Some(_) => (["authorization_code", "refresh_token"], vec!["code"]),
+        None => ([crate::device::DEVICE_CODE_GRANT, "refresh_token"], vec![]),
+    };
+    body.insert("grant_types".into(), serde_json::json!(grants));
+    body.insert("response_types".into(), serde_json::json!(responses));
     body.insert(
         "token_endpoint_auth_method".into(),
         req.auth_method.as_str().into(),
@@ -177,10 +191,10 @@ pub fn build_registration_request(req: &RegistrationRequest<'_>) -> serde_json::
             body.insert(k.clone(), v.clone());
         }
     }
-    body.insert(
-        "redirect_uris".into(),
-        serde_json::json!([req.redirect_uri]),
-    );
+    match req.redirect_uri {
+        Some(uri) => body.insert("redirect_uris".into(), serde_json::json!([uri])),
+        None => body.remove("redirect_uris"),
+    };
     serde_json::Value::Object(body)
 }
 
@@ -201,6 +215,7 @@ pub fn parse_registration_response(
         token_endpoint_auth_method: Option<String>,
         redirect_uris: Option<Vec<String>>,
         client_secret_expires_at: Option<u64>,
+        grant_types: Option<Vec<String>>,
     }
     let step = Step::Registration;
     let r: Response = http::parse_json(body, step, "registration response")?;
@@ -232,11 +247,19 @@ pub fn parse_registration_response(
         client_id: r.client_id,
         client_secret,
         auth_method,
-        redirect_uris: r
-            .redirect_uris
-            .unwrap_or_else(|| vec![requested.redirect_uri.to_owned()]),
+        redirect_uris: r.redirect_uris.unwrap_or_else(|| {
+            requested
+                .redirect_uri
+                .map(str::to_owned)
+                .into_iter()
+                .collect()
+        }),
         client_secret_expires_at: r.client_secret_expires_at,
         signing_key: None,
+        grant_types: r.grant_types.unwrap_or_else(|| {
+            let body = build_registration_request(requested);
+            serde_json::from_value(body["grant_types"].clone()).unwrap_or_default()
+        }),
     })
 }
 
@@ -306,11 +329,37 @@ mod tests {
     fn req() -> RegistrationRequest<'static> {
         RegistrationRequest {
             client_name: "n",
-            redirect_uri: "http://127.0.0.1:5/callback",
+            redirect_uri: Some("http://127.0.0.1:5/callback"),
             auth_method: AuthMethod::None,
             scope: None,
             extra: None,
         }
+    }
+
+    #[test]
+    fn a_device_client_has_the_device_grant_and_no_redirect_uris() {
+        let extra = serde_json::json!({"redirect_uris": ["https://evil"]});
+        let body = build_registration_request(&RegistrationRequest {
+            redirect_uri: None,
+            extra: extra.as_object(),
+            ..req()
+        });
+        assert_eq!(
+            body["grant_types"],
+            serde_json::json!([crate::device::DEVICE_CODE_GRANT, "refresh_token"])
+        );
+        assert_eq!(body["response_types"], serde_json::json!([]));
+        assert!(body.get("redirect_uris").is_none());
+        let parsed = parse_registration_response(
+            br#"{"client_id":"d"}"#,
+            "https://as",
+            &RegistrationRequest {
+                redirect_uri: None,
+                ..req()
+            },
+        )
+        .unwrap();
+        assert!(parsed.allows_device_flow() && parsed.redirect_uris.is_empty());
     }
 
     #[test]

@@ -29,7 +29,10 @@ use mcp_oauth_client::{
     www_authenticate::MAX_HEADER_LEN, www_authenticate::bearer_challenge,
     www_authenticate::parse_www_authenticate, www_authenticate::token_challenge,
 };
-use mcp_oauth_client::{SigningKey, dpop, grant::parse_token_exchange_response, jwt};
+use mcp_oauth_client::{
+    SigningKey, device::parse_device_authorization_response, dpop,
+    grant::parse_token_exchange_response, jwt,
+};
 use serde_json::json;
 use url::Url;
 
@@ -72,6 +75,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("jws", jws),
     ("token_exchange_response", token_exchange_response),
     ("dpop_nonce", dpop_nonce),
+    ("device_authorization", device_authorization),
 ];
 
 /// The MCP server URL used when the input's first line is not one.
@@ -150,6 +154,32 @@ pub fn token_exchange_response(data: &[u8]) {
         Err(e) => {
             check_error(&e, Step::TokenExchange);
             assert_eq!(e.kind(), ErrorKind::InvalidResponse);
+        }
+    }
+}
+
+/// Device authorization responses (RFC 8628 §3.2): what the person is shown must be a web
+/// address and printable.
+pub fn device_authorization(data: &[u8]) {
+    match parse_device_authorization_response(data) {
+        Ok(d) => {
+            assert!(!d.user_code.chars().any(char::is_control));
+            for url in std::iter::once(&d.verification_uri).chain(&d.verification_uri_complete) {
+                assert!(require_secure(url, Step::Authorization).is_ok());
+                assert!(!url.as_str().chars().any(char::is_control));
+            }
+            assert!((1..=mcp_oauth_client::device::MAX_INTERVAL).contains(&d.interval));
+            assert!((1..=mcp_oauth_client::device::MAX_EXPIRES_IN).contains(&d.expires_in));
+            // (A code of a few letters may occur in any text.)
+            let code = d.device_code.secret();
+            assert!(code.len() < 12 || !format!("{d:?}").contains(code));
+        }
+        Err(e) => {
+            check_error(&e, Step::Authorization);
+            assert!(matches!(
+                e.kind(),
+                ErrorKind::InvalidResponse | ErrorKind::Refused
+            ));
         }
     }
 }
@@ -241,7 +271,7 @@ pub fn registration_response(data: &[u8]) {
     for auth_method in [AuthMethod::None, AuthMethod::ClientSecretBasic] {
         let request = RegistrationRequest {
             client_name: "fuzz",
-            redirect_uri: REDIRECT_URI,
+            redirect_uri: Some(REDIRECT_URI),
             auth_method,
             scope: None,
             extra: None,

@@ -107,7 +107,7 @@ fn capture_seeds_from_the_test_server() {
     ] {
         let request = RegistrationRequest {
             client_name: "seed capture",
-            redirect_uri: &redirect_uri,
+            redirect_uri: Some(&redirect_uri),
             auth_method: method,
             scope: Some(&scope),
             extra: None,

@@ -50,7 +50,7 @@ use std::time::{Duration, Instant};
 use mcp_oauth_client::testing::{HeadlessBrowser, TestServer};
 use mcp_oauth_client::{
     Assertion, BrowserStep, Error, ErrorKind, FileTokenStorage, PasteOutcome, Session,
-    SessionBuilder, StoredTokens, TokenTypeHint, printable,
+    SessionBuilder, StoredTokens, TokenTypeHint, device::DeviceStep, printable,
 };
 
 const HELP: &str = "\
@@ -110,6 +110,8 @@ OPTIONS:
                            then not bound to the MCP server
     --timeout SECS         time allowed for the browser step (default 300)
     --no-browser           do not open a browser: print the URL (headless, SSH)
+    --device               log in with a code entered on another device (RFC 8628), for
+                           machines with no browser and nothing to paste into
     --no-login             never start a login: exit 8 when only one would help (cron, CI)
     --ca-file FILE         trust the certificates in FILE (PEM) instead of the system's
                            (a TLS-inspecting proxy's CA, a private CA)
@@ -124,10 +126,11 @@ fn command_help(command: &str) -> Option<String> {
     let (usage, about, examples) = match command {
         "login" => (
             "mcp-oauth login URL [OPTIONS]",
-            "Logs in to the MCP server at URL through the browser, even when a token is cached,\n\
-             and stores the tokens.",
+            "Logs in to the MCP server at URL through the browser (or, with --device, with a code\n\
+             entered on another device), even when a token is cached, and stores the tokens.",
             "    mcp-oauth login https://mcp.example.com/mcp\n    \
-             mcp-oauth login https://mcp.example.com/mcp --scopes \"files:read\" --no-browser",
+             mcp-oauth login https://mcp.example.com/mcp --scopes \"files:read\" --no-browser\n    \
+             mcp-oauth login https://mcp.example.com/mcp --device",
         ),
         "token" => (
             "mcp-oauth token URL [--json] [--refresh] [OPTIONS]",
@@ -256,6 +259,7 @@ struct Options {
     ca_file: Option<PathBuf>,
     timeout: Option<u64>,
     no_browser: bool,
+    device: bool,
     no_login: bool,
     allow_private_network: bool,
     browser: bool,
@@ -314,6 +318,7 @@ fn parse(args: Vec<OsString>) -> Result<Options, Failure> {
             Long("ca-file") => o.ca_file = Some(parser.value()?.into()),
             Long("timeout") => o.timeout = Some(parser.value()?.parse()?),
             Long("no-browser") => o.no_browser = true,
+            Long("device") => o.device = true,
             Long("no-login") => o.no_login = true,
             Long("allow-private-network") => o.allow_private_network = true,
             Long("browser") => o.browser = true,
@@ -432,6 +437,11 @@ impl Options {
     fn interactive(&self, url: &str, done: &Arc<AtomicBool>) -> SessionBuilder {
         let no_browser = self.no_browser;
         let done = Arc::clone(done);
+        if self.device {
+            return self.builder(url).device_login(move |step: &DeviceStep| {
+                show_device_step(step, Arc::clone(&done));
+            });
+        }
         self.builder(url).authorize_hook(move |step: &BrowserStep| {
             let opened = if no_browser {
                 errln!(
@@ -455,7 +465,14 @@ impl Options {
             if !opened {
                 paste_prompt(step);
             }
-            countdown(step, Arc::clone(&done));
+            countdown(
+                &format!(
+                    "Waiting for the authorization response at {}",
+                    step.redirect_uri
+                ),
+                step.deadline,
+                Arc::clone(&done),
+            );
         })
     }
 
@@ -728,14 +745,30 @@ fn paste_prompt(step: &BrowserStep) {
 
 /// Shows the callback address and the time left while the browser step runs: a line updated
 /// every second on a terminal, a line every 30 s otherwise.
-fn countdown(step: &BrowserStep, done: Arc<AtomicBool>) {
+/// The device login's step: where to go and the code to enter (both checked by the library:
+/// a web address, visible characters), then the countdown.
+fn show_device_step(step: &DeviceStep, done: Arc<AtomicBool>) {
+    errln!(
+        "To sign in, open {} on any device and enter the code:\n\n    {}\n",
+        printable(step.verification_uri.as_str()),
+        printable(&step.user_code)
+    );
+    if let Some(complete) = &step.verification_uri_complete {
+        errln!("Or open {}", printable(complete.as_str()));
+    }
+    countdown(
+        "Waiting for the sign-in on the other device",
+        step.deadline,
+        done,
+    );
+}
+
+fn countdown(what: &str, deadline: Instant, done: Arc<AtomicBool>) {
     use std::io::{IsTerminal, Write};
-    let redirect = step.redirect_uri.clone();
-    let deadline = step.deadline;
+    errln!("{what}");
     std::thread::spawn(move || {
         let tty = std::io::stderr().is_terminal();
         let start = Instant::now();
-        errln!("Waiting for the authorization response at {redirect}");
         let mut last_line = 0;
         while !done.load(Ordering::SeqCst) {
             let left = deadline.saturating_duration_since(Instant::now()).as_secs();

@@ -132,16 +132,19 @@ impl Paster {
     }
 }
 
-/// Ends a [`CallbackListener::wait`] from another thread with [`ErrorKind::Cancelled`].
-#[derive(Debug, Clone)]
-pub(crate) struct Canceller {
-    tx: Sender<Event>,
-}
+/// Ends a wait for the person (a [`CallbackListener::wait`], a device login's polling) from
+/// another thread with [`ErrorKind::Cancelled`].
+pub(crate) struct Canceller(Box<dyn Fn() -> bool + Send>);
 
 impl Canceller {
+    /// A canceller that runs `cancel`, which says whether the wait was still on.
+    pub(crate) fn new(cancel: impl Fn() -> bool + Send + 'static) -> Canceller {
+        Canceller(Box::new(cancel))
+    }
+
     /// Cancels the wait; false when it was already over.
     pub(crate) fn cancel(&self) -> bool {
-        self.tx.send(Event::Cancel).is_ok()
+        (self.0)()
     }
 }
 
@@ -262,9 +265,8 @@ impl CallbackListener {
 
     /// What cancels the wait from another thread.
     pub(crate) fn canceller(&self) -> Canceller {
-        Canceller {
-            tx: self.tx.clone(),
-        }
+        let tx = self.tx.clone();
+        Canceller::new(move || tx.send(Event::Cancel).is_ok())
     }
 
     /// The redirect URI this listener answers, `http://127.0.0.1:PORT/callback`.

@@ -13,6 +13,10 @@ use crate::authorize::{AuthorizationRequest, build_authorization_url};
 use crate::browser::{AuthorizeHook, BrowserStep, open_browser};
 use crate::callback::{CallbackExpectation, CallbackHost, CallbackListener, Canceller};
 use crate::client_auth::{AuthMethod, choose_auth_method};
+use crate::device::{
+    DeviceHook, DevicePoll, DeviceRequest, DeviceStep, poll_for_tokens,
+    request_device_authorization,
+};
 use crate::discovery::{
     self, AuthServerMetadata, ResourceMetadata, canonical_resource, discover_auth_server_metadata,
     discover_resource_metadata,
@@ -93,8 +97,11 @@ struct State {
 /// What one flow (a refresh or a login) at a time uses; locked for the flow's length, so a
 /// login waiting for the browser holds up other flows of this session, never a caller whose
 /// cached token is fresh.
-struct Flow {
-    hook: Option<AuthorizeHook>,
+pub(crate) struct Flow {
+    /// Shows the browser step.
+    pub(crate) hook: Option<AuthorizeHook>,
+    /// Shows the device step.
+    pub(crate) device_hook: Option<DeviceHook>,
 }
 
 /// The login waiting for the browser, registered so that another thread can cancel it;
@@ -232,7 +239,7 @@ impl Inner {
         config: Config,
         store: Arc<dyn TokenStore>,
         agent: ureq::Agent,
-        hook: Option<AuthorizeHook>,
+        flow: Flow,
         rules: Arc<AddressRules>,
     ) -> Inner {
         Inner {
@@ -246,7 +253,7 @@ impl Inner {
                 served: None,
                 dpop: None,
             }),
-            flow: Mutex::new(Flow { hook }),
+            flow: Mutex::new(flow),
             waiting: Mutex::new(None),
         }
     }
@@ -632,13 +639,23 @@ impl Inner {
     /// for a grant without a browser, by its configured client. A service and a person
     /// sharing a cache directory must not get each other's tokens.
     fn is_ours(&self, stored: &StoredTokens) -> bool {
-        let browser = Grant::AuthorizationCode.name();
-        if stored.grant.as_deref().unwrap_or(browser) != self.config.grant.name() {
+        let grant = &self.config.grant;
+        let stored_grant = stored.grant.as_deref();
+        // A person's tokens serve either personal login (`None`: files of earlier versions).
+        let personal = |g: Option<&str>| {
+            g.is_none_or(|g| {
+                [Grant::AuthorizationCode.name(), Grant::DeviceCode.name()].contains(&g)
+            })
+        };
+        if grant.is_personal() {
+            return personal(stored_grant);
+        }
+        if stored_grant != Some(grant.name()) {
             return false;
         }
-        match (&self.config.grant, &self.config.client.client_id) {
-            (Grant::AuthorizationCode, _) | (_, None) => true,
-            (_, Some(id)) => *id == stored.client_id,
+        match &self.config.client.client_id {
+            None => true,
+            Some(id) => *id == stored.client_id,
         }
     }
 
@@ -677,6 +694,7 @@ impl Inner {
         if self.config.grant.is_headless() {
             return self.grant_login(ctx, prm);
         }
+        // The browser and the device logins need a person.
         if !self.config.interactive {
             return Err(Error::new(
                 ErrorKind::LoginRequired,
@@ -690,7 +708,8 @@ impl Inner {
             Some(prm) => prm,
             None => self.discover_resource(ctx)?,
         };
-        let (metadata, resource, prm_scopes) = self.discover_server(prm, true)?;
+        let device = matches!(self.config.grant, Grant::DeviceCode);
+        let (metadata, resource, prm_scopes) = self.discover_server(prm, !device)?;
         self.warn_omitted_resource(&resource);
         let challenged = ctx.challenge.and_then(Challenge::scope);
         let mut scopes = select_scopes(&ScopeSources {
@@ -703,27 +722,146 @@ impl Inner {
             let before = self.stored_tokens().map(|t| t.scopes()).unwrap_or_default();
             scopes = Some(step_up_scopes(scopes, &before, challenged));
         }
-        let chosen = self.choose_client(&metadata, scopes.as_ref(), true)?;
-        let origin = chosen.origin;
-        match self.authorize(flow, &metadata, &resource, scopes.as_ref(), chosen) {
-            // A registration kept from an earlier login may have been forgotten by the server
-            // (servers with in-memory client stores lose them on restart): register anew, once.
-            Err(e) if e.is_invalid_client() && origin == ClientOrigin::Cached => {
-                log::info!("{e}; the cached client is not accepted any more: registering anew");
-                self.forget_client(&metadata.issuer);
-                let chosen = self.choose_client(&metadata, scopes.as_ref(), false)?;
-                self.authorize(flow, &metadata, &resource, scopes.as_ref(), chosen)
-            }
-            // A client registered moments ago or configured by the user: another registration
-            // and another browser window would fail the same way.
-            Err(e) if e.is_invalid_client() => Err(e.prefix_message(match origin {
-                ClientOrigin::Registered => {
-                    "the authorization server rejected the client it registered moments ago"
+        let scopes = scopes.as_ref();
+        if device {
+            let (client, origin) = self.device_client(&metadata, scopes, true)?;
+            return match self.device_authorize(flow, &metadata, &resource, scopes, &client) {
+                Err(e) if e.is_invalid_client() => {
+                    self.stale_client(e, origin, &metadata.issuer)?;
+                    let (client, _) = self.device_client(&metadata, scopes, false)?;
+                    self.device_authorize(flow, &metadata, &resource, scopes, &client)
                 }
-                _ => "the authorization server rejected the configured client",
-            })),
+                other => other,
+            };
+        }
+        let chosen = self.choose_client(&metadata, scopes, true)?;
+        let origin = chosen.origin;
+        match self.authorize(flow, &metadata, &resource, scopes, chosen) {
+            Err(e) if e.is_invalid_client() => {
+                self.stale_client(e, origin, &metadata.issuer)?;
+                let chosen = self.choose_client(&metadata, scopes, false)?;
+                self.authorize(flow, &metadata, &resource, scopes, chosen)
+            }
             other => other,
         }
+    }
+
+    /// After the authorization server rejected the client of a login: `Ok` (try once more,
+    /// with a new registration) when it was a registration kept from an earlier login, which
+    /// the server may have forgotten (servers with in-memory client stores lose them on
+    /// restart); else the error. A client registered moments ago or configured by the user
+    /// would fail the same way again.
+    fn stale_client(&self, e: Error, origin: ClientOrigin, issuer: &str) -> Result<()> {
+        match origin {
+            ClientOrigin::Cached => {
+                log::info!("{e}; the cached client is not accepted any more: registering anew");
+                self.forget_client(issuer);
+                Ok(())
+            }
+            ClientOrigin::Registered => Err(e.prefix_message(
+                "the authorization server rejected the client it registered moments ago",
+            )),
+            ClientOrigin::Configured => {
+                Err(e.prefix_message("the authorization server rejected the configured client"))
+            }
+        }
+    }
+
+    /// The client of a device login: the configured one, the cached registration when it has
+    /// the device grant (unless `reuse_client` is false), or a new registration for it.
+    fn device_client(
+        &self,
+        metadata: &AuthServerMetadata,
+        scopes: Option<&Scopes>,
+        reuse_client: bool,
+    ) -> Result<(ClientRegistration, ClientOrigin)> {
+        if let Some(client) = self.config.client.for_server(metadata) {
+            return Ok((client, ClientOrigin::Configured));
+        }
+        let cached = self
+            .store
+            .load_client(&metadata.issuer)
+            .unwrap_or_else(|e| {
+                log::warn!("ignoring the cached client: {e}");
+                None
+            })
+            .filter(|c| c.allows_device_flow() && !c.secret_expired(unix_now()));
+        if reuse_client && let Some(client) = cached {
+            return Ok((client, ClientOrigin::Cached));
+        }
+        let client = self.register_client(metadata, scopes, None)?;
+        Ok((client, ClientOrigin::Registered))
+    }
+
+    /// Device authorization → the device step → polling → storage (RFC 8628).
+    fn device_authorize(
+        &self,
+        flow: &mut Flow,
+        metadata: &AuthServerMetadata,
+        resource: &str,
+        scopes: Option<&Scopes>,
+        client: &ClientRegistration,
+    ) -> Result<Presented> {
+        let endpoint = metadata
+            .device_authorization_endpoint
+            .as_deref()
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::Config,
+                    Step::AuthServerDiscovery,
+                    format!(
+                        "authorization server {} offers no device login (no \
+                         device_authorization_endpoint)",
+                        printable(&metadata.issuer)
+                    ),
+                )
+            })?;
+        let device = request_device_authorization(
+            &self.agent,
+            &DeviceRequest {
+                endpoint,
+                client,
+                scope: scopes,
+                resource: self.resource_param(resource),
+            },
+        )?;
+        let lifetime = Duration::from_secs(device.expires_in).min(self.config.callback_timeout);
+        let step = DeviceStep {
+            user_code: device.user_code.clone(),
+            verification_uri: device.verification_uri.clone(),
+            verification_uri_complete: device.verification_uri_complete.clone(),
+            deadline: Instant::now() + lifetime,
+        };
+        let hook = flow.device_hook.as_mut().ok_or_else(|| {
+            Error::new(
+                ErrorKind::Config,
+                Step::Authorization,
+                "a device login needs a hook that shows the code (SessionBuilder::device_login)",
+            )
+        })?;
+        hook(&step);
+        log::info!("waiting for the device login at {}", step.verification_uri);
+        let dpop = self.login_dpop(metadata)?;
+        let (cancel, cancelled) = std::sync::mpsc::channel::<()>();
+        let waiting = Waiting::start(
+            &self.waiting,
+            Canceller::new(move || cancel.send(()).is_ok()),
+        );
+        let tokens = poll_for_tokens(
+            &self.agent,
+            &DevicePoll {
+                token_endpoint: &metadata.token_endpoint,
+                client,
+                device_code: &device.device_code,
+                resource: self.resource_param(resource),
+                dpop: dpop.as_deref(),
+                interval: device.interval,
+                deadline: step.deadline,
+                cancel: &cancelled,
+            },
+        );
+        drop(waiting);
+        Ok(self.save(self.record(metadata, resource, scopes, client, tokens?, dpop)))
     }
 
     /// Protected resource metadata: the challenge's `resource_metadata` first.
@@ -765,6 +903,7 @@ impl Inner {
         let optional = [
             &metadata.registration_endpoint,
             &metadata.revocation_endpoint,
+            &metadata.device_authorization_endpoint,
         ];
         std::iter::once(&metadata.token_endpoint)
             .chain(optional.into_iter().flatten())
@@ -1005,11 +1144,11 @@ impl Inner {
                 )?;
                 grant::jwt_bearer(&self.agent, &request, &id_jag.token)?
             }
-            Grant::AuthorizationCode => {
+            Grant::AuthorizationCode | Grant::DeviceCode => {
                 return Err(Error::new(
                     ErrorKind::Config,
                     step,
-                    "the browser grant has no headless form",
+                    "a person's login has no form without a person",
                 ));
             }
         };
@@ -1040,6 +1179,23 @@ impl Inner {
             return Ok(found);
         }
         let listener = bind(self.config.callback_port)?;
+        let redirect_uri = listener.redirect_uri().to_string();
+        let client = self.register_client(metadata, scopes, Some(&redirect_uri))?;
+        Ok(ChosenClient::new(
+            client,
+            listener,
+            ClientOrigin::Registered,
+        ))
+    }
+
+    /// A new dynamic registration (RFC 7591) with `redirect_uri`, or for the device grant
+    /// without one; cached for later logins.
+    fn register_client(
+        &self,
+        metadata: &AuthServerMetadata,
+        scopes: Option<&Scopes>,
+        redirect_uri: Option<&str>,
+    ) -> Result<ClientRegistration> {
         let endpoint = metadata.registration_endpoint.as_deref().ok_or_else(|| {
             Error::new(
                 ErrorKind::Config,
@@ -1050,10 +1206,9 @@ impl Inner {
                 ),
             )
         })?;
-        let redirect_uri = listener.redirect_uri().to_string();
         let request = RegistrationRequest {
             client_name: &self.config.client_name,
-            redirect_uri: &redirect_uri,
+            redirect_uri,
             auth_method: choose_auth_method(metadata, false),
             scope: scopes,
             extra: self.config.client_metadata.as_ref(),
@@ -1082,11 +1237,7 @@ impl Inner {
         if let Err(e) = self.store.save_client(&client) {
             log::warn!("the client registration is not cached: {e}");
         }
-        Ok(ChosenClient::new(
-            client,
-            listener,
-            ClientOrigin::Registered,
-        ))
+        Ok(client)
     }
 
     /// The cached registration for this issuer with a listener on one of its registered

@@ -20,6 +20,7 @@ pub use flow::{EXPIRY_MARGIN, Logout};
 pub use request::{MAX_AUTHORIZATIONS, MCP_RESPONSE_TIMEOUT};
 
 use crate::client_auth::AuthMethod;
+use crate::device::{DeviceHook, DeviceStep};
 use crate::grant::{Assertion, Grant, IdentityAssertion};
 use crate::jwt::SigningKey;
 use crate::registration::ConfiguredClient;
@@ -54,6 +55,7 @@ pub struct SessionBuilder {
     client_auth_method: Option<AuthMethod>,
     client_metadata_url: Option<String>,
     authorize_hook: Option<AuthorizeHook>,
+    device_hook: Option<DeviceHook>,
     interactive: bool,
     agent: Option<ureq::Agent>,
     private_network: bool,
@@ -251,6 +253,18 @@ impl SessionBuilder {
         self
     }
 
+    /// Logs in with the device authorization grant (RFC 8628) instead of the browser, for
+    /// machines with no browser and nothing to paste into (plain SSH, containers): `hook`
+    /// receives the [`DeviceStep`] (the code and where to enter it) and must show it; the
+    /// session then polls the token endpoint until the person has approved on another device,
+    /// as long as the code lives or the callback timeout, whichever is shorter.
+    /// [`cancel_login`](Session::cancel_login) stops the polling. The server must advertise a
+    /// `device_authorization_endpoint`.
+    pub fn device_login(mut self, hook: impl FnMut(&DeviceStep) + Send + 'static) -> Self {
+        self.device_hook = Some(Box::new(hook));
+        self.grant(Grant::DeviceCode)
+    }
+
     /// Whether the session may start a login (default `true`). A non-interactive session
     /// (a daemon, a job) never opens a browser or binds a port: when only a login would help,
     /// it fails at once with [`ErrorKind::LoginRequired`]. Cached tokens and refreshes work
@@ -333,6 +347,13 @@ impl SessionBuilder {
             }
         };
         crate::callback::CallbackListener::check_path(&self.callback_path)?;
+        if matches!(self.grant, Grant::DeviceCode) && self.device_hook.is_none() {
+            return Err(Error::new(
+                ErrorKind::Config,
+                step,
+                "a device login needs a hook that shows the code (SessionBuilder::device_login)",
+            ));
+        }
         for (name, _) in &self.authorize_params {
             crate::authorize::check_extra_param(name, step)?;
         }
@@ -394,13 +415,16 @@ impl SessionBuilder {
         let custom_agent = self
             .agent
             .map(|a| request::guarded_agent(a.config().clone(), Arc::clone(&rules)));
-        let hook = self.authorize_hook;
+        let flow = flow::Flow {
+            hook: self.authorize_hook,
+            device_hook: self.device_hook,
+        };
         let inner = Arc::new_cyclic(|weak| {
             // One agent for OAuth and MCP requests unless the caller brought one for OAuth.
             let agent = custom_agent.clone().unwrap_or_else(|| {
                 request::bearer_agent(weak.clone(), Arc::clone(&rules), tls.clone())
             });
-            Inner::new(server_url, config, store, agent, hook, Arc::clone(&rules))
+            Inner::new(server_url, config, store, agent, flow, Arc::clone(&rules))
         });
         let mcp_agent = match custom_agent {
             Some(_) => request::bearer_agent(Arc::downgrade(&inner), rules, tls),
@@ -472,6 +496,7 @@ impl Session {
             client_auth_method: None,
             client_metadata_url: None,
             authorize_hook: None,
+            device_hook: None,
             interactive: true,
             agent: None,
             private_network: false,

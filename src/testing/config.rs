@@ -123,6 +123,16 @@ pub struct ServerConfig {
     /// endpoint), carry an `exp` to come and a `jti` never seen before. `None` (the default):
     /// the grant is not offered.
     pub assertion_key: Option<serde_json::Value>,
+    /// The device authorization grant (RFC 8628): the `interval` the device authorization
+    /// endpoint names, in seconds (default 5).
+    pub device_interval: u64,
+    /// The `expires_in` of device codes, in seconds (default 600).
+    pub device_code_expires_in: u64,
+    /// When set, device codes expire after this many seconds whatever `expires_in` said, so a
+    /// client polling on gets `expired_token` (default `None`).
+    pub device_code_lifetime: Option<u64>,
+    /// Whether the first poll of each device code is answered `slow_down` (default `false`).
+    pub device_slow_down: bool,
 }
 
 impl Default for ServerConfig {
@@ -156,6 +166,10 @@ impl Default for ServerConfig {
             dpop: false,
             dpop_nonces: false,
             assertion_key: None,
+            device_interval: 5,
+            device_code_expires_in: 600,
+            device_code_lifetime: None,
+            device_slow_down: false,
         }
     }
 }

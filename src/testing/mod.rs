@@ -41,6 +41,7 @@
 //! ```
 
 mod config;
+mod device;
 mod dpop;
 mod fault;
 mod grants;

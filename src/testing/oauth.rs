@@ -66,6 +66,7 @@ pub(super) fn auth_server_metadata(s: &Shared, req: &Request) -> Response {
         }),
         "response_types_supported": ["code"],
         "grant_types_supported": grant_types(config),
+        "device_authorization_endpoint": s.endpoint_url("device_authorization"),
         "token_endpoint_auth_methods_supported": config.token_endpoint_auth_methods,
         "revocation_endpoint_auth_methods_supported": config.token_endpoint_auth_methods,
         "authorization_response_iss_parameter_supported": config.iss_parameter,
@@ -88,7 +89,12 @@ pub(super) fn auth_server_metadata(s: &Shared, req: &Request) -> Response {
 
 /// The grant types the token endpoint takes.
 fn grant_types(config: &super::ServerConfig) -> Vec<&'static str> {
-    let mut grants = vec!["authorization_code", "refresh_token", "client_credentials"];
+    let mut grants = vec![
+        "authorization_code",
+        "refresh_token",
+        "client_credentials",
+        crate::device::DEVICE_CODE_GRANT,
+    ];
     if config.assertion_key.is_some() {
         grants.push(crate::grant::JWT_BEARER);
     }
@@ -110,11 +116,23 @@ pub(super) fn register(s: &Shared, req: &Request) -> Response {
             "the body must be a JSON object",
         );
     };
+    // A client for the device grant alone (RFC 8628) has no redirect URI.
+    let device_only = metadata
+        .get("grant_types")
+        .and_then(Value::as_array)
+        .is_some_and(|g| {
+            !g.is_empty()
+                && g.iter().all(|g| {
+                    [crate::device::DEVICE_CODE_GRANT, "refresh_token"]
+                        .contains(&g.as_str().unwrap_or(""))
+                })
+        });
     let redirect_uris = match metadata.get("redirect_uris") {
         Some(Value::Array(uris)) if !uris.is_empty() => uris
             .iter()
             .map(|uri| uri.as_str().map(str::to_owned))
             .collect::<Option<Vec<_>>>(),
+        None if device_only => Some(Vec::new()),
         _ => None,
     };
     let Some(redirect_uris) = redirect_uris else {
@@ -304,15 +322,19 @@ fn error_page(message: &str) -> Response {
 // ---------------------------------------------------------------------------------------------
 // Token
 
-/// A client-authenticated form POST (the token and revocation endpoints).
-struct Authenticated<'s> {
-    form: Vec<(String, String)>,
-    state: MutexGuard<'s, State>,
-    client_id: String,
+/// A client-authenticated form POST (the token, revocation and device authorization
+/// endpoints).
+pub(super) struct Authenticated<'s> {
+    pub form: Vec<(String, String)>,
+    pub state: MutexGuard<'s, State>,
+    pub client_id: String,
 }
 
 /// Checks method and client authentication; the error is the response to send.
-fn authenticated_post<'s>(s: &'s Shared, req: &Request) -> Result<Authenticated<'s>, Response> {
+pub(super) fn authenticated_post<'s>(
+    s: &'s Shared,
+    req: &Request,
+) -> Result<Authenticated<'s>, Response> {
     require_method(req, &["POST"])?;
     let form = req.form();
     let mut state = s.lock();
@@ -360,6 +382,7 @@ pub(super) fn token(s: &Shared, req: &Request) -> Response {
         Ok(Some("refresh_token")) => refresh(&mut state, &call),
         Ok(Some("client_credentials")) => super::grants::client_credentials(&mut state, &call),
         Ok(Some(crate::grant::JWT_BEARER)) => super::grants::jwt_bearer(&mut state, &call),
+        Ok(Some(crate::device::DEVICE_CODE_GRANT)) => super::device::device_code(&mut state, &call),
         Ok(Some(other)) => Err(TokenError::new(
             "unsupported_grant_type",
             &format!("grant_type {other} is not supported"),
@@ -406,14 +429,9 @@ impl From<(&'static str, String)> for TokenError {
     }
 }
 
-/// `grant_type=authorization_code`; `jkt` binds the tokens to a DPoP key.
+/// `grant_type=authorization_code`; the request's DPoP key binds the tokens.
 fn redeem_code(state: &mut State, call: &TokenCall<'_>) -> Result<Value, TokenError> {
-    let TokenCall {
-        s,
-        client_id,
-        form,
-        ref jkt,
-    } = *call;
+    let (client_id, form) = (call.client_id, call.form);
     let param = |name| single(form, name).map_err(|e| TokenError::new("invalid_request", &e));
     let Some(code) = param("code")? else {
         return Err(TokenError::new("invalid_request", "code is missing"));
@@ -457,28 +475,39 @@ fn redeem_code(state: &mut State, call: &TokenCall<'_>) -> Result<Value, TokenEr
         ));
     }
     let resource = grant.resource.or(requested);
+    Ok(new_authorization(state, call, grant.scope, resource))
+}
+
+/// The tokens of a new authorization by a person (a code, a device code): a refresh token and
+/// an access token of a new grant, bound to the request's DPoP key when it had one.
+pub(super) fn new_authorization(
+    state: &mut State,
+    call: &TokenCall<'_>,
+    scope: Option<String>,
+    resource: Option<String>,
+) -> Value {
     let grant_id = state.next_grant;
     state.next_grant += 1;
     let refresh_token = random_token();
     state.refresh_tokens.insert(
         refresh_token.clone(),
         RefreshGrant {
-            client_id: client_id.to_owned(),
-            scope: grant.scope.clone(),
+            client_id: call.client_id.to_owned(),
+            scope: scope.clone(),
             resource: resource.clone(),
             grant: grant_id,
-            jkt: jkt.clone(),
+            jkt: call.jkt.clone(),
         },
     );
     let access = mint_access_token(
         state,
-        client_id,
-        grant.scope,
+        call.client_id,
+        scope,
         resource,
         grant_id,
-        jkt.clone(),
+        call.jkt.clone(),
     );
-    Ok(token_response(s, access, Some(refresh_token)))
+    token_response(call.s, access, Some(refresh_token))
 }
 
 /// `grant_type=refresh_token`; a refresh token bound to a DPoP key needs a proof by that key.

@@ -20,6 +20,8 @@ pub struct RecordedRequest {
     pub connection: u64,
     /// The endpoint the path addresses, per [`Route::of_path`].
     pub route: Option<Route>,
+    /// When the request was read.
+    pub received: std::time::Instant,
 }
 
 impl RecordedRequest {

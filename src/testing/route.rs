@@ -18,6 +18,10 @@ pub enum Route {
     Token,
     /// The revocation endpoint (RFC 7009), `{issuer_path}/revoke`.
     Revoke,
+    /// The device authorization endpoint (RFC 8628), `{issuer_path}/device_authorization`.
+    DeviceAuthorization,
+    /// The device login's verification page, `{issuer_path}/device`.
+    Device,
     /// The MCP endpoint, `/mcp`.
     Mcp,
 }
@@ -30,7 +34,8 @@ impl Route {
     /// Classifies a request path (a query, if any, is ignored) by its shape alone, whatever the
     /// server's configuration: every Protected Resource Metadata or authorization server
     /// metadata well-known URL, `/mcp`, and any path whose last segment is `register`,
-    /// `authorize`, `token` or `revoke`. `None` for anything else.
+    /// `authorize`, `token`, `revoke`, `device_authorization` or `device`. `None` for anything
+    /// else.
     ///
     /// This is the [`RecordedRequest::route`](super::RecordedRequest::route) of every request,
     /// and decides which [`Fault`](super::Fault) applies. A path can have a route and still get
@@ -63,6 +68,8 @@ impl Route {
             "authorize" => Some(Route::Authorize),
             "token" => Some(Route::Token),
             "revoke" => Some(Route::Revoke),
+            "device_authorization" => Some(Route::DeviceAuthorization),
+            "device" => Some(Route::Device),
             _ => None,
         }
     }

@@ -96,6 +96,7 @@ fn handle(shared: &Shared, connection: u64, request: Request) -> Response {
         body: String::from_utf8_lossy(&request.body).into_owned(),
         connection,
         route,
+        received: std::time::Instant::now(),
     });
 
     if let Some(fault) = route.and_then(|route| shared.take_fault(route)) {
@@ -126,6 +127,14 @@ fn handle(shared: &Shared, connection: u64, request: Request) -> Response {
         }
         Some(Route::Revoke) if path == shared.endpoint_path("revoke") => {
             oauth::revoke(shared, &request)
+        }
+        Some(Route::DeviceAuthorization)
+            if path == shared.endpoint_path("device_authorization") =>
+        {
+            super::device::device_authorization(shared, &request)
+        }
+        Some(Route::Device) if path == shared.endpoint_path("device") => {
+            super::device::verification_page(shared, &request)
         }
         Some(Route::Mcp) => mcp::handle(shared, &request),
         _ => not_found(),

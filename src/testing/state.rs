@@ -105,6 +105,8 @@ pub(super) struct State {
     pub dpop_nonces: DpopNonces,
     /// How many `use_dpop_nonce` challenges each endpoint sent.
     pub nonce_challenges: NonceChallenges,
+    /// Device codes waiting for the person, by device code.
+    pub device_codes: HashMap<String, super::device::DeviceGrant>,
 }
 
 /// The nonces of [`ServerConfig::dpop_nonces`].
@@ -155,6 +157,7 @@ impl Shared {
             seen_jtis: HashSet::new(),
             dpop_nonces: DpopNonces::new(),
             nonce_challenges: NonceChallenges::default(),
+            device_codes: HashMap::new(),
         };
         Shared {
             issuer: format!("{origin}{}", config.issuer_path),

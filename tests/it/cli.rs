@@ -762,3 +762,35 @@ fn token_with_client_credentials_takes_the_secret_from_the_environment_and_the_k
         text(&out.stderr)
     );
 }
+
+#[test]
+fn login_device_prints_where_to_go_and_the_code_then_stores_the_tokens() {
+    let w = World::with(ServerConfig {
+        device_interval: 1,
+        ..ServerConfig::default()
+    });
+    let cache = TempDir::new();
+    let (mut child, mut stderr) = crate::common::spawn_piped(&mut cli(
+        &["login", w.server.mcp_url().as_str(), "--device"],
+        cache.path(),
+    ));
+    let (complete, seen) = crate::common::stderr_until(&mut stderr, |l| {
+        l.strip_prefix("Or open ").map(str::to_owned)
+    });
+    assert!(seen.contains("and enter the code:"), "{seen}");
+    follow_redirects(&url::Url::parse(&complete).unwrap()).unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{seen}{rest}");
+    assert!(w.requests_to(Route::Authorize).is_empty());
+    // The token command uses the device login's tokens.
+    let out = cli(
+        &["token", w.server.mcp_url().as_str(), "--no-login"],
+        cache.path(),
+    )
+    .output()
+    .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(w.mcp_status(text(&out.stdout).trim()), 200);
+}

@@ -155,6 +155,46 @@ pub fn stored(session: &Session) -> mcp_oauth_client::StoredTokens {
         .unwrap()
 }
 
+/// Starts `cmd` with stdin closed and stdout and stderr piped; returns the child and its
+/// stderr, to read line by line.
+pub fn spawn_piped(
+    cmd: &mut std::process::Command,
+) -> (
+    std::process::Child,
+    std::io::BufReader<std::process::ChildStderr>,
+) {
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    (child, stderr)
+}
+
+/// Reads `stderr` line by line until `find` returns something for one; returns it and the
+/// text read so far. Panics when the stream ends first.
+pub fn stderr_until<T>(
+    stderr: &mut impl std::io::BufRead,
+    mut find: impl FnMut(&str) -> Option<T>,
+) -> (T, String) {
+    let mut seen = String::new();
+    let mut line = String::new();
+    loop {
+        line.clear();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "not found in: {seen}"
+        );
+        seen.push_str(&line);
+        if let Some(found) = find(line.trim()) {
+            return (found, seen);
+        }
+    }
+}
+
 /// A port that was free a moment ago.
 pub fn free_port() -> u16 {
     mcp_oauth_client::callback::CallbackListener::bind(Default::default(), 0)
@@ -174,7 +214,7 @@ pub fn register_out_of_band(w: &World, port: u16, method: AuthMethod) -> ClientR
         &md.issuer,
         &mcp_oauth_client::registration::RegistrationRequest {
             client_name: "admin",
-            redirect_uri: &format!("http://127.0.0.1:{port}/callback"),
+            redirect_uri: Some(&format!("http://127.0.0.1:{port}/callback")),
             auth_method: method,
             scope: None,
             extra: None,

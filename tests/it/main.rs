@@ -6,6 +6,7 @@ mod cache;
 mod cli;
 mod common;
 mod destinations;
+mod device;
 mod dpop;
 mod embedding;
 mod files;

@@ -97,38 +97,27 @@ fn tunnel(client: TcpStream, log: &Mutex<Vec<String>>) {
 
 /// `mcp-oauth login` against `w` with `env`, the test completing the browser step; its output.
 fn cli_login(w: &World, cache: &TempDir, env: &[(&str, &str)]) -> std::process::Output {
-    use std::process::{Command, Stdio};
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mcp-oauth"))
-        .args([
-            "login",
-            w.server.mcp_url().as_str(),
-            "--no-browser",
-            "--timeout",
-            "30",
-        ])
-        .arg("--cache-dir")
-        .arg(cache.path())
-        .env_remove("HTTPS_PROXY")
-        .env_remove("HTTP_PROXY")
-        .env_remove("ALL_PROXY")
-        .env_remove("NO_PROXY")
-        .envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut seen = String::new();
-    let mut line = String::new();
-    while stderr.read_line(&mut line).unwrap() > 0 {
-        seen.push_str(&line);
-        if let Some(url) = line.trim().strip_prefix("http") {
-            follow_redirects(&url::Url::parse(&format!("http{url}")).unwrap()).unwrap();
-            break;
-        }
-        line.clear();
-    }
+    let (child, mut stderr) = crate::common::spawn_piped(
+        std::process::Command::new(env!("CARGO_BIN_EXE_mcp-oauth"))
+            .args([
+                "login",
+                w.server.mcp_url().as_str(),
+                "--no-browser",
+                "--timeout",
+                "30",
+            ])
+            .arg("--cache-dir")
+            .arg(cache.path())
+            .env_remove("HTTPS_PROXY")
+            .env_remove("HTTP_PROXY")
+            .env_remove("ALL_PROXY")
+            .env_remove("NO_PROXY")
+            .envs(env.iter().copied()),
+    );
+    let (url, seen) = crate::common::stderr_until(&mut stderr, |l| {
+        l.starts_with("http").then(|| url::Url::parse(l).unwrap())
+    });
+    follow_redirects(&url).unwrap();
     let mut rest = String::new();
     stderr.read_to_string(&mut rest).unwrap();
     let mut out = child.wait_with_output().unwrap();

@@ -152,7 +152,7 @@ fn the_server_rejects_a_wrong_verifier() {
         &md.issuer,
         &mcp_oauth_client::registration::RegistrationRequest {
             client_name: "t",
-            redirect_uri: &redirect,
+            redirect_uri: Some(&redirect),
             auth_method: mcp_oauth_client::AuthMethod::None,
             scope: None,
             extra: None,
