@@ -6,7 +6,9 @@
 // Usage: node driver.mjs AUTHORIZATION_URL
 // Environment: INTEROP_DIR (results: driver-LABEL.json), INTEROP_SHOT_DIR (screenshots:
 // LABEL.png, plus LABEL-login.png and LABEL-consent.png), INTEROP_LABEL (default `login`),
-// INTEROP_DRIVER_MODE (`approve`, default, or `deny`: click the consent page's Cancel link).
+// INTEROP_DRIVER_MODE (`approve`, default, or `deny`: click the consent page's Cancel link;
+// `device`: the URL is a device login's verification_uri_complete, so confirm the code, sign
+// in and approve, and end on the provider's success page instead of a callback).
 //
 // It writes its result file in every case, also on failure, and gives up after 60 s, or
 // as soon as INTEROP_DIR is removed (the run that started it has ended).
@@ -98,10 +100,18 @@ try {
   });
 
   await page.goto(url, { waitUntil: 'load' });
-  for (let step = 0; step < 8 && !callbackRe.test(page.url()); step += 1) {
+  const heading = async () => ((await page.locator('h1').count()) ? (await page.locator('h1').first().innerText()).trim() : '');
+  const done = async () => (mode === 'device' ? (await heading()) === 'Sign-in Success' : callbackRe.test(page.url()));
+  for (let step = 0; step < 8 && !(await done()); step += 1) {
     const login = page.locator('input[name="login"]');
     const consent = page.locator('input[name="prompt"][value="consent"]');
-    if (await login.count()) {
+    const confirm = page.locator('form[id="op.deviceConfirmForm"]');
+    if (mode === 'device' && (await confirm.count())) {
+      result.pages.push('confirm');
+      result.confirmText = (await page.locator('.container').innerText()).trim();
+      await shot(page, `${label}-confirm`);
+      await clickAway(page, page.getByRole('button', { name: 'Continue' }));
+    } else if (await login.count()) {
       result.pages.push('login');
       await page.fill('input[name="login"]', 'alice');
       await page.fill('input[name="password"]', 'wonderland');
@@ -124,14 +134,20 @@ try {
     }
   }
   const finalUrl = new URL(page.url());
-  if (!callbackRe.test(finalUrl.href)) throw new Error(`never reached the callback; at ${finalUrl.href}`);
-  // Names only (and the error code): the code and state stay out of the result file.
-  result.callbackParams = [...finalUrl.searchParams.keys()].sort();
-  result.callbackError = finalUrl.searchParams.get('error');
-  result.callbackIss = finalUrl.searchParams.get('iss');
-  result.title = await page.title();
-  result.heading = (await page.locator('h1').innerText()).trim();
-  result.text = (await page.locator('body').innerText()).trim();
+  if (mode === 'device') {
+    if (!(await done())) throw new Error(`never reached the success page; at ${finalUrl.href}`);
+    result.heading = await heading();
+    result.text = (await page.locator('body').innerText()).trim();
+  } else {
+    if (!callbackRe.test(finalUrl.href)) throw new Error(`never reached the callback; at ${finalUrl.href}`);
+    // Names only (and the error code): the code and state stay out of the result file.
+    result.callbackParams = [...finalUrl.searchParams.keys()].sort();
+    result.callbackError = finalUrl.searchParams.get('error');
+    result.callbackIss = finalUrl.searchParams.get('iss');
+    result.title = await page.title();
+    result.heading = (await page.locator('h1').innerText()).trim();
+    result.text = (await page.locator('body').innerText()).trim();
+  }
   result.screenshot = await shot(page, label);
   result.ok = true;
 } catch (err) {

@@ -607,6 +607,40 @@ s_mcp_accepts_token() {
   [ "$(tool get "$D/mcp.json" d.body.result.serverInfo.name)" = interop-mcp ] || fail "no initialize result" || return 1
 }
 
+# oidc-provider: a device login (RFC 8628). The CLI shows the code and the link; the person
+# (Chromium) opens the link, confirms the code, signs in and approves; the CLI, polling, gets
+# the tokens.
+s_device_login() {
+  local cache="$D/cache-device" err="$D/cli-device.err" pid rc=0 link mark before tf r="$D/driver-$SERVER-device.json"
+  mark=$(log_mark)
+  before=$(launches)
+  env INTEROP_DIR="$D" timeout 120 "$CLI" login "$MCP_URL" --device --cache-dir "$cache" --timeout 90 \
+    >"$D/cli-device.out" 2>"$err" &
+  pid=$!
+  BG_PIDS+=("$pid")
+  wait_for 20 grep -q '^Or open ' "$err" || fail "no link printed: $(tr '\n' ' ' <"$err")" || return 1
+  grep -q 'and enter the code:' "$err" || fail "no code printed: $(tr '\n' ' ' <"$err")" || return 1
+  link=$(sed -n 's/^Or open //p' "$err" | head -1)
+  INTEROP_DIR="$D" INTEROP_SHOT_DIR="$OUT" INTEROP_LABEL="$SERVER-device" INTEROP_DRIVER_MODE=device \
+    node "$HERE/driver.mjs" "$link" >"$D/driver-device.log" 2>&1 &
+  echo $! >"$D/driver-device.pid"
+  wait "$pid" || rc=$?
+  [ "$rc" = 0 ] || fail "login --device exited $rc: $(grep -m1 '^mcp-oauth:' "$err" || tail -1 "$err")" || return 1
+  driver_result device || return 1
+  [ "$(tool get "$r" 'd.pages.join(",")')" = "confirm,login,consent" ] \
+    || fail "the browser passed the pages [$(tool get "$r" 'd.pages.join(",")')]" || return 1
+  [ "$(tool get "$r" d.heading)" = "Sign-in Success" ] || fail "final page: $(tool get "$r" d.heading)" || return 1
+  [ "$(launches)" = "$before" ] || fail "the client launched a browser" || return 1
+  [ "$(requests_to "$mark" GET "$AUTHORIZE_PATH")" = 0 ] || fail "an authorization request was made" || return 1
+  [ "$(log_count "$mark" "e.event === 'grant' && e.grant_type === 'urn:ietf:params:oauth:grant-type:device_code'")" = 1 ] \
+    || fail "expected one device_code grant: $(tool list "$D/server.log" "$mark" 'e.event' 'e.event + ":" + (e.error || e.grant_type || "")' | tr '\n' ' ')" || return 1
+  tf=$(tokens_file "$cache")
+  [ -n "$tf" ] || fail "no token file" || return 1
+  [ -n "$(tool get "$tf" d.tokens.refresh_token)" ] || fail "no refresh token cached" || return 1
+  [ "$(mcp_status "$(tool get "$tf" d.tokens.access_token)")" = 200 ] \
+    || fail "the MCP endpoint answered $(tool get "$D/mcp.json" d.status) to the device login's token" || return 1
+}
+
 # oidc-provider-dpop: the provider asked for its nonce on the code exchange and got it on the
 # one retry; the tokens are DPoP-bound; the MCP endpoint asked for its own nonce and the
 # example client's requests went through with it.
@@ -773,6 +807,7 @@ if wants oidc-provider; then
   scenario refresh s_refresh
   scenario refresh_reuse_relogin s_refresh_reuse_relogin
   scenario access_denied s_access_denied
+  scenario device_login s_device_login
   scenario logout s_logout
 
   enter oidc-provider-strict

@@ -13,8 +13,9 @@
 // Provider configuration: open dynamic registration, PKCE S256 required for every client,
 // resource indicators (RFC 8707) with the MCP URL as the only resource, opaque access tokens
 // whose audience is that resource, rotating refresh tokens (a reused one revokes the grant),
-// the RFC 9207 `iss` response parameter (always on in this version), and the provider's own
-// login and consent pages (devInteractions: real forms, real cookies).
+// the RFC 9207 `iss` response parameter (always on in this version), the device authorization
+// grant (RFC 8628), and the provider's own login and consent pages (devInteractions: real
+// forms, real cookies).
 //
 // Environment: INTEROP_DIR (where `server.json` with the URLs is written once listening, and
 // `server.log`, one JSON line per request or provider event), INTEROP_PROFILE (`oauth`,
@@ -135,6 +136,8 @@ const provider = new Provider(issuer, {
       allowedPolicy: async (ctx, client) => client.clientId === rsClient.id,
     },
     revocation: { enabled: true },
+    // RFC 8628, with the provider's own code entry, confirmation and success pages.
+    deviceFlow: { enabled: true },
     ...(machines ? {
       clientCredentials: { enabled: true },
       dPoP: { enabled: true, nonceSecret: crypto.randomBytes(32), requireNonce: () => true },
