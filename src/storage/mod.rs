@@ -15,6 +15,8 @@
 
 mod file;
 mod open;
+#[cfg(feature = "keyring")]
+mod os_keyring;
 
 use std::time::Duration;
 
@@ -30,6 +32,8 @@ use crate::secret::Secret;
 use crate::token::TokenSet;
 
 pub use file::{CACHE_DIR_ENV, FileTokenStorage};
+#[cfg(feature = "keyring")]
+pub use os_keyring::{IN_KEYRING, KEYRING_SERVICE, KeyringTokenStore};
 
 /// The version written in every file this crate stores.
 #[doc(hidden)]

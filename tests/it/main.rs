@@ -15,6 +15,7 @@ mod hostile;
 mod login;
 mod machines;
 mod network;
+mod os_keyring;
 mod refresh;
 mod restart;
 mod scopes;
