@@ -113,6 +113,8 @@ OPTIONS:
     --device               log in with a code entered on another device (RFC 8628), for
                            machines with no browser and nothing to paste into
     --no-login             never start a login: exit 8 when only one would help (cron, CI)
+    --keyring              keep tokens and client secrets in the OS keyring (a build with the
+                           feature keyring); the cache directory keeps copies without them
     --ca-file FILE         trust the certificates in FILE (PEM) instead of the system's
                            (a TLS-inspecting proxy's CA, a private CA)
     --allow-private-network
@@ -257,6 +259,8 @@ struct Options {
     authorize_params: Vec<(String, String)>,
     omit_resource: bool,
     ca_file: Option<PathBuf>,
+    #[cfg_attr(not(feature = "keyring"), allow(dead_code))]
+    keyring: bool,
     timeout: Option<u64>,
     no_browser: bool,
     device: bool,
@@ -316,6 +320,14 @@ fn parse(args: Vec<OsString>) -> Result<Options, Failure> {
             }
             Long("omit-resource") => o.omit_resource = true,
             Long("ca-file") => o.ca_file = Some(parser.value()?.into()),
+            Long("keyring") if cfg!(feature = "keyring") => o.keyring = true,
+            Long("keyring") => {
+                return Err(Failure::Usage(
+                    "this mcp-oauth was built without the keyring feature \
+                     (cargo install --features cli,keyring)"
+                        .into(),
+                ));
+            }
             Long("timeout") => o.timeout = Some(parser.value()?.parse()?),
             Long("no-browser") => o.no_browser = true,
             Long("device") => o.device = true,
@@ -387,6 +399,14 @@ impl Options {
         let mut b = Session::builder(url);
         if let Some(d) = &self.cache_dir {
             b = b.cache_dir(d);
+        }
+        #[cfg(feature = "keyring")]
+        if self.keyring
+            && let Ok(storage) = self.storage()
+        {
+            b = b.token_store(mcp_oauth_client::storage::KeyringTokenStore::new(
+                storage.dir(),
+            ));
         }
         if let Some(s) = &self.scopes {
             b = b.scopes(s.as_str());

@@ -91,3 +91,41 @@ fn tokens_and_client_secrets_live_in_the_keyring_and_the_directory_holds_none() 
             .is_none()
     );
 }
+
+#[test]
+fn the_cli_keeps_tokens_in_the_keyring_with_keyring() {
+    let w = World::with(ServerConfig {
+        token_endpoint_auth_methods: vec!["client_secret_basic".into()],
+        ..ServerConfig::default()
+    });
+    if keyring_store(&w).is_none() {
+        return;
+    }
+    w.server
+        .add_client("svc", "client_secret_basic", Some("s3cret"), None);
+    let token = || {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_mcp-oauth"))
+            .args(["token", w.server.mcp_url().as_str(), "--keyring"])
+            .args(["--client-credentials", "--client-id", "svc", "--cache-dir"])
+            .arg(w.cache.path())
+            .env("MCP_OAUTH_CLIENT_SECRET", "s3cret")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    let first = token();
+    assert!(
+        !cache_text(&w).contains(&first),
+        "the token reached the cache directory"
+    );
+    assert_eq!(token(), first, "the second run takes it from the keyring");
+    assert_eq!(w.requests_to(Route::Token).len(), 1);
+    KeyringTokenStore::new(w.cache.path())
+        .clear(&w.server.mcp_url())
+        .unwrap();
+}
