@@ -51,6 +51,7 @@ use mcp_oauth_client::testing::{HeadlessBrowser, TestServer};
 use mcp_oauth_client::{
     Assertion, BrowserStep, Error, ErrorKind, FileTokenStorage, PasteOutcome, Session,
     SessionBuilder, StoredTokens, TokenTypeHint, device::DeviceStep, printable,
+    storage::IN_KEYRING,
 };
 
 const HELP: &str = "\
@@ -187,6 +188,14 @@ fn main() -> ExitCode {
         Err(Failure::Usage(msg)) => {
             errln!("mcp-oauth: {msg}\nRun `mcp-oauth help` for usage.");
             ExitCode::from(2)
+        }
+        Err(Failure::Error(e)) if e.kind() == ErrorKind::LoginRequired => {
+            let url = e.url().map(printable).unwrap_or_default();
+            errln!(
+                "mcp-oauth: no usable token for {url}, and --no-login forbids a login: run \
+                 `mcp-oauth login {url}` first"
+            );
+            ExitCode::from(exit_code(&e))
         }
         Err(Failure::Error(e)) => {
             errln!("mcp-oauth: {e}");
@@ -496,6 +505,20 @@ impl Options {
         })
     }
 
+    /// The record of a non-secret copy, read from the keyring with `--keyring`.
+    fn read_keyring(&self, storage: &FileTokenStorage, copy: StoredTokens) -> Option<StoredTokens> {
+        #[cfg(feature = "keyring")]
+        if self.keyring {
+            let url = url::Url::parse(&copy.server_url).ok()?;
+            let store = mcp_oauth_client::storage::KeyringTokenStore::new(storage.dir());
+            return mcp_oauth_client::TokenStore::load_tokens(&store, &url)
+                .ok()
+                .flatten();
+        }
+        let _ = (storage, copy);
+        None
+    }
+
     fn storage(&self) -> Result<FileTokenStorage, Failure> {
         let dir = match &self.cache_dir {
             Some(d) => d.clone(),
@@ -613,7 +636,19 @@ fn status(options: &Options) -> Result<(), Failure> {
                 }) {
                     continue;
                 }
-                rows.push(status_json(&t, now));
+                let in_keyring = t.tokens.access_token.secret() == IN_KEYRING;
+                let t = if in_keyring {
+                    options.read_keyring(&storage, t)
+                } else {
+                    Some(t)
+                };
+                match t {
+                    Some(t) => rows.push(status_json(&t, now)),
+                    None => errln!(
+                        "mcp-oauth: {} keeps its tokens in the OS keyring: add --keyring",
+                        printable(&path.display().to_string())
+                    ),
+                }
             }
             Err(e) if wanted.is_none() => {
                 // A file name in the cache directory is anyone's choice: printable only.

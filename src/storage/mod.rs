@@ -33,7 +33,11 @@ use crate::token::TokenSet;
 
 pub use file::{CACHE_DIR_ENV, FileTokenStorage};
 #[cfg(feature = "keyring")]
-pub use os_keyring::{IN_KEYRING, KEYRING_SERVICE, KeyringTokenStore};
+pub use os_keyring::{KEYRING_SERVICE, KeyringTokenStore};
+
+/// What a cache directory holds in place of an access token kept in the OS keyring (feature
+/// `keyring`); the copy is marked expired.
+pub const IN_KEYRING: &str = "kept-in-the-keyring";
 
 /// The version written in every file this crate stores.
 #[doc(hidden)]

@@ -19,8 +19,8 @@ use sha2::{Digest, Sha256};
 use url::Url;
 
 use super::{
-    CacheLock, FORMAT_VERSION, FileTokenStorage, StoredClient, StoredTokens, TokenStore, cache_key,
-    parse_stored_client, parse_stored_tokens,
+    CacheLock, FORMAT_VERSION, FileTokenStorage, IN_KEYRING, StoredClient, StoredTokens,
+    TokenStore, cache_key, parse_stored_client, parse_stored_tokens,
 };
 use crate::error::{Error, ErrorKind, Result, Step};
 use crate::registration::ClientRegistration;
@@ -28,9 +28,6 @@ use crate::secret::Secret;
 
 /// The keyring service name of this crate's items.
 pub const KEYRING_SERVICE: &str = "mcp-oauth-client";
-
-/// What the cache directory holds in place of an access token kept in the keyring.
-pub const IN_KEYRING: &str = "kept-in-the-keyring";
 
 /// A [`TokenStore`] with the secrets in the OS keyring and the rest in a cache directory.
 #[derive(Debug, Clone)]
