@@ -115,6 +115,7 @@
 //! | authorization request | RFC 6749 §4.1, RFC 7636, RFC 8707 | [`pkce::PkceVerifier`], [`scope::select_scopes`], [`authorize::build_authorization_url`] | the browser: [`BrowserStep`], [`browser::open_browser`] |
 //! | callback | RFC 8252, RFC 9207 | [`callback::parse_callback_request`], [`callback::validate_callback`] | [`callback::CallbackListener`] |
 //! | code exchange | RFC 6749 §4.1.3 | [`token::parse_token_response`] | [`token::exchange_code`] |
+//! | device login | RFC 8628 | [`device::parse_device_authorization_response`] | [`device::request_device_authorization`], [`device::poll_for_tokens`] |
 //! | grants without a browser | RFC 6749 §4.4, RFC 7523, RFC 8693 | [`grant::parse_token_exchange_response`], [`jwt::SigningKey::from_pem`] | [`grant::client_credentials`], [`grant::jwt_bearer`], [`grant::exchange_for_id_jag`] |
 //! | sender-constrained tokens | RFC 9449 | [`dpop::Dpop::proof`], [`jwt::decode_unverified`] | every token and MCP request |
 //! | revocation | RFC 7009 | | [`revocation::revoke`] |
@@ -206,7 +207,9 @@
 //! # Features
 //! - `test-server`: [`testing::TestServer`], an embedded authorization server and MCP
 //!   endpoint on loopback, for tests of programs that use this crate.
-//! - `cli`: the `mcp-oauth` command.
+//! - `cli`: the `mcp-oauth` command (with `platform-verifier`).
+//! - `platform-verifier`: TLS verified by the operating system's trust store.
+//! - `keyring`: [`storage::KeyringTokenStore`], tokens and client secrets in the OS keyring.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
