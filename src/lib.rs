@@ -215,6 +215,7 @@
 
 pub mod address;
 pub mod authorize;
+pub mod bridge;
 pub mod browser;
 pub mod callback;
 pub mod client_auth;

@@ -76,6 +76,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("token_exchange_response", token_exchange_response),
     ("dpop_nonce", dpop_nonce),
     ("device_authorization", device_authorization),
+    ("event_stream", event_stream),
 ];
 
 /// The MCP server URL used when the input's first line is not one.
@@ -156,6 +157,23 @@ pub fn token_exchange_response(data: &[u8]) {
             assert_eq!(e.kind(), ErrorKind::InvalidResponse);
         }
     }
+}
+
+/// Server-sent event streams (the bridge reads the MCP server's): the input's lines fed one by
+/// one. Every event's data stays within the limit, ids never hold NUL.
+pub fn event_stream(data: &[u8]) {
+    use mcp_oauth_client::bridge::sse::SseParser;
+    const LIMIT: usize = 256;
+    let text = String::from_utf8_lossy(data);
+    let mut parser = SseParser::new(LIMIT);
+    for line in text.split('\n') {
+        if let Ok(Some(event)) = parser.line(line) {
+            assert!(event.data.len() <= LIMIT);
+            assert!(!event.event.contains('\n'));
+            assert!(event.id.as_deref().is_none_or(|id| !id.contains('\0')));
+        }
+    }
+    let _ = (parser.last_event_id(), parser.retry());
 }
 
 /// Device authorization responses (RFC 8628 §3.2): what the person is shown must be a web

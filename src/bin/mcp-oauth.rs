@@ -63,6 +63,7 @@ USAGE:
 COMMANDS:
     login URL        log in through the browser and cache the tokens
     token URL        print a valid access token (logging in if needed)
+    proxy URL        a stdio MCP server forwarding to URL (for stdio-only MCP clients)
     status [URL]     show the cached logins (never a secret)
     logout URL       revoke the tokens at the server and forget them
     clear-all        forget every cached token and client
@@ -114,6 +115,9 @@ OPTIONS:
     --device               log in with a code entered on another device (RFC 8628), for
                            machines with no browser and nothing to paste into
     --no-login             never start a login: exit 8 when only one would help (cron, CI)
+    --header \"Name: value\" (proxy) one more header on every request to the server (repeatable)
+    --header-json          (token) print {\"Authorization\": \"Bearer …\"}, for clients that
+                           take a headers helper command
     --keyring              keep tokens and client secrets in the OS keyring (a build with the
                            feature keyring); the cache directory keeps copies without them
     --ca-file FILE         trust the certificates in FILE (PEM) instead of the system's
@@ -166,6 +170,17 @@ fn command_help(command: &str) -> Option<String> {
             "Removes every file this tool wrote in the cache directory, and nothing else. Does\n\
              not revoke anything at the servers (use logout for that).",
             "    mcp-oauth clear-all",
+        ),
+        "proxy" => (
+            "mcp-oauth proxy URL [--header \"Name: value\"] [OPTIONS]",
+            "A stdio MCP server for clients that only start local servers: every JSON-RPC line\n\
+             on stdin goes to the MCP server at URL (Streamable HTTP), every message from it\n\
+             comes out on stdout, one per line; nothing else is written to stdout. Logs in on\n\
+             the first 401 (the browser step on stderr), refreshes, steps up; --no-login for\n\
+             unattended use. Ends, closing the MCP session, when stdin ends.",
+            "    mcp-oauth proxy https://mcp.example.com/mcp\n    \
+             {\"mcpServers\": {\"example\": {\"command\": \"mcp-oauth\",\n        \
+             \"args\": [\"proxy\", \"https://mcp.example.com/mcp\"]}}}",
         ),
         "demo" => (
             "mcp-oauth demo [--browser]",
@@ -270,6 +285,12 @@ struct Options {
     ca_file: Option<PathBuf>,
     #[cfg_attr(not(feature = "keyring"), allow(dead_code))]
     keyring: bool,
+    /// Extra headers for the bridge's requests.
+    headers: Vec<(String, String)>,
+    /// `token --header-json`.
+    header_json: bool,
+    /// The command is the bridge: stdin is JSON-RPC.
+    bridge: bool,
     timeout: Option<u64>,
     no_browser: bool,
     device: bool,
@@ -328,6 +349,18 @@ fn parse(args: Vec<OsString>) -> Result<Options, Failure> {
                 o.authorize_params.push((name.to_owned(), value.to_owned()));
             }
             Long("omit-resource") => o.omit_resource = true,
+            Long("header") => {
+                let header = parser.value()?.string()?;
+                let Some((name, value)) = header.split_once(':') else {
+                    return Err(Failure::Usage(format!(
+                        "--header takes \"Name: value\", not {}",
+                        printable(&header)
+                    )));
+                };
+                o.headers
+                    .push((name.trim().to_owned(), value.trim().to_owned()));
+            }
+            Long("header-json") => o.header_json = true,
             Long("ca-file") => o.ca_file = Some(parser.value()?.into()),
             Long("keyring") if cfg!(feature = "keyring") => o.keyring = true,
             Long("keyring") => {
@@ -465,10 +498,13 @@ impl Options {
     /// --no-browser, and a countdown while waiting. `done` stops the countdown.
     fn interactive(&self, url: &str, done: &Arc<AtomicBool>) -> SessionBuilder {
         let no_browser = self.no_browser;
+        // For the bridge, stdin carries JSON-RPC and logins come and go while it runs: no
+        // paste prompt, no countdown.
+        let bridge = self.bridge;
         let done = Arc::clone(done);
         if self.device {
             return self.builder(url).device_login(move |step: &DeviceStep| {
-                show_device_step(step, Arc::clone(&done));
+                show_device_step(step, (!bridge).then(|| Arc::clone(&done)));
             });
         }
         self.builder(url).authorize_hook(move |step: &BrowserStep| {
@@ -491,6 +527,9 @@ impl Options {
                     }
                 }
             };
+            if bridge {
+                return;
+            }
             if !opened {
                 paste_prompt(step);
             }
@@ -546,7 +585,8 @@ fn run(args: Vec<OsString>) -> Result<(), Failure> {
     }
     let help = command_help(&command)
         .ok_or_else(|| Failure::Usage(format!("unknown command {command}")))?;
-    let options = parse(rest.to_vec())?;
+    let mut options = parse(rest.to_vec())?;
+    options.bridge = command == "proxy";
     if options.help {
         out!("{help}");
         return Ok(());
@@ -567,6 +607,7 @@ fn run(args: Vec<OsString>) -> Result<(), Failure> {
             Ok(())
         }
         "demo" => demo(&options),
+        "proxy" => proxy(options),
         _ => unreachable!("command_help knows every command"),
     }
 }
@@ -591,6 +632,11 @@ fn token(options: &Options) -> Result<(), Failure> {
     };
     done.store(true, Ordering::SeqCst);
     let token = token?;
+    if options.header_json {
+        let header = session.authorization_header()?;
+        outln!("{}", serde_json::json!({ "Authorization": header }));
+        return Ok(());
+    }
     let stored = session
         .store()
         .load_tokens(session.server_url())
@@ -617,6 +663,17 @@ fn token(options: &Options) -> Result<(), Failure> {
         "issuer": stored.as_ref().map(|s| printable(&s.issuer)),
     });
     outln!("{json:#}");
+    Ok(())
+}
+
+/// `proxy`: the stdio bridge. Stdout carries JSON-RPC only; progress, prompts and errors go
+/// to stderr.
+fn proxy(options: Options) -> Result<(), Failure> {
+    let done = Arc::new(AtomicBool::new(false));
+    let session = Arc::new(options.interactive_session(&done)?);
+    let bridge =
+        mcp_oauth_client::bridge::Bridge::new(session, std::io::stdout(), options.headers.clone())?;
+    bridge.run(std::io::stdin().lock())?;
     Ok(())
 }
 
@@ -802,7 +859,7 @@ fn paste_prompt(step: &BrowserStep) {
 /// every second on a terminal, a line every 30 s otherwise.
 /// The device login's step: where to go and the code to enter (both checked by the library:
 /// a web address, visible characters), then the countdown.
-fn show_device_step(step: &DeviceStep, done: Arc<AtomicBool>) {
+fn show_device_step(step: &DeviceStep, done: Option<Arc<AtomicBool>>) {
     errln!(
         "To sign in, open {} on any device and enter the code:\n\n    {}\n",
         printable(step.verification_uri.as_str()),
@@ -811,11 +868,13 @@ fn show_device_step(step: &DeviceStep, done: Arc<AtomicBool>) {
     if let Some(complete) = &step.verification_uri_complete {
         errln!("Or open {}", printable(complete.as_str()));
     }
-    countdown(
-        "Waiting for the sign-in on the other device",
-        step.deadline,
-        done,
-    );
+    if let Some(done) = done {
+        countdown(
+            "Waiting for the sign-in on the other device",
+            step.deadline,
+            done,
+        );
+    }
 }
 
 fn countdown(what: &str, deadline: Instant, done: Arc<AtomicBool>) {

@@ -133,6 +133,9 @@ pub struct ServerConfig {
     pub device_code_lifetime: Option<u64>,
     /// Whether the first poll of each device code is answered `slow_down` (default `false`).
     pub device_slow_down: bool,
+    /// Whether the MCP endpoint answers every request with an event stream, even to a client
+    /// that also accepts JSON (as the MCP TypeScript SDK's server does; default `false`).
+    pub mcp_sse_answers: bool,
 }
 
 impl Default for ServerConfig {
@@ -170,6 +173,7 @@ impl Default for ServerConfig {
             device_code_expires_in: 600,
             device_code_lifetime: None,
             device_slow_down: false,
+            mcp_sse_answers: false,
         }
     }
 }

@@ -224,6 +224,21 @@ pub(super) struct Response {
     /// Headers other than `Content-Length` and `Connection`, which are added when writing.
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// Writes the body bit by bit after the head (an event stream), instead of `body`; the
+    /// connection closes after it.
+    pub stream: Option<Streamer>,
+}
+
+/// Writes a streamed body to the connection.
+pub(super) type StreamBody = dyn FnOnce(&mut dyn Write) -> io::Result<()> + Send;
+
+/// The writer of a streamed body.
+pub(super) struct Streamer(pub Box<StreamBody>);
+
+impl std::fmt::Debug for Streamer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Streamer")
+    }
 }
 
 impl Response {
@@ -233,6 +248,7 @@ impl Response {
             status,
             headers: Vec::new(),
             body: Vec::new(),
+            stream: None,
         }
     }
 
@@ -242,6 +258,7 @@ impl Response {
             status,
             headers: vec![("Content-Type".into(), content_type.into())],
             body: body.into(),
+            stream: None,
         }
     }
 
@@ -261,8 +278,32 @@ impl Response {
         self
     }
 
-    /// Writes the response, with `Content-Length` and `Connection` headers.
-    pub fn write_to(&self, out: &mut impl Write, keep_alive: bool) -> io::Result<()> {
+    /// An event stream written by `streamer` as it goes; the connection closes after it.
+    pub fn event_stream(
+        streamer: impl FnOnce(&mut dyn Write) -> io::Result<()> + Send + 'static,
+    ) -> Response {
+        Response {
+            stream: Some(Streamer(Box::new(streamer))),
+            ..Response::with_body(200, "text/event-stream", Vec::new())
+        }
+        .header("Cache-Control", "no-cache")
+    }
+
+    /// Writes the response, with `Content-Length` and `Connection` headers (a streamed one
+    /// without a length, then closes).
+    pub fn write_to(mut self, out: &mut impl Write, keep_alive: bool) -> io::Result<()> {
+        if let Some(Streamer(streamer)) = self.stream.take() {
+            let mut head = format!("HTTP/1.1 {} {}\r\n", self.status, reason(self.status));
+            for (name, value) in &self.headers {
+                head.push_str(&format!("{name}: {value}\r\n"));
+            }
+            head.push_str("Connection: close\r\n\r\n");
+            out.write_all(head.as_bytes())?;
+            out.flush()?;
+            let mut out: &mut dyn Write = out;
+            streamer(&mut out)?;
+            return out.flush();
+        }
         let mut head = format!("HTTP/1.1 {} {}\r\n", self.status, reason(self.status));
         for (name, value) in &self.headers {
             if name.eq_ignore_ascii_case("content-length")

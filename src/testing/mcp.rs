@@ -1,5 +1,7 @@
 //! The protected MCP endpoint: access token checks (Bearer, or DPoP with a proof), then a
-//! little JSON-RPC 2.0.
+//! little JSON-RPC 2.0: `initialize`, `ping`, `tools/list`, and two tools: `echo`, and
+//! `confirm`, which asks the client back (an `elicitation/create` request in its answer's event
+//! stream) and answers with what the client said.
 
 use std::time::Instant;
 
@@ -8,6 +10,7 @@ use serde_json::{Map, Value, json};
 use super::dpop::{Endpoint, Refusal};
 use super::http::{Request, Response};
 use super::state::{Shared, method_not_allowed};
+
 use super::util::{has_scopes, random_token};
 
 /// The protocol version answered when the client does not ask for one.
@@ -19,7 +22,7 @@ pub(super) fn handle(s: &Shared, req: &Request) -> Response {
         return response;
     }
     match req.method.as_str() {
-        "POST" => rpc(req),
+        "POST" => rpc(s, req),
         // Session termination: there is nothing to clean up.
         "DELETE" => Response::empty(200),
         // No server-initiated SSE stream (allowed by the Streamable HTTP transport).
@@ -158,7 +161,7 @@ fn challenge(s: &Shared, error: Option<&str>, scope: Option<&str>) -> String {
 }
 
 /// Answers one JSON-RPC message.
-fn rpc(req: &Request) -> Response {
+fn rpc(s: &Shared, req: &Request) -> Response {
     let Ok(message) = serde_json::from_slice::<Value>(&req.body) else {
         return Response::json(400, &error_message(&Value::Null, -32700, "Parse error"));
     };
@@ -172,7 +175,13 @@ fn rpc(req: &Request) -> Response {
         return Response::empty(202);
     };
     if method.is_none() && (message.contains_key("result") || message.contains_key("error")) {
-        // A response to a server request (this server sends none).
+        // A response to a request of ours: to the `confirm` call waiting for it.
+        let waiting = id
+            .as_str()
+            .and_then(|id| s.lock().client_answers.remove(id));
+        if let Some(answer) = waiting {
+            let _ = answer.send(Value::Object(message.clone()));
+        }
         return Response::empty(202);
     }
     let (Some("2.0"), Some(Value::String(method))) =
@@ -181,6 +190,9 @@ fn rpc(req: &Request) -> Response {
         return Response::json(400, &error_message(id, -32600, "Invalid Request"));
     };
     let params = message.get("params").and_then(Value::as_object);
+    if method == "tools/call" && params.and_then(|p| p.get("name")) == Some(&json!("confirm")) {
+        return confirm(s, id.clone());
+    }
     let (reply, session) = match call(method, params) {
         Ok(result) => {
             let session = (method == "initialize").then(random_token);
@@ -191,7 +203,7 @@ fn rpc(req: &Request) -> Response {
         }
         Err((code, text)) => (error_message(id, code, &text), None),
     };
-    let mut response = if wants_sse(req) {
+    let mut response = if wants_sse(req) || s.config.mcp_sse_answers {
         let event = format!("event: message\ndata: {reply}\n\n");
         Response::with_body(200, "text/event-stream", event).header("Cache-Control", "no-cache")
     } else {
@@ -224,6 +236,10 @@ fn call(method: &str, params: Option<&Map<String, Value>>) -> Result<Value, (i64
                     "properties": { "text": { "type": "string" } },
                     "required": ["text"],
                 },
+            }, {
+                "name": "confirm",
+                "description": "Asks the client to confirm, then says what it answered",
+                "inputSchema": { "type": "object" },
             }],
         })),
         "tools/call" => match param("name").and_then(Value::as_str) {
@@ -239,6 +255,34 @@ fn call(method: &str, params: Option<&Map<String, Value>>) -> Result<Value, (i64
         },
         _ => Err((-32601, "Method not found".to_owned())),
     }
+}
+
+/// `tools/call confirm`: an event stream whose first event asks the client to confirm (an
+/// `elicitation/create` request), and whose second, once the client's answer came (within ten
+/// seconds), is the tool's result quoting it.
+fn confirm(s: &Shared, call_id: Value) -> Response {
+    let ask_id = format!("srv-{}", random_token());
+    let (answer, answered) = std::sync::mpsc::channel();
+    s.lock().client_answers.insert(ask_id.clone(), answer);
+    let ask = json!({
+        "jsonrpc": "2.0", "id": ask_id, "method": "elicitation/create",
+        "params": {
+            "message": "Go ahead?",
+            "requestedSchema": {"type": "object", "properties": {"ok": {"type": "boolean"}}},
+        },
+    });
+    Response::event_stream(move |out| {
+        write!(out, "event: message\ndata: {ask}\n\n")?;
+        out.flush()?;
+        let said = answered
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .map_or_else(|_| "no answer".to_owned(), |a| a.to_string());
+        let result = json!({
+            "jsonrpc": "2.0", "id": call_id,
+            "result": {"content": [{"type": "text", "text": format!("the client said: {said}")}]},
+        });
+        write!(out, "event: message\ndata: {result}\n\n")
+    })
 }
 
 fn error_message(id: &Value, code: i64, message: &str) -> Value {

@@ -59,6 +59,7 @@ fn serve_connection(stream: TcpStream, id: u64, shared: &Shared) {
             Ok(request) => {
                 let keep_alive = request.keep_alive;
                 let response = handle(shared, id, request);
+                let keep_alive = keep_alive && response.stream.is_none();
                 if response.write_to(conn.get_mut(), keep_alive).is_err() || !keep_alive {
                     break;
                 }

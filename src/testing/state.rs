@@ -107,6 +107,8 @@ pub(super) struct State {
     pub nonce_challenges: NonceChallenges,
     /// Device codes waiting for the person, by device code.
     pub device_codes: HashMap<String, super::device::DeviceGrant>,
+    /// Requests of the MCP endpoint to the client waiting for its answer, by request id.
+    pub client_answers: HashMap<String, std::sync::mpsc::Sender<serde_json::Value>>,
 }
 
 /// The nonces of [`ServerConfig::dpop_nonces`].
@@ -158,6 +160,7 @@ impl Shared {
             dpop_nonces: DpopNonces::new(),
             nonce_challenges: NonceChallenges::default(),
             device_codes: HashMap::new(),
+            client_answers: HashMap::new(),
         };
         Shared {
             issuer: format!("{origin}{}", config.issuer_path),

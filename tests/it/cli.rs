@@ -794,3 +794,28 @@ fn login_device_prints_where_to_go_and_the_code_then_stores_the_tokens() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(w.mcp_status(text(&out.stdout).trim()), 200);
 }
+
+#[test]
+fn token_header_json_prints_the_authorization_header_as_json() {
+    let w = World::new();
+    let cache = TempDir::new();
+    let out = login_as_user(&w.server, cache.path(), &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = cli(
+        &[
+            "token",
+            w.server.mcp_url().as_str(),
+            "--header-json",
+            "--no-login",
+        ],
+        cache.path(),
+    )
+    .output()
+    .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let header = json["Authorization"].as_str().unwrap();
+    let token = header.strip_prefix("Bearer ").unwrap();
+    assert_eq!(w.mcp_status(token), 200);
+    assert_eq!(json.as_object().unwrap().len(), 1);
+}

@@ -2,6 +2,7 @@
 //! sockets, with the real callback listener and a headless user agent.
 
 mod agent;
+mod bridge;
 mod cache;
 mod cli;
 mod common;
