@@ -222,6 +222,7 @@ start_fastmcp() {
   REVOKE_PATH=/revoke
   ISSUES_REFRESH=1
   LOGIN_PAGES=""
+  TOOL_NAME=add TOOL_ARGS="a=2 b=3" TOOL_EXPECT=5
 }
 
 start_ts_sdk() {
@@ -246,6 +247,7 @@ start_ts_sdk() {
   REVOKE_PATH=""
   ISSUES_REFRESH=0
   LOGIN_PAGES=""
+  TOOL_NAME=greet TOOL_ARGS="name=ada" TOOL_EXPECT="Hello, ada!"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -586,6 +588,27 @@ s_authorization_request() {
   [ "$(tool get "$r" 'd.callbackHeaders["x-frame-options"]')" = DENY ] || fail "callback page without X-Frame-Options DENY" || return 1
 }
 
+# The MCP inspector's CLI mode (npm @modelcontextprotocol/inspector-cli, pinned), a stdio MCP
+# client, lists and calls a tool through `mcp-oauth proxy` with the cached token. (The package
+# looks for its package.json relative to the working directory: it runs from its build dir.)
+s_inspector_proxy() {
+  [ -n "$FIRST_LOGIN_OK" ] || fail "needs the first login" || return 1
+  local dir="$HERE/node_modules/@modelcontextprotocol/inspector-cli/build" before rc=0
+  local list="$D/inspector-list.json" call="$D/inspector-call.json"
+  before=$(launches)
+  (cd "$dir" && timeout 60 node index.js "$CLI" --method tools/list -- \
+    proxy "$MCP_URL" --cache-dir "$CACHE" --no-login) >"$list" 2>"$D/inspector-list.err" || rc=$?
+  [ "$rc" = 0 ] || fail "tools/list through the proxy exited $rc: $(tail -2 "$D/inspector-list.err" | tr '\n' ' ')" || return 1
+  tool get "$list" 'd.tools.map(t => t.name).join(",")' | grep -qw "$TOOL_NAME" \
+    || fail "tools/list did not list $TOOL_NAME: $(head -c 300 "$list")" || return 1
+  (cd "$dir" && timeout 60 node index.js "$CLI" --method tools/call --tool-name "$TOOL_NAME" \
+    --tool-arg $TOOL_ARGS -- proxy "$MCP_URL" --cache-dir "$CACHE" --no-login) >"$call" 2>"$D/inspector-call.err" || rc=$?
+  [ "$rc" = 0 ] || fail "tools/call through the proxy exited $rc: $(tail -2 "$D/inspector-call.err" | tr '\n' ' ')" || return 1
+  [ "$(tool get "$call" 'd.content[0].text')" = "$TOOL_EXPECT" ] \
+    || fail "tools/call answered $(head -c 300 "$call"), expected $TOOL_EXPECT" || return 1
+  [ "$(launches)" = "$before" ] || fail "the browser was launched although a token is cached" || return 1
+}
+
 # oidc-provider: the MCP endpoint checks the token by introspection (audience, scope).
 s_mcp_accepts_token() {
   [ -n "$FIRST_LOGIN_OK" ] || fail "needs the first login" || return 1
@@ -773,6 +796,7 @@ if wants fastmcp; then
   scenario first_login s_first_login
   scenario cached_token s_cached_token
   scenario mcp_client s_mcp_client
+  scenario inspector_through_proxy s_inspector_proxy
   scenario concurrent_login s_concurrent_login
   scenario refresh s_refresh
   scenario logout s_logout
@@ -786,6 +810,7 @@ if wants ts-sdk; then
   scenario first_login s_first_login
   scenario cached_token s_cached_token
   scenario mcp_client s_mcp_client
+  scenario inspector_through_proxy s_inspector_proxy
   scenario concurrent_login s_concurrent_login
   scenario expired_without_refresh_token s_expired_without_refresh_token
   scenario registration_rate_limit s_registration_rate_limit

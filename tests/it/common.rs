@@ -12,14 +12,17 @@ use mcp_oauth_client::{AuthMethod, Session, SessionBuilder, registration::Client
 pub struct TempDir(PathBuf);
 
 impl TempDir {
+    /// A new, empty directory of this test process. The name holds a process-wide counter:
+    /// a clock alone can give two threads the same name, and then one test's drop deletes
+    /// the other's cache in the middle of a flow.
     pub fn new() -> TempDir {
-        let name = format!(
-            "mcp-oauth-it-{}-{}",
-            std::process::id(),
-            mcp_oauth_client::internals::cache_key(&format!("{:?}", std::time::Instant::now()))
-        );
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("mcp-oauth-it-{}-{n}", std::process::id());
         let p = std::env::temp_dir().join(name);
-        std::fs::create_dir_all(&p).unwrap();
+        // A leftover of an earlier process with the same pid is not ours to share.
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir(&p).unwrap();
         TempDir(p)
     }
     pub fn path(&self) -> &Path {

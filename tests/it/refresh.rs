@@ -101,7 +101,7 @@ fn a_rotated_refresh_token_is_stored_before_it_is_used_again() {
         // The refresh spent exactly the stored token ...
         let sent = w.requests_to(Route::Token)[0]
             .form_param("refresh_token")
-            .unwrap();
+            .unwrap_or_else(|| panic!("no refresh; the requests: {:?}", w.request_lines()));
         assert_eq!(sent, current);
         assert!(!spent.contains(&sent), "a refresh token was spent twice");
         spent.push(sent);
