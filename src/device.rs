@@ -220,6 +220,22 @@ pub struct DevicePoll<'a> {
 /// [`ErrorKind::Timeout`] at the deadline; [`ErrorKind::Cancelled`]; the server's
 /// `access_denied` or `expired_token` (and any other error), in [`Step::CodeExchange`].
 pub fn poll_for_tokens(agent: &ureq::Agent, poll: &DevicePoll<'_>) -> Result<TokenSet> {
+    poll_for_tokens_held(agent, poll, || ()).map(|(tokens, ())| tokens)
+}
+
+/// [`poll_for_tokens`], with `hold` called just before each poll request leaves: what it
+/// returns is dropped once that poll brought no tokens, and returned with the tokens when it
+/// did. The session holds a [`CriticalSection`](crate::CriticalSection) this way, from the
+/// request that spends the device code to the tokens stored, never across the waits between
+/// polls.
+///
+/// # Errors
+/// As [`poll_for_tokens`].
+pub fn poll_for_tokens_held<G>(
+    agent: &ureq::Agent,
+    poll: &DevicePoll<'_>,
+    mut hold: impl FnMut() -> G,
+) -> Result<(TokenSet, G)> {
     let step = Step::CodeExchange;
     let mut interval = poll.interval.clamp(1, MAX_INTERVAL);
     loop {
@@ -248,6 +264,7 @@ pub fn poll_for_tokens(agent: &ureq::Agent, poll: &DevicePoll<'_>) -> Result<Tok
         ];
         let mut form = form;
         form.extend(poll.resource.map(|r| ("resource", r)));
+        let held = hold();
         match token_request(
             agent,
             poll.token_endpoint,
@@ -256,7 +273,7 @@ pub fn poll_for_tokens(agent: &ureq::Agent, poll: &DevicePoll<'_>) -> Result<Tok
             poll.dpop,
             step,
         ) {
-            Ok(tokens) => return Ok(tokens),
+            Ok(tokens) => return Ok((tokens, held)),
             Err(e) => match e.oauth_code() {
                 Some(OAuthErrorCode::AuthorizationPending) => {}
                 Some(OAuthErrorCode::SlowDown) => {

@@ -253,8 +253,8 @@ pub use revocation::TokenTypeHint;
 pub use scope::Scopes;
 pub use secret::Secret;
 pub use session::{
-    DEFAULT_CALLBACK_TIMEOUT, DEFAULT_CLIENT_NAME, EXPIRY_MARGIN, Logout, MAX_AUTHORIZATIONS,
-    MCP_RESPONSE_TIMEOUT, Session, SessionBuilder,
+    CriticalSection, DEFAULT_CALLBACK_TIMEOUT, DEFAULT_CLIENT_NAME, EXPIRY_MARGIN, Logout,
+    MAX_AUTHORIZATIONS, MCP_RESPONSE_TIMEOUT, Session, SessionBuilder,
 };
 pub use storage::{CacheLock, FileTokenStorage, StoredTokens, TokenStore};
 pub use token::TokenSet;
@@ -266,6 +266,6 @@ pub mod internals {
     pub use crate::address::{is_loopback, require_secure};
     pub use crate::http::parse_oauth_error;
     pub use crate::secret::constant_time_eq;
-    pub use crate::storage::{FORMAT_VERSION, cache_key, parse_stored_client};
+    pub use crate::storage::{FORMAT_VERSION, cache_key, parse_refresh_mark, parse_stored_client};
     pub use crate::token::unix_now;
 }

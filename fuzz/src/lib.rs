@@ -23,15 +23,16 @@ use mcp_oauth_client::{
     discovery::canonical_resource, discovery::parse_auth_server_metadata,
     discovery::parse_resource_metadata, discovery::resource_matches,
     discovery::resource_metadata_urls, internals::FORMAT_VERSION, internals::parse_oauth_error,
-    internals::parse_stored_client, internals::require_secure, registration::RegistrationRequest,
-    registration::build_registration_request, registration::parse_registration_response,
-    storage::parse_stored_tokens, token::MAX_EXPIRES_IN, token::parse_token_response,
-    www_authenticate::MAX_HEADER_LEN, www_authenticate::bearer_challenge,
-    www_authenticate::parse_www_authenticate, www_authenticate::token_challenge,
+    internals::parse_refresh_mark, internals::parse_stored_client, internals::require_secure,
+    registration::RegistrationRequest, registration::build_registration_request,
+    registration::parse_registration_response, storage::parse_stored_tokens, token::MAX_EXPIRES_IN,
+    token::parse_token_response, www_authenticate::MAX_HEADER_LEN,
+    www_authenticate::bearer_challenge, www_authenticate::parse_www_authenticate,
+    www_authenticate::token_challenge,
 };
 use mcp_oauth_client::{
     SigningKey, device::parse_device_authorization_response, dpop,
-    grant::parse_token_exchange_response, jwt,
+    grant::parse_token_exchange_response, jwt, storage::RefreshMark,
 };
 use serde_json::json;
 use url::Url;
@@ -77,6 +78,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("dpop_nonce", dpop_nonce),
     ("device_authorization", device_authorization),
     ("event_stream", event_stream),
+    ("refresh_mark", refresh_mark),
 ];
 
 /// The MCP server URL used when the input's first line is not one.
@@ -392,6 +394,19 @@ pub fn stored_tokens(data: &[u8]) {
     let again = parse_stored_tokens(&cache_bytes(&stored)).expect("a written file reads back");
     assert_eq!(json(&stored), json(&again));
     let _ = stored.tokens.is_fresh(DEFAULT_NOW, 60);
+}
+
+/// Refresh mark files: parse, write back as the cache does, parse again, same value; a mark
+/// matches no token but the one whose digest it holds.
+pub fn refresh_mark(data: &[u8]) {
+    let mark = match parse_refresh_mark(data) {
+        Ok(m) => m,
+        Err(e) => return check_storage_error(&e),
+    };
+    let again = parse_refresh_mark(&cache_bytes(&mark)).expect("a written file reads back");
+    assert_eq!(mark, again);
+    let token = Secret::new(String::from_utf8_lossy(data).into_owned());
+    assert!(!mark.presented(&token) || mark == RefreshMark::new(&token, mark.started));
 }
 
 /// Stored client files: parse, write back as the cache does, parse again, same value.

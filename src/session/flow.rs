@@ -14,7 +14,7 @@ use crate::browser::{AuthorizeHook, BrowserStep, open_browser};
 use crate::callback::{CallbackExpectation, CallbackHost, CallbackListener, Canceller};
 use crate::client_auth::{AuthMethod, choose_auth_method};
 use crate::device::{
-    DeviceHook, DevicePoll, DeviceRequest, DeviceStep, poll_for_tokens,
+    DeviceHook, DevicePoll, DeviceRequest, DeviceStep, poll_for_tokens_held,
     request_device_authorization,
 };
 use crate::discovery::{
@@ -30,7 +30,7 @@ use crate::registration::{ClientRegistration, ConfiguredClient, RegistrationRequ
 use crate::revocation::{RevocationRequest, TokenTypeHint, revoke};
 use crate::scope::{ScopeSources, Scopes, select_scopes, step_up_scopes};
 use crate::secret::Secret;
-use crate::storage::{CacheLock, FORMAT_VERSION, StoredTokens, TokenStore};
+use crate::storage::{CacheLock, FORMAT_VERSION, RefreshMark, StoredTokens, TokenStore};
 use crate::token::{self, CodeExchange, RefreshRequest, TokenSet, unix_now};
 use crate::www_authenticate::Challenge;
 
@@ -72,6 +72,8 @@ pub(crate) struct Config {
     pub(crate) grant: Grant,
     /// Bind tokens to a DPoP key where the authorization server supports it.
     pub(crate) dpop: bool,
+    /// Told when a token request's answer must reach the store.
+    pub(crate) critical: super::critical::Critical,
 }
 
 /// An access token as it is presented to the MCP server, with the DPoP key it is bound to
@@ -589,6 +591,8 @@ impl Inner {
         // The cache is a file others may have written: its endpoint passes the rules too.
         self.check_named(&stored.token_endpoint, Step::Refresh)?;
         log::info!("token refresh at {}", printable(&stored.token_endpoint));
+        let held = self.config.critical.hold();
+        let (earlier, marked) = self.mark_refresh(refresh_token);
         let refreshed = token::refresh(
             &self.agent,
             &RefreshRequest {
@@ -599,9 +603,27 @@ impl Inner {
                 dpop: dpop.as_deref(),
             },
         );
+        // Stored before anything else is done with them: a rotated refresh token lost here
+        // costs the grant.
+        let refreshed = refreshed.map(|tokens| self.save(stored.clone().with_tokens(tokens)));
+        if marked && let Err(e) = self.store.save_refresh_mark(&self.server_url, None) {
+            log::debug!("{e}");
+        }
+        drop(held);
         match refreshed {
-            Ok(tokens) => Ok(Some(self.save(stored.with_tokens(tokens)))),
+            Ok(presented) => Ok(Some(presented)),
             Err(e) if e.needs_reauthorization() || e.is_invalid_client() => {
+                if e.needs_reauthorization()
+                    && let Some(earlier) = earlier
+                {
+                    log::warn!(
+                        "the refresh token was refused after an earlier refresh with it (started \
+                         {} s ago) did not finish: its process was probably stopped once the \
+                         authorization server had replaced the refresh token, and the grant \
+                         is gone; a new login is needed",
+                        unix_now().saturating_sub(earlier.started)
+                    );
+                }
                 log::info!("token refresh: {e}; logging in again");
                 if e.is_invalid_client() {
                     self.forget_client(&stored.issuer);
@@ -610,6 +632,33 @@ impl Inner {
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// Records, before a refresh request presenting `refresh_token` leaves, that it began
+    /// (see [`RefreshMark`]); removed once its answer is handled, so only a refresh cut off in
+    /// between leaves it. Returns the mark an earlier, unfinished refresh with the same token
+    /// left (it explains a refusal: the server had probably rotated the token when that
+    /// process stopped), and whether this one was recorded.
+    fn mark_refresh(&self, refresh_token: &Secret) -> (Option<RefreshMark>, bool) {
+        let earlier = self
+            .store
+            .load_refresh_mark(&self.server_url)
+            .unwrap_or_else(|e| {
+                log::debug!("{e}");
+                None
+            })
+            .filter(|m| m.presented(refresh_token));
+        let mark = earlier
+            .clone()
+            .unwrap_or_else(|| RefreshMark::new(refresh_token, unix_now()));
+        let marked = match self.store.save_refresh_mark(&self.server_url, Some(&mark)) {
+            Ok(()) => true,
+            Err(e) => {
+                log::debug!("the refresh is not recorded as begun: {e}");
+                false
+            }
+        };
+        (earlier, marked)
     }
 
     /// The stored tokens of this server: the cache file, else what this process holds. Tokens
@@ -692,6 +741,7 @@ impl Inner {
         prm: Option<Option<ResourceMetadata>>,
     ) -> Result<Presented> {
         if self.config.grant.is_headless() {
+            self.warn_if_foreign();
             return self.grant_login(ctx, prm);
         }
         // The browser and the device logins need a person.
@@ -704,6 +754,7 @@ impl Inner {
             )
             .with_url(&self.server_url));
         }
+        self.warn_if_foreign();
         let prm = match prm {
             Some(prm) => prm,
             None => self.discover_resource(ctx)?,
@@ -847,7 +898,7 @@ impl Inner {
             &self.waiting,
             Canceller::new(move || cancel.send(()).is_ok()),
         );
-        let tokens = poll_for_tokens(
+        let polled = poll_for_tokens_held(
             &self.agent,
             &DevicePoll {
                 token_endpoint: &metadata.token_endpoint,
@@ -859,9 +910,13 @@ impl Inner {
                 deadline: step.deadline,
                 cancel: &cancelled,
             },
+            || self.config.critical.hold(),
         );
         drop(waiting);
-        Ok(self.save(self.record(metadata, resource, scopes, client, tokens?, dpop)))
+        let (tokens, held) = polled?;
+        let presented = self.save(self.record(metadata, resource, scopes, client, tokens, dpop));
+        drop(held);
+        Ok(presented)
     }
 
     /// Protected resource metadata: the challenge's `resource_metadata` first.
@@ -1013,6 +1068,7 @@ impl Inner {
         let code = code?;
         log::info!("authorization code received; exchanging it");
         let dpop = self.login_dpop(metadata)?;
+        let held = self.config.critical.hold();
         let tokens = token::exchange_code(
             &self.agent,
             &CodeExchange {
@@ -1025,7 +1081,9 @@ impl Inner {
                 dpop: dpop.as_deref(),
             },
         )?;
-        Ok(self.save(self.record(metadata, resource, scopes, &client, tokens, dpop)))
+        let presented = self.save(self.record(metadata, resource, scopes, &client, tokens, dpop));
+        drop(held);
+        Ok(presented)
     }
 
     /// The RFC 8707 `resource` to send, unless the session leaves it out (MCP authorization
@@ -1118,6 +1176,7 @@ impl Inner {
             dpop: dpop.as_deref(),
         };
         log::info!("token grant at {}", printable(&metadata.token_endpoint));
+        let held = self.config.critical.hold();
         let tokens = match &self.config.grant {
             Grant::ClientCredentials => grant::client_credentials(&self.agent, &request)?,
             Grant::JwtBearer(assertion) => {
@@ -1152,7 +1211,10 @@ impl Inner {
                 ));
             }
         };
-        Ok(self.save(self.record(&metadata, &resource, scopes.as_ref(), &client, tokens, dpop)))
+        let presented =
+            self.save(self.record(&metadata, &resource, scopes.as_ref(), &client, tokens, dpop));
+        drop(held);
+        Ok(presented)
     }
 
     /// The client for this login and a listener on a redirect URI it may use: the configured
@@ -1267,9 +1329,9 @@ impl Inner {
         })
     }
 
-    /// Stores the tokens (keeping them in memory when the cache cannot be written) and returns
-    /// the access token.
-    fn save(&self, stored: StoredTokens) -> Presented {
+    /// Says, as a login starts, that its tokens will replace cached ones another identity
+    /// obtained (a service and a person sharing a cache directory).
+    fn warn_if_foreign(&self) {
         if let Ok(Some(other)) = self.store.load_tokens(&self.server_url)
             && !self.is_ours(&other)
         {
@@ -1280,6 +1342,13 @@ impl Inner {
                 printable(other.grant.as_deref().unwrap_or("browser"))
             );
         }
+    }
+
+    /// Stores the tokens (keeping them in memory when the cache cannot be written) and returns
+    /// the access token.
+    /// Nothing comes between the answer and the write (see
+    /// [`CriticalSection`](super::CriticalSection)): not even a look at what the write replaces.
+    fn save(&self, stored: StoredTokens) -> Presented {
         if let Err(e) = self.store.save_tokens(&self.server_url, &stored) {
             log::warn!("the tokens are not cached: {e}");
         }

@@ -13,9 +13,11 @@ use crate::address::AddressRules;
 use crate::browser::{AuthorizeHook, BrowserStep};
 use crate::callback::CallbackHost;
 use crate::error::{Error, ErrorKind, Result, Step};
+mod critical;
 mod flow;
 mod request;
 
+pub use critical::CriticalSection;
 pub use flow::{EXPIRY_MARGIN, Logout};
 pub use request::{MAX_AUTHORIZATIONS, MCP_RESPONSE_TIMEOUT};
 
@@ -63,6 +65,7 @@ pub struct SessionBuilder {
     grant: Grant,
     dpop: bool,
     client_key: Option<ClientKey>,
+    critical: Option<Arc<dyn CriticalSection>>,
     #[cfg(feature = "test-server")]
     as_if_remote: bool,
 }
@@ -265,6 +268,16 @@ impl SessionBuilder {
         self.grant(Grant::DeviceCode)
     }
 
+    /// Tells `hook` when a critical section begins and ends: from a token request leaving
+    /// (a refresh, a code exchange, a grant, a device login's poll) to its new tokens durably
+    /// stored. A process stopped inside one can lose tokens the server has already rotated,
+    /// and with them the grant; a front end that handles SIGINT or SIGTERM defers them while
+    /// a section is open (the `mcp-oauth` CLI does). See [`CriticalSection`].
+    pub fn critical_section(mut self, hook: impl CriticalSection + 'static) -> Self {
+        self.critical = Some(Arc::new(hook));
+        self
+    }
+
     /// Whether the session may start a login (default `true`). A non-interactive session
     /// (a daemon, a job) never opens a browser or binds a port: when only a login would help,
     /// it fails at once with [`ErrorKind::LoginRequired`]. Cached tokens and refreshes work
@@ -388,6 +401,7 @@ impl SessionBuilder {
             interactive: self.interactive,
             grant: self.grant,
             dpop: self.dpop,
+            critical: critical::Critical::new(self.critical),
         };
         #[cfg(feature = "test-server")]
         let mut rules = if self.as_if_remote {
@@ -504,6 +518,7 @@ impl Session {
             grant: Grant::default(),
             dpop: true,
             client_key: None,
+            critical: None,
             #[cfg(feature = "test-server")]
             as_if_remote: false,
         }

@@ -11,8 +11,8 @@ use url::Url;
 
 use super::open::{self, storage_io};
 use super::{
-    CacheLock, FORMAT_VERSION, StoredClient, StoredTokens, TokenStore, cache_key,
-    parse_stored_client, parse_stored_tokens,
+    CacheLock, FORMAT_VERSION, RefreshMark, StoredClient, StoredTokens, TokenStore, cache_key,
+    parse_refresh_mark, parse_stored_client, parse_stored_tokens,
 };
 use crate::error::{Error, ErrorKind, Result, Step};
 use crate::registration::ClientRegistration;
@@ -24,6 +24,7 @@ const TOKENS_SUFFIX: &str = "_tokens.json";
 const CLIENT_SUFFIX: &str = "_client_info.json";
 const TEMP_SUFFIX: &str = ".tmp";
 const LOCK_SUFFIX: &str = ".lock";
+const REFRESH_SUFFIX: &str = "_refreshing.json";
 /// Files larger than this are not read (a token file is a few KiB).
 const MAX_FILE: u64 = 256 * 1024;
 
@@ -34,7 +35,7 @@ fn is_ours(name: &str) -> bool {
         .and_then(|n| n.strip_suffix(TEMP_SUFFIX))
         .and_then(|n| n.rsplit_once(".pid").map(|(b, _)| b))
         .unwrap_or(name);
-    let Some(stem) = [TOKENS_SUFFIX, CLIENT_SUFFIX, LOCK_SUFFIX]
+    let Some(stem) = [TOKENS_SUFFIX, CLIENT_SUFFIX, LOCK_SUFFIX, REFRESH_SUFFIX]
         .iter()
         .find_map(|suffix| base.strip_suffix(suffix))
     else {
@@ -93,6 +94,36 @@ impl FileTokenStorage {
     fn lock_path(&self, server_url: &Url) -> PathBuf {
         let key = cache_key(&crate::discovery::canonical_resource(server_url));
         self.dir.join(format!("{key}{LOCK_SUFFIX}"))
+    }
+
+    /// The file of the MCP server at `server_url` that marks a refresh in progress.
+    fn refresh_mark_path(&self, server_url: &Url) -> PathBuf {
+        let key = cache_key(&crate::discovery::canonical_resource(server_url));
+        self.dir.join(format!("{key}{REFRESH_SUFFIX}"))
+    }
+
+    /// The refresh of `server_url`'s tokens that began and was never seen to end, if any
+    /// (see [`RefreshMark`]).
+    ///
+    /// # Errors
+    /// As [`load_tokens`](Self::load_tokens).
+    pub fn load_refresh_mark(&self, server_url: &Url) -> Result<Option<RefreshMark>> {
+        let path = self.refresh_mark_path(server_url);
+        read_file(&path)?
+            .map(|b| parse_refresh_mark(&b).map_err(|e| name_path(e, &path)))
+            .transpose()
+    }
+
+    /// Records a refresh that begins (`Some`), atomically, or removes the record (`None`).
+    ///
+    /// # Errors
+    /// [`ErrorKind::Storage`] naming the path when it cannot be written or removed.
+    pub fn save_refresh_mark(&self, server_url: &Url, mark: Option<&RefreshMark>) -> Result<()> {
+        let path = self.refresh_mark_path(server_url);
+        match mark {
+            Some(mark) => self.write(&path, mark),
+            None => remove(&path),
+        }
     }
 
     /// The client file of the authorization server `issuer`.
@@ -174,6 +205,7 @@ impl FileTokenStorage {
             .flatten()
             .map(|t| t.issuer);
         self.remove_tokens(server_url)?;
+        remove(&self.refresh_mark_path(server_url))?;
         remove_lock_if_free(&self.lock_path(server_url))?;
         if let Some(issuer) = issuer
             && !self.issuer_in_use(&issuer)
@@ -434,6 +466,14 @@ impl TokenStore for FileTokenStorage {
         FileTokenStorage::clear(self, server_url)
     }
 
+    fn load_refresh_mark(&self, server_url: &Url) -> Result<Option<RefreshMark>> {
+        FileTokenStorage::load_refresh_mark(self, server_url)
+    }
+
+    fn save_refresh_mark(&self, server_url: &Url, mark: Option<&RefreshMark>) -> Result<()> {
+        FileTokenStorage::save_refresh_mark(self, server_url, mark)
+    }
+
     fn lock(&self, server_url: &Url, wait: Duration) -> Result<CacheLock> {
         FileTokenStorage::lock(self, server_url, wait)
     }
@@ -450,8 +490,36 @@ mod tests {
         assert!(is_ours(&format!("{k}_client_info.json")));
         assert!(is_ours(&format!(".{k}_tokens.json.pid12-abcdefgh.tmp")));
         assert!(is_ours(&format!("{k}.lock")));
+        assert!(is_ours(&format!("{k}_refreshing.json")));
         assert!(!is_ours("https_a_example_mcp_tokens.json")); // FastMCP's own naming
         assert!(!is_ours("notes.txt"));
         assert!(!is_ours(&format!("{k}_tokens.json.bak")));
+    }
+
+    #[test]
+    fn a_refresh_mark_is_written_read_and_removed() {
+        let dir = std::env::temp_dir().join(format!("mcp-oauth-mark-{}", std::process::id()));
+        let store = FileTokenStorage::new(&dir);
+        let url = Url::parse("https://a.example/mcp").unwrap();
+        assert_eq!(store.load_refresh_mark(&url).unwrap(), None);
+        let token = crate::Secret::new("rt-1");
+        let mark = RefreshMark::new(&token, 1_700_000_000);
+        store.save_refresh_mark(&url, Some(&mark)).unwrap();
+        let read = store.load_refresh_mark(&url).unwrap().unwrap();
+        assert_eq!(read, mark);
+        assert!(read.presented(&token));
+        assert!(!read.presented(&crate::Secret::new("rt-2")));
+        // The file holds a digest, never the token.
+        let text = std::fs::read_to_string(store.refresh_mark_path(&url)).unwrap();
+        assert!(!text.contains("rt-1"));
+        store.save_refresh_mark(&url, None).unwrap();
+        assert_eq!(store.load_refresh_mark(&url).unwrap(), None);
+        // Removing what is not there is no error; neither is clearing.
+        store.save_refresh_mark(&url, None).unwrap();
+        std::fs::write(store.refresh_mark_path(&url), b"{not json").unwrap();
+        assert!(store.load_refresh_mark(&url).is_err());
+        store.clear(&url).unwrap();
+        assert_eq!(store.load_refresh_mark(&url).unwrap(), None);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -82,6 +82,70 @@ pub struct StoredTokens {
     pub dpop_key: Option<Secret>,
 }
 
+/// A refresh that began: recorded just before its request leaves, forgotten once its answer
+/// is handled. Still there later, it tells that a process stopped in between, perhaps after
+/// the server had rotated the refresh token; when the server then refuses that refresh token,
+/// the session says why a new login is needed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct RefreshMark {
+    /// The format version, [`FORMAT_VERSION`].
+    pub version: u32,
+    /// When the refresh began (seconds since the epoch).
+    pub started: u64,
+    /// The refresh token it presented, as the base64url SHA-256 of its value: whether a later
+    /// refusal concerns the same token.
+    pub refresh_token_sha256: String,
+}
+
+impl RefreshMark {
+    /// The mark of a refresh presenting `refresh_token`, beginning `started`.
+    pub fn new(refresh_token: &Secret, started: u64) -> RefreshMark {
+        RefreshMark {
+            version: FORMAT_VERSION,
+            started,
+            refresh_token_sha256: token_digest(refresh_token),
+        }
+    }
+
+    /// Whether this mark is of a refresh that presented `refresh_token`.
+    pub fn presented(&self, refresh_token: &Secret) -> bool {
+        crate::secret::constant_time_eq(
+            self.refresh_token_sha256.as_bytes(),
+            token_digest(refresh_token).as_bytes(),
+        )
+    }
+}
+
+fn token_digest(token: &Secret) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(Sha256::digest(token.secret().as_bytes()))
+}
+
+/// Parses a refresh mark file.
+///
+/// # Errors
+/// [`ErrorKind::Storage`] for anything but a mark of this format version.
+pub fn parse_refresh_mark(bytes: &[u8]) -> Result<RefreshMark> {
+    let mark: RefreshMark = serde_json::from_slice(bytes).map_err(|e| {
+        Error::new(
+            ErrorKind::Storage,
+            Step::TokenCheck,
+            "the refresh mark is not valid",
+        )
+        .with_source(e)
+    })?;
+    if mark.version != FORMAT_VERSION {
+        return Err(Error::new(
+            ErrorKind::Storage,
+            Step::TokenCheck,
+            format!("the refresh mark has format version {}", mark.version),
+        ));
+    }
+    Ok(mark)
+}
+
 #[derive(Serialize, Deserialize)]
 struct StoredClient {
     version: u32,
@@ -250,6 +314,27 @@ pub trait TokenStore: Send + Sync + std::fmt::Debug {
     /// # Errors
     /// When something cannot be removed.
     fn clear(&self, server_url: &Url) -> Result<()>;
+
+    /// The refresh of `server_url`'s tokens that began and was never seen to end, if one is
+    /// recorded (see [`RefreshMark`]). The default records nothing: `Ok(None)`.
+    ///
+    /// # Errors
+    /// When the entry cannot be read or is corrupt.
+    fn load_refresh_mark(&self, server_url: &Url) -> Result<Option<RefreshMark>> {
+        let _ = server_url;
+        Ok(None)
+    }
+
+    /// Records, just before a refresh request leaves, that it began (`Some`), and forgets it
+    /// once the refresh has ended either way (`None`). The default records nothing; a store
+    /// without marks loses only the explanation of a lost rotation.
+    ///
+    /// # Errors
+    /// When the mark cannot be written or removed.
+    fn save_refresh_mark(&self, server_url: &Url, mark: Option<&RefreshMark>) -> Result<()> {
+        let _ = (server_url, mark);
+        Ok(())
+    }
 
     /// Locks the entry of `server_url` against every other user until the guard drops,
     /// waiting up to `wait` for another holder.

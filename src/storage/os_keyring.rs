@@ -19,8 +19,8 @@ use sha2::{Digest, Sha256};
 use url::Url;
 
 use super::{
-    CacheLock, FORMAT_VERSION, FileTokenStorage, IN_KEYRING, StoredClient, StoredTokens,
-    TokenStore, cache_key, parse_stored_client, parse_stored_tokens,
+    CacheLock, FORMAT_VERSION, FileTokenStorage, IN_KEYRING, RefreshMark, StoredClient,
+    StoredTokens, TokenStore, cache_key, parse_stored_client, parse_stored_tokens,
 };
 use crate::error::{Error, ErrorKind, Result, Step};
 use crate::registration::ClientRegistration;
@@ -201,6 +201,15 @@ impl TokenStore for KeyringTokenStore {
             Self::delete(&self.client_entry(&issuer)?)?;
         }
         Ok(())
+    }
+
+    // A mark holds no secret (a digest of the refresh token): it stays a file.
+    fn load_refresh_mark(&self, server_url: &Url) -> Result<Option<RefreshMark>> {
+        self.files.load_refresh_mark(server_url)
+    }
+
+    fn save_refresh_mark(&self, server_url: &Url, mark: Option<&RefreshMark>) -> Result<()> {
+        self.files.save_refresh_mark(server_url, mark)
     }
 
     fn lock(&self, server_url: &Url, wait: Duration) -> Result<CacheLock> {

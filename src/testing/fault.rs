@@ -34,6 +34,9 @@ pub struct Fault {
     pub times: Option<usize>,
     /// How long to wait before answering, e.g. to test client timeouts.
     pub delay: Option<Duration>,
+    /// After the delay, answer as the endpoint normally would (status, body and headers
+    /// unused): a slow endpoint. See [`Fault::slow`].
+    pub then_normal: bool,
 }
 
 impl Fault {
@@ -46,6 +49,16 @@ impl Fault {
             headers: Vec::new(),
             times: None,
             delay: None,
+            then_normal: false,
+        }
+    }
+
+    /// No failure: the endpoint answers as usual, only `d` later. A window for a test to act
+    /// while a request is in flight (interrupt the client, say).
+    pub fn slow(d: Duration) -> Fault {
+        Fault {
+            then_normal: true,
+            ..Fault::status(200).delay(d)
         }
     }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use super::http::{self, ReadError, Request, Response};
 use super::state::{Shared, not_found};
-use super::{RecordedRequest, Route, mcp, oauth};
+use super::{Fault, RecordedRequest, Route, mcp, oauth};
 
 /// How long a connection may stay silent (between or inside requests) before it is closed.
 const READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -104,15 +104,26 @@ fn handle(shared: &Shared, connection: u64, request: Request) -> Response {
         if let Some(delay) = fault.delay {
             thread::sleep(delay);
         }
-        let mut response = Response::empty(fault.status);
-        if !fault.content_type.is_empty() {
-            response = response.header("Content-Type", &fault.content_type);
+        if !fault.then_normal {
+            return fault_response(fault);
         }
-        response.headers.extend(fault.headers);
-        response.body = fault.body.into_bytes();
-        return response;
     }
+    answer(shared, route, request)
+}
 
+/// The answer a fault gives instead of the endpoint's.
+fn fault_response(fault: Fault) -> Response {
+    let mut response = Response::empty(fault.status);
+    if !fault.content_type.is_empty() {
+        response = response.header("Content-Type", &fault.content_type);
+    }
+    response.headers.extend(fault.headers);
+    response.body = fault.body.into_bytes();
+    response
+}
+
+/// The endpoint's own answer.
+fn answer(shared: &Shared, route: Option<Route>, request: Request) -> Response {
     let path = request.path.as_str();
     match route {
         Some(Route::ResourceMetadata) => oauth::resource_metadata(shared, &request),

@@ -8,7 +8,7 @@ use mcp_oauth_client::testing::{Route, ServerConfig, TestServer, follow_redirect
 
 use crate::common::{TempDir, World};
 
-fn cli(args: &[&str], cache: &std::path::Path) -> Command {
+pub(crate) fn cli(args: &[&str], cache: &std::path::Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_mcp-oauth"));
     cmd.args(args).arg("--cache-dir").arg(cache);
     cmd
@@ -16,14 +16,14 @@ fn cli(args: &[&str], cache: &std::path::Path) -> Command {
 
 /// A CLI process whose stderr is read line by line: each line is sent on the channel as it
 /// comes, and the reader thread returns all of it.
-struct Watched {
-    child: std::process::Child,
+pub(crate) struct Watched {
+    pub(crate) child: std::process::Child,
     lines: std::sync::mpsc::Receiver<String>,
     reader: std::thread::JoinHandle<String>,
 }
 
 impl Watched {
-    fn spawn(mut cmd: Command) -> Watched {
+    pub(crate) fn spawn(mut cmd: Command) -> Watched {
         let mut child = cmd
             .stderr(Stdio::piped())
             .stdout(Stdio::piped())
@@ -48,7 +48,7 @@ impl Watched {
     }
 
     /// The first line (within 20 s) for which `pick` returns something.
-    fn wait_for<T>(&self, mut pick: impl FnMut(&str) -> Option<T>) -> Option<T> {
+    pub(crate) fn wait_for<T>(&self, mut pick: impl FnMut(&str) -> Option<T>) -> Option<T> {
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
         loop {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
@@ -69,7 +69,7 @@ impl Watched {
         })
     }
 
-    fn finish(mut self) -> Output {
+    pub(crate) fn finish(mut self) -> Output {
         let status = self.child.wait().unwrap();
         let mut stdout = String::new();
         std::io::Read::read_to_string(&mut self.child.stdout.take().unwrap(), &mut stdout).unwrap();

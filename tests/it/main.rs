@@ -13,6 +13,8 @@ mod embedding;
 mod files;
 mod habits;
 mod hostile;
+#[cfg(unix)]
+mod interrupts;
 mod login;
 mod machines;
 mod network;

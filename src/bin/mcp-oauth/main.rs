@@ -40,6 +40,8 @@ macro_rules! err {
     }};
 }
 
+mod signals;
+
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -485,6 +487,10 @@ impl Options {
         }
         if let Some(t) = self.timeout {
             b = b.callback_timeout(Duration::from_secs(t));
+        }
+        // SIGINT and SIGTERM wait while a token request's answer is on its way to the cache.
+        if let Some(deferral) = signals::install() {
+            b = b.critical_section(deferral.clone());
         }
         b.allow_private_network(self.allow_private_network)
             .interactive(!self.no_login)

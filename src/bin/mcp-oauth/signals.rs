@@ -1,0 +1,98 @@
+//! SIGINT and SIGTERM in the CLI: acted on at once, except while the library is inside a
+//! critical section (a token request's answer on its way to the cache, see
+//! `mcp_oauth_client::CriticalSection`); then held until the section ends. A Ctrl-C while the
+//! browser or the person is awaited still ends the process at once, and the cache is left as
+//! it was.
+//!
+//! The choice: `signal-hook`'s iterator. Its handler only writes to a pipe; an ordinary thread
+//! reads it and decides, so nothing of ours runs in signal context and there is no unsafe code
+//! here. Blocking the signals with the signal mask instead would have to be done in every
+//! thread the library starts (the callback listener's, the bridge's), since a signal goes to
+//! any thread that does not block it.
+
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+
+use mcp_oauth_client::CriticalSection;
+
+/// Open sections and the first signal that came during them.
+#[derive(Default)]
+struct State {
+    open: usize,
+    pending: Option<i32>,
+}
+
+/// The CLI's [`CriticalSection`]: counts open sections; a signal that arrives while one is open
+/// ends the process when the last one closes.
+#[derive(Clone, Default)]
+pub struct Deferral(Arc<Mutex<State>>);
+
+static INSTALLED: OnceLock<Deferral> = OnceLock::new();
+
+/// Starts receiving SIGINT and SIGTERM (once per process); `None` where signals cannot be
+/// received this way (not Unix, or registration failed), and the defaults stay.
+pub fn install() -> Option<&'static Deferral> {
+    if let Some(d) = INSTALLED.get() {
+        return Some(d);
+    }
+    receive(Deferral::default()).map(|d| INSTALLED.get_or_init(|| d))
+}
+
+#[cfg(unix)]
+fn receive(deferral: Deferral) -> Option<Deferral> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM]).ok()?;
+    let receiver = deferral.clone();
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            for signal in signals.forever() {
+                receiver.arrived(signal);
+            }
+        })
+        .ok()?;
+    Some(deferral)
+}
+
+#[cfg(not(unix))]
+fn receive(_: Deferral) -> Option<Deferral> {
+    None
+}
+
+impl Deferral {
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn arrived(&self, signal: i32) {
+        let mut state = self.state();
+        if state.open == 0 {
+            end(signal);
+        }
+        log::debug!("signal {signal} held until the tokens are stored");
+        state.pending.get_or_insert(signal);
+    }
+}
+
+impl CriticalSection for Deferral {
+    fn enter(&self) {
+        self.state().open += 1;
+    }
+
+    fn leave(&self) {
+        let mut state = self.state();
+        state.open = state.open.saturating_sub(1);
+        if state.open == 0
+            && let Some(signal) = state.pending
+        {
+            end(signal);
+        }
+    }
+}
+
+/// Ends the process the way `signal` would have without a handler, so that a parent sees it
+/// killed by that signal (a shell reports 130 for SIGINT, 143 for SIGTERM).
+fn end(signal: i32) -> ! {
+    #[cfg(unix)]
+    let _ = signal_hook::low_level::emulate_default_handler(signal);
+    std::process::exit(128 + signal)
+}

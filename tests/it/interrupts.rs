@@ -1,0 +1,261 @@
+//! Interruptions at the worst moment: SIGINT and SIGTERM held while a token request's answer is
+//! on its way to the cache, acted on at once otherwise; the library's critical sections; a
+//! lost rotation explained.
+
+use std::collections::BTreeMap;
+use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use mcp_oauth_client::storage::RefreshMark;
+use mcp_oauth_client::testing::{Fault, Route, ServerConfig};
+use mcp_oauth_client::{CriticalSection, FileTokenStorage};
+
+use crate::cli::{Watched, cli};
+use crate::common::{World, stored};
+
+/// A server that rotates refresh tokens and, given a spent one, revokes the whole grant.
+fn strict() -> World {
+    World::with(ServerConfig {
+        strict_refresh_reuse: true,
+        ..ServerConfig::default()
+    })
+}
+
+/// Every file of the cache directory with its bytes.
+fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path()).unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn send(child: &std::process::Child, signal: i32) {
+    let status = std::process::Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// Waits (up to 20 s) until the server has received a request to `route`.
+fn wait_for_request(w: &World, route: Route) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while w.requests_to(route).is_empty() {
+        assert!(Instant::now() < deadline, "no request to {route:?} came");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn a_signal_during_a_refresh_is_held_until_the_rotated_tokens_are_stored() {
+    for signal in [libc::SIGINT, libc::SIGTERM] {
+        let w = strict();
+        let session = w.session();
+        session.access_token().unwrap();
+        w.expire_cached_token(&session);
+        let before = stored(&session).tokens.refresh_token.unwrap();
+        w.server.clear_requests();
+        // The refresh's answer comes 600 ms after the request: the signal lands in between.
+        w.server.set_fault(
+            Route::Token,
+            Fault::slow(Duration::from_millis(600)).times(1),
+        );
+        let mut cmd = cli(
+            &["token", w.server.mcp_url().as_str(), "--no-login"],
+            w.cache.path(),
+        );
+        cmd.stdin(std::process::Stdio::null());
+        let watched = Watched::spawn(cmd);
+        wait_for_request(&w, Route::Token);
+        // Meanwhile the cache says a refresh began, with this refresh token.
+        let storage = session.file_store().unwrap();
+        let mark = storage.load_refresh_mark(session.server_url()).unwrap();
+        assert!(mark.is_some_and(|m| m.presented(&before)));
+        send(&watched.child, signal);
+        let out = watched.finish();
+        assert_eq!(
+            out.status.signal(),
+            Some(signal),
+            "{:?} {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // Ended by the signal, but only once the rotated tokens were on disk.
+        let after = stored(&session);
+        assert_ne!(
+            after.tokens.refresh_token.unwrap().secret(),
+            before.secret()
+        );
+        assert_eq!(
+            storage.load_refresh_mark(session.server_url()).unwrap(),
+            None
+        );
+        // The grant lives: the next process refreshes with what was stored.
+        w.expire_cached_token(&session);
+        let next = cli(
+            &["token", w.server.mcp_url().as_str(), "--no-login"],
+            w.cache.path(),
+        )
+        .output()
+        .unwrap();
+        assert!(
+            next.status.success(),
+            "{}",
+            String::from_utf8_lossy(&next.stderr)
+        );
+        assert_eq!(w.server.family_revocations(), 0);
+        assert_eq!(w.browser.opened(), 1);
+    }
+}
+
+#[test]
+fn ctrl_c_while_the_browser_is_awaited_ends_at_once_and_leaves_the_cache_as_it_was() {
+    let w = strict();
+    w.session().access_token().unwrap();
+    let before = snapshot(w.cache.path());
+    // A new login (cached client, so nothing is registered or written before the browser);
+    // the "browser" is a command that opens nothing, so the CLI waits.
+    let mut cmd = cli(&["login", w.server.mcp_url().as_str()], w.cache.path());
+    cmd.env("BROWSER", "true")
+        .stdin(std::process::Stdio::null());
+    let watched = Watched::spawn(cmd);
+    watched
+        .wait_for(|l| l.contains("Opening your browser").then_some(()))
+        .expect("the CLI did not reach the browser step");
+    let sent = Instant::now();
+    send(&watched.child, libc::SIGINT);
+    let out = watched.finish();
+    assert!(
+        sent.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        sent.elapsed()
+    );
+    assert_eq!(out.status.signal(), Some(libc::SIGINT));
+    assert_eq!(snapshot(w.cache.path()), before);
+    assert!(
+        w.requests_to(Route::Token).len() == 1,
+        "no code was redeemed"
+    );
+}
+
+/// Records the sections and checks, as each ends, what the store holds.
+struct Recorder {
+    dir: std::path::PathBuf,
+    url: url::Url,
+    events: Mutex<Vec<String>>,
+}
+
+impl CriticalSection for Recorder {
+    fn enter(&self) {
+        self.events.lock().unwrap().push("enter".into());
+    }
+    fn leave(&self) {
+        let stored = FileTokenStorage::new(&self.dir)
+            .load_tokens(&self.url)
+            .unwrap()
+            .map(|s| s.tokens.access_token.secret().to_owned());
+        self.events
+            .lock()
+            .unwrap()
+            .push(format!("leave {}", stored.unwrap_or_default()));
+    }
+}
+
+#[test]
+fn the_library_opens_a_section_before_each_token_request_and_closes_it_after_the_write() {
+    let w = strict();
+    let recorder = Arc::new(Recorder {
+        dir: w.cache.path().to_owned(),
+        url: w.server.mcp_url(),
+        events: Mutex::new(Vec::new()),
+    });
+    struct Shared(Arc<Recorder>);
+    impl CriticalSection for Shared {
+        fn enter(&self) {
+            self.0.enter();
+        }
+        fn leave(&self) {
+            self.0.leave();
+        }
+    }
+    let session = w
+        .builder()
+        .critical_section(Shared(Arc::clone(&recorder)))
+        .build()
+        .unwrap();
+    // A login: one section, around the code exchange only (not the browser).
+    let first = session.access_token().unwrap();
+    // A refresh: one more.
+    w.expire_cached_token(&session);
+    let second = session.access_token().unwrap();
+    // A fresh token: none.
+    session.access_token().unwrap();
+    let events = recorder.events.lock().unwrap().clone();
+    assert_eq!(
+        events,
+        [
+            "enter".to_owned(),
+            format!("leave {}", first.secret()),
+            "enter".to_owned(),
+            format!("leave {}", second.secret()),
+        ]
+    );
+}
+
+#[test]
+fn an_invalid_grant_after_an_unfinished_refresh_says_why_a_login_is_needed() {
+    let w = strict();
+    let session = w.session();
+    session.access_token().unwrap();
+    let storage = session.file_store().unwrap();
+    let url = session.server_url().clone();
+    let spent = storage.load_tokens(&url).unwrap().unwrap();
+    let spent_token = spent.tokens.refresh_token.clone().unwrap();
+    // A refresh the server answered (rotating the refresh token) whose process then died
+    // before the write: the cache still holds the spent token, and the mark of that refresh.
+    w.expire_cached_token(&session);
+    session.refresh().unwrap();
+    let mut lost = spent;
+    lost.tokens.expires_at = Some(1);
+    storage.save_tokens(&url, &lost).unwrap();
+    let started = mcp_oauth_client::internals::unix_now() - 3;
+    let mark = RefreshMark::new(&spent_token, started);
+    storage.save_refresh_mark(&url, Some(&mark)).unwrap();
+
+    let out = cli(&["token", url.as_str(), "--no-login"], w.cache.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(8));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let explained: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains("did not finish"))
+        .collect();
+    assert_eq!(explained.len(), 1, "{err}");
+    assert!(explained[0].contains("a new login is needed"), "{err}");
+
+    // The refusal was explained once: the mark is gone, and the same refusal again is not
+    // blamed on an interruption; nor is a mark of another refresh token.
+    assert_eq!(storage.load_refresh_mark(&url).unwrap(), None);
+    let out = cli(&["token", url.as_str(), "--no-login"], w.cache.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(8));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("did not finish"));
+    let other = RefreshMark::new(&mcp_oauth_client::Secret::new("another"), started);
+    storage.save_refresh_mark(&url, Some(&other)).unwrap();
+    let out = cli(&["token", url.as_str(), "--no-login"], w.cache.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(8));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("did not finish"));
+}
