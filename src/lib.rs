@@ -123,6 +123,20 @@
 //!
 //! [`Session`] runs them in order, only as far as needed.
 //!
+//! # Interruptions
+//! A refresh at a server that rotates refresh tokens spends the old token when the server
+//! answers; a code exchange spends the code. A process stopped between that answer and the
+//! write of the new tokens has lost them, and a server with reuse detection then revokes the
+//! grant at the next refresh: a new login. So the session writes new tokens first, durably
+//! (`fsync` of the file and its directory), before anything else is done with them, and tells
+//! a [`CriticalSection`] ([`SessionBuilder::critical_section`]) when such a window opens and
+//! closes, for a front end to hold SIGINT and SIGTERM meanwhile (the `mcp-oauth` CLI does,
+//! with `signal-hook`; the library installs no signal handler). Waiting for the browser is
+//! never inside one. Before each refresh request a [`storage::RefreshMark`] is recorded and
+//! removed once its answer is handled: one left behind (a SIGKILL, a power cut) lets the next
+//! refresh, refused with `invalid_grant`, say why a login is needed
+//! (`interrupts::an_invalid_grant_after_an_unfinished_refresh_says_why_a_login_is_needed`).
+//!
 //! # Security
 //! Each rule names the test (in `tests/it/`) that holds it.
 //! - **PKCE `S256` only**: an authorization server that does not advertise it is refused before

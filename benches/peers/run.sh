@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmarks against the peers (issue 8): this crate's example MCP client against FastMCP's Python
 # client, the MCP TypeScript SDK's client and the official Rust SDK rmcp, on one machine in one
-# run, plus binary size, crates and clean build time against a minimal rmcp program.
+# run, plus binary size, crates and clean build time against a minimal rmcp program; and the
+# stdio bridge `mcp-oauth proxy` against mcp-remote (issue 16, bridge.py).
 #
 #     benches/peers/run.sh            # everything: about 9 minutes on 2 cores (6 of them builds)
 #
@@ -23,6 +24,7 @@ set -euo pipefail
 FASTMCP_VERSION=4.2.3
 TS_SDK_VERSION=1.32.2
 RMCP_VERSION=3.11.0
+MCP_REMOTE_VERSION=0.15.1
 RUNS=${RUNS:-9}
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -125,6 +127,18 @@ if [ -d "$WORK/node/node_modules/@modelcontextprotocol/sdk" ]; then
     TS_ARGS=(--ts "$(command -v node)" "$WORK/node/ts_client.mjs")
 else
     echo "the TypeScript SDK is not available: its runs are skipped" >&2
+fi
+
+step "install: mcp-remote@$MCP_REMOTE_VERSION (npm; the stdio bridge mcp-oauth proxy is measured against)"
+REMOTE_ARGS=()
+if [ "$(node -p "require('$WORK/node/node_modules/mcp-remote/package.json').version" 2>/dev/null)" != "$MCP_REMOTE_VERSION" ]; then
+    (cd "$WORK/node" && timeout 300 npm install --no-audit --no-fund --silent \
+        "mcp-remote@$MCP_REMOTE_VERSION") || echo "npm install failed" >&2
+fi
+if [ -f "$WORK/node/node_modules/mcp-remote/dist/proxy.js" ]; then
+    REMOTE_ARGS=(--remote "$(command -v node)" "$WORK/node/node_modules/mcp-remote/dist/proxy.js")
+else
+    echo "mcp-remote is not available: the bridge is measured alone" >&2
 fi
 
 step "write: the rmcp $RMCP_VERSION program (temporary dir)"
@@ -308,6 +322,12 @@ rm -f "$RESULTS"
     --ours "$TARGET/release/examples/mcp_client" --floor "$BIN/floor" \
     "${FASTMCP_ARGS[@]}" "${TS_ARGS[@]}" "${RMCP_ARGS[@]}" \
     --work "$WORK/runs" --out "$RESULTS" --runs "$RUNS" || status=$?
+step "measure: the stdio bridge, mcp-oauth proxy against mcp-remote ($RUNS interleaved rounds)"
+BRIDGE="$WORK/bridge.json"
+rm -f "$BRIDGE"
+"${RT[@]}" python3 "$HERE/bridge.py" --server "$TARGET/release/examples/bench_server" \
+    --ours "$TARGET/release/mcp-oauth" "${REMOTE_ARGS[@]}" \
+    --work "$WORK" --out "$BRIDGE" --runs "$RUNS" > "$WORK/bridge.md" || status=$?
 python3 - "$MACHINE" <<'EOF'
 import json, sys
 m = json.load(open(sys.argv[1]))
@@ -318,6 +338,10 @@ EOF
 step "report"
 if [ -f "$RESULTS" ]; then
     python3 "$HERE/measure.py" report "$RESULTS" "$SIZES" "$MACHINE" | tee "$WORK/report.md"
+    if [ -s "$WORK/bridge.md" ]; then
+        printf '\n### The stdio bridge (cached token: initialize, tools/list, tools/call)\n\n' | tee -a "$WORK/report.md"
+        tee -a "$WORK/report.md" < "$WORK/bridge.md"
+    fi
 else
     echo "no results: the measurements failed" >&2
     status=1

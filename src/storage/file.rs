@@ -25,6 +25,9 @@ const CLIENT_SUFFIX: &str = "_client_info.json";
 const TEMP_SUFFIX: &str = ".tmp";
 const LOCK_SUFFIX: &str = ".lock";
 const REFRESH_SUFFIX: &str = "_refreshing.json";
+/// A temporary file this old was left by a writer that died (a SIGKILL, a power cut): a write
+/// takes milliseconds.
+const ABANDONED_AFTER: Duration = Duration::from_secs(60);
 /// Files larger than this are not read (a token file is a few KiB).
 const MAX_FILE: u64 = 256 * 1024;
 
@@ -320,6 +323,7 @@ impl FileTokenStorage {
         }
         result?;
         sync_dir(&self.dir);
+        remove_abandoned(&self.dir, &name);
         Ok(())
     }
 
@@ -396,6 +400,32 @@ fn write_new_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut file = options.open(path)?;
     file.write_all(bytes)?;
     file.sync_all()
+}
+
+/// Removes the temporary files of `name` that writers which died left behind (see
+/// [`ABANDONED_AFTER`]); another writer's file in progress is younger. Symlinks under such
+/// names are removed as links.
+fn remove_abandoned(dir: &Path, name: &str) {
+    let prefix = format!(".{name}.pid");
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file = entry.file_name();
+        let file = file.to_string_lossy();
+        if !file.starts_with(&prefix) || !file.ends_with(TEMP_SUFFIX) {
+            continue;
+        }
+        let abandoned = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > ABANDONED_AFTER);
+        if abandoned {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
 }
 
 /// Makes a rename durable (Unix; elsewhere a no-op).
@@ -494,6 +524,45 @@ mod tests {
         assert!(!is_ours("https_a_example_mcp_tokens.json")); // FastMCP's own naming
         assert!(!is_ours("notes.txt"));
         assert!(!is_ours(&format!("{k}_tokens.json.bak")));
+    }
+
+    #[test]
+    fn a_write_removes_what_dead_writers_of_that_file_left() {
+        let dir = std::env::temp_dir().join(format!("mcp-oauth-temps-{}", std::process::id()));
+        let store = FileTokenStorage::new(&dir);
+        let url = Url::parse("https://a.example/mcp").unwrap();
+        let token = crate::Secret::new("rt-1");
+        store
+            .save_refresh_mark(&url, Some(&RefreshMark::new(&token, 1)))
+            .unwrap();
+        let name = store
+            .refresh_mark_path(&url)
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        let temp = |tag: &str| dir.join(format!(".{name}.pid1-{tag}{TEMP_SUFFIX}"));
+        let (old, young) = (temp("old"), temp("young"));
+        let other = dir.join(format!(".other_tokens.json.pid1-old{TEMP_SUFFIX}"));
+        for path in [&old, &young, &other] {
+            fs::write(path, b"half").unwrap();
+        }
+        let long_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+        for path in [&old, &other] {
+            fs::File::options()
+                .write(true)
+                .open(path)
+                .unwrap()
+                .set_modified(long_ago)
+                .unwrap();
+        }
+        store
+            .save_refresh_mark(&url, Some(&RefreshMark::new(&token, 2)))
+            .unwrap();
+        assert!(!old.exists(), "an abandoned temporary file stays");
+        assert!(young.exists(), "a write in progress was removed");
+        assert!(other.exists(), "another file's temporary file was removed");
+        let _ = fs::remove_dir_all(&dir);
     }
 
     #[test]

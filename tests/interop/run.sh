@@ -25,7 +25,8 @@
 # every process it started is ended on exit, also on failure. Screenshots and logs go to
 # target/interop/ (or $CARGO_TARGET_DIR/interop/).
 #
-# Environment: INTEROP_SERVERS (default "fastmcp ts-sdk oidc-provider"); INTEROP_STRICT=0 skips
+# Environment: INTEROP_SERVERS (default "fastmcp ts-sdk oidc-provider oidc-provider-dpop
+# oidc-provider-interrupts"); INTEROP_STRICT=0 skips
 # the two scenarios against the provider's documented OIDC defaults; INTEROP_AT_TTL sets
 # oidc-provider's access token lifetime in seconds (default 75: long enough for the cached-token
 # scenario, whose token must still be outside the client's refresh margin, 60 s at most) and
@@ -40,11 +41,12 @@ TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 OUT=$TARGET_DIR/interop
 CLI=$TARGET_DIR/debug/mcp-oauth
 EXAMPLE=$TARGET_DIR/debug/examples/mcp_client
+HARNESS=$TARGET_DIR/debug/examples/interrupts
 VENV=${INTEROP_VENV:-$TARGET_DIR/interop-venv}
 AT_TTL=${INTEROP_AT_TTL:-75}
 FASTMCP_TTL=${INTEROP_FASTMCP_TTL:-40}
 STRICT=${INTEROP_STRICT:-1}
-SERVERS=${INTEROP_SERVERS:-fastmcp ts-sdk oidc-provider oidc-provider-dpop}
+SERVERS=${INTEROP_SERVERS:-fastmcp ts-sdk oidc-provider oidc-provider-dpop oidc-provider-interrupts}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/mcp-oauth-interop.XXXXXX")
 STARTED=$SECONDS
 FG_PID=""
@@ -157,9 +159,9 @@ if wants fastmcp; then
     cp "$HERE/requirements.txt" "$VENV/requirements.txt"
   fi
 fi
-say "cargo build --features cli --bin mcp-oauth --example mcp_client"
+say "cargo build --features cli --bin mcp-oauth --example mcp_client --example interrupts"
 in_bg timeout 900 cargo build --quiet --manifest-path "$ROOT/Cargo.toml" --features cli \
-  --bin mcp-oauth --example mcp_client || setup_failed "cargo build failed"
+  --bin mcp-oauth --example mcp_client --example interrupts || setup_failed "cargo build failed"
 [ -x "$CLI" ] || setup_failed "$CLI was not built"
 [ -x "$EXAMPLE" ] || setup_failed "$EXAMPLE was not built"
 [ -x "$HERE/launcher.sh" ] || chmod +x "$HERE/launcher.sh"
@@ -609,6 +611,41 @@ s_inspector_proxy() {
   [ "$(launches)" = "$before" ] || fail "the browser was launched although a token is cached" || return 1
 }
 
+# A login for tokens that live 2 s: by the time the browser has closed, the token from the
+# login has expired, so the check is a `token --no-login` (a refresh) whose token the MCP
+# endpoint accepts.
+s_short_lived_login() {
+  local st
+  cli success -- login "$MCP_URL" --cache-dir "$CACHE" --timeout 60
+  [ "$CLI_RC" = 0 ] || fail "login exited $CLI_RC: $(cli_error success)" || return 1
+  cli check -- token "$MCP_URL" --cache-dir "$CACHE" --no-login
+  [ "$CLI_RC" = 0 ] || fail "token --no-login exited $CLI_RC: $(cli_error check)" || return 1
+  st=$(mcp_status "$(cat "$D/cli-check.out")")
+  [ "$st" = 200 ] || fail "the MCP endpoint answered $st to the refreshed token" || return 1
+  FIRST_LOGIN_OK=1
+}
+
+# oidc-provider with 2-second access tokens, rotating refresh tokens and reuse detection (a
+# spent refresh token revokes the grant): the interruption harness (examples/interrupts) sends
+# SIGINT and SIGTERM at random to 8 processes x 400 `mcp-oauth token --no-login` calls on one
+# cache. Not one grant may be lost; the figures go to the log.
+s_interrupts() {
+  [ -n "$FIRST_LOGIN_OK" ] || fail "needs the first login" || return 1
+  local mark rc=0 refreshes
+  mark=$(log_mark)
+  in_bg timeout 600 "$HARNESS" --cli "$CLI" --url "$MCP_URL" --cache-dir "$CACHE" \
+    >"$D/interrupts.out" 2>&1 || rc=$?
+  sed 's/^/    /' "$D/interrupts.out" >&2
+  [ "$rc" = 0 ] || fail "the harness exited $rc: $(tail -3 "$D/interrupts.out" | tr '\n' ' ')" || return 1
+  refreshes=$(log_count "$mark" "e.event === 'grant' && e.grant_type === 'refresh_token'")
+  say "    the provider: $refreshes refreshes, $(log_count "$mark" "e.event === 'grant_revoked'") grants revoked"
+  [ "$refreshes" -ge 2 ] || fail "only $refreshes refreshes: the run did not exercise rotation" || return 1
+  [ "$(log_count "$mark" "e.event === 'grant_revoked'")" = 0 ] \
+    || fail "the provider revoked the grant: a spent refresh token came back" || return 1
+  [ "$(log_count "$mark" "e.event === 'grant' && e.grant_type === 'authorization_code'")" = 0 ] \
+    || fail "a new login happened" || return 1
+}
+
 # oidc-provider: the MCP endpoint checks the token by introspection (audience, scope).
 s_mcp_accepts_token() {
   [ -n "$FIRST_LOGIN_OK" ] || fail "needs the first login" || return 1
@@ -845,6 +882,14 @@ if wants oidc-provider; then
     scenario registration_resource_scope s_strict_registration
     scenario offline_access_refresh_token s_strict_refresh_token
   fi
+fi
+
+if wants oidc-provider-interrupts; then
+  enter oidc-provider-interrupts
+  say "node-oidc-provider (profile oauth, access tokens live 2 s): signals at random"
+  AT_TTL=2 start_oidc_provider oauth
+  scenario login s_short_lived_login
+  scenario interrupts s_interrupts
 fi
 
 if wants oidc-provider-dpop; then
