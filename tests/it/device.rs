@@ -11,7 +11,7 @@ use mcp_oauth_client::{ErrorKind, OAuthErrorCode, Step};
 
 use crate::common::{World, ping};
 
-fn device_world(config: ServerConfig) -> World {
+pub(crate) fn device_world(config: ServerConfig) -> World {
     World::with(ServerConfig {
         device_interval: 1,
         ..config
@@ -19,7 +19,7 @@ fn device_world(config: ServerConfig) -> World {
 }
 
 /// The person: approves (or denies) `after` the code was shown, on another thread.
-fn person(
+pub(crate) fn person(
     deny: bool,
     after: Duration,
 ) -> (

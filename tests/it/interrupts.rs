@@ -170,6 +170,18 @@ impl CriticalSection for Recorder {
     }
 }
 
+/// A [`Recorder`] the test keeps a handle on.
+struct Shared(Arc<Recorder>);
+
+impl CriticalSection for Shared {
+    fn enter(&self) {
+        self.0.enter();
+    }
+    fn leave(&self) {
+        self.0.leave();
+    }
+}
+
 #[test]
 fn the_library_opens_a_section_before_each_token_request_and_closes_it_after_the_write() {
     let w = strict();
@@ -178,15 +190,6 @@ fn the_library_opens_a_section_before_each_token_request_and_closes_it_after_the
         url: w.server.mcp_url(),
         events: Mutex::new(Vec::new()),
     });
-    struct Shared(Arc<Recorder>);
-    impl CriticalSection for Shared {
-        fn enter(&self) {
-            self.0.enter();
-        }
-        fn leave(&self) {
-            self.0.leave();
-        }
-    }
     let session = w
         .builder()
         .critical_section(Shared(Arc::clone(&recorder)))
@@ -209,6 +212,34 @@ fn the_library_opens_a_section_before_each_token_request_and_closes_it_after_the
             format!("leave {}", second.secret()),
         ]
     );
+}
+
+#[test]
+fn a_device_login_holds_each_poll_and_never_the_wait_between() {
+    let w = crate::device::device_world(ServerConfig::default());
+    let recorder = Arc::new(Recorder {
+        dir: w.cache.path().to_owned(),
+        url: w.server.mcp_url(),
+        events: Mutex::new(Vec::new()),
+    });
+    let (person, _) = crate::device::person(false, Duration::from_millis(1500));
+    let session = w
+        .builder()
+        .device_login(person)
+        .critical_section(Shared(Arc::clone(&recorder)))
+        .build()
+        .unwrap();
+    let token = session.access_token().unwrap();
+    let polls = w.requests_to(Route::Token).len();
+    assert!(polls >= 2, "approved before a second poll");
+    let events = recorder.events.lock().unwrap().clone();
+    // One section per poll; pending ones leave nothing stored, the last one the tokens.
+    let mut expected = Vec::new();
+    for _ in 1..polls {
+        expected.extend(["enter".to_owned(), "leave ".to_owned()]);
+    }
+    expected.extend(["enter".to_owned(), format!("leave {}", token.secret())]);
+    assert_eq!(events, expected);
 }
 
 #[test]
