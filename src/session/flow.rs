@@ -606,7 +606,15 @@ impl Inner {
         // Stored before anything else is done with them: a rotated refresh token lost here
         // costs the grant.
         let refreshed = refreshed.map(|tokens| self.save(stored.clone().with_tokens(tokens)));
-        if marked && let Err(e) = self.store.save_refresh_mark(&self.server_url, None) {
+        // Without an answer (the connection failed or timed out after the request may have
+        // reached the server) the refresh did not finish either: the mark stays.
+        let unanswered = refreshed
+            .as_ref()
+            .is_err_and(|e| matches!(e.kind(), ErrorKind::Transport | ErrorKind::Timeout));
+        if marked
+            && !unanswered
+            && let Err(e) = self.store.save_refresh_mark(&self.server_url, None)
+        {
             log::debug!("{e}");
         }
         drop(held);
@@ -635,8 +643,8 @@ impl Inner {
     }
 
     /// Records, before a refresh request presenting `refresh_token` leaves, that it began
-    /// (see [`RefreshMark`]); removed once its answer is handled, so only a refresh cut off in
-    /// between leaves it. Returns the mark an earlier, unfinished refresh with the same token
+    /// (see [`RefreshMark`]); removed once an answer is handled, so only a refresh cut off in
+    /// between, or left without an answer, leaves it. Returns the mark an earlier, unfinished refresh with the same token
     /// left (it explains a refusal: the server had probably rotated the token when that
     /// process stopped), and whether this one was recorded.
     fn mark_refresh(&self, refresh_token: &Secret) -> (Option<RefreshMark>, bool) {

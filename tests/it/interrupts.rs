@@ -290,3 +290,40 @@ fn an_invalid_grant_after_an_unfinished_refresh_says_why_a_login_is_needed() {
     assert_eq!(out.status.code(), Some(8));
     assert!(!String::from_utf8_lossy(&out.stderr).contains("did not finish"));
 }
+
+#[test]
+fn a_refresh_left_without_an_answer_keeps_its_mark_and_an_answered_one_removes_it() {
+    let w = strict();
+    let session = w.session();
+    session.access_token().unwrap();
+    w.expire_cached_token(&session);
+    let storage = session.file_store().unwrap();
+    let url = session.server_url().clone();
+    let mut stored = storage.load_tokens(&url).unwrap().unwrap();
+    let endpoint = stored.token_endpoint.clone();
+    let refresh_token = stored.tokens.refresh_token.clone().unwrap();
+    // The token endpoint on a port where nothing listens: no answer.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    stored.token_endpoint = format!("http://127.0.0.1:{closed}/token");
+    storage.save_tokens(&url, &stored).unwrap();
+    let e = session.access_token().unwrap_err();
+    assert_eq!(e.kind(), mcp_oauth_client::ErrorKind::Transport, "{e}");
+    let mark = storage.load_refresh_mark(&url).unwrap();
+    assert!(mark.is_some_and(|m| m.presented(&refresh_token)));
+    // Answered (here with new tokens): the mark goes.
+    stored.token_endpoint = endpoint;
+    storage.save_tokens(&url, &stored).unwrap();
+    session.access_token().unwrap();
+    assert_eq!(storage.load_refresh_mark(&url).unwrap(), None);
+    // Answered with an error: it goes too, and the tokens stay as they were.
+    w.expire_cached_token(&session);
+    let before = std::fs::read(storage.tokens_path(&url)).unwrap();
+    w.server
+        .set_fault(Route::Token, Fault::status(503).times(1));
+    session.access_token().unwrap_err();
+    assert_eq!(storage.load_refresh_mark(&url).unwrap(), None);
+    assert_eq!(std::fs::read(storage.tokens_path(&url)).unwrap(), before);
+}
