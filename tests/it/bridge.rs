@@ -12,8 +12,8 @@ use serde_json::{Value, json};
 use crate::common::{TempDir, World};
 
 /// A running `mcp-oauth proxy`: its stdin, the messages on its stdout, its stderr so far.
-struct Proxy {
-    child: Child,
+pub(crate) struct Proxy {
+    pub(crate) child: Child,
     stdin: Option<ChildStdin>,
     messages: Receiver<Value>,
     /// Every stdout line that was not one JSON object.
@@ -23,7 +23,7 @@ struct Proxy {
 
 impl Proxy {
     /// Starts the bridge to `url` with `cache`; it completes any browser login itself.
-    fn start(url: &str, cache: &TempDir, extra: &[&str]) -> Proxy {
+    pub(crate) fn start(url: &str, cache: &TempDir, extra: &[&str]) -> Proxy {
         let mut child = Command::new(env!("CARGO_BIN_EXE_mcp-oauth"))
             .args([
                 "proxy",
@@ -76,7 +76,7 @@ impl Proxy {
         }
     }
 
-    fn send(&mut self, message: &Value) {
+    pub(crate) fn send(&mut self, message: &Value) {
         let stdin = self.stdin.as_mut().unwrap();
         writeln!(stdin, "{message}").unwrap();
         stdin.flush().unwrap();
@@ -104,7 +104,7 @@ impl Proxy {
         reply
     }
 
-    fn initialize(&mut self) -> Value {
+    pub(crate) fn initialize(&mut self) -> Value {
         let reply = self.call(
             1,
             "initialize",
@@ -115,7 +115,7 @@ impl Proxy {
     }
 
     /// Closes stdin and waits for the bridge to exit; its status and stderr.
-    fn finish(mut self) -> (std::process::ExitStatus, String) {
+    pub(crate) fn finish(mut self) -> (std::process::ExitStatus, String) {
         drop(self.stdin.take());
         let status = self.child.wait().unwrap();
         let junk: Vec<String> = self.junk.try_iter().collect();

@@ -12,6 +12,7 @@ use mcp_oauth_client::storage::RefreshMark;
 use mcp_oauth_client::testing::{Fault, Route, ServerConfig};
 use mcp_oauth_client::{CriticalSection, FileTokenStorage};
 
+use crate::bridge::Proxy;
 use crate::cli::{Watched, cli};
 use crate::common::{World, stored};
 
@@ -115,6 +116,38 @@ fn a_signal_during_a_refresh_is_held_until_the_rotated_tokens_are_stored() {
         assert_eq!(w.server.family_revocations(), 0);
         assert_eq!(w.browser.opened(), 1);
     }
+}
+
+#[test]
+fn a_sigterm_to_the_bridge_during_its_refresh_waits_for_the_rotated_tokens() {
+    let w = strict();
+    let url = w.server.mcp_url().to_string();
+    let mut first = Proxy::start(&url, &w.cache, &[]);
+    first.initialize();
+    assert!(first.finish().0.success());
+    let session = w.session();
+    w.expire_cached_token(&session);
+    let before = stored(&session).tokens.refresh_token.unwrap();
+    w.server.clear_requests();
+    w.server.set_fault(
+        Route::Token,
+        Fault::slow(Duration::from_millis(600)).times(1),
+    );
+    let mut bridge = Proxy::start(&url, &w.cache, &["--no-login"]);
+    bridge.send(&serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}));
+    wait_for_request(&w, Route::Token);
+    send(&bridge.child, libc::SIGTERM);
+    let (status, stderr) = bridge.finish();
+    assert_eq!(status.signal(), Some(libc::SIGTERM), "{status:?} {stderr}");
+    let after = stored(&session).tokens.refresh_token.unwrap();
+    assert_ne!(
+        after.secret(),
+        before.secret(),
+        "the rotated token was lost"
+    );
+    w.expire_cached_token(&session);
+    session.access_token().unwrap();
+    assert_eq!(w.server.family_revocations(), 0);
 }
 
 #[test]
