@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use mcp_oauth_client::storage::RefreshMark;
 use mcp_oauth_client::testing::{Fault, Route, ServerConfig};
-use mcp_oauth_client::{CriticalSection, FileTokenStorage};
+use mcp_oauth_client::{CriticalSection, FileTokenStorage, Secret};
 
 use crate::bridge::Proxy;
 use crate::cli::{Watched, cli};
@@ -56,20 +56,26 @@ fn wait_for_request(w: &World, route: Route) {
     }
 }
 
+/// Expires the cached token and makes the next refresh's answer come 600 ms after its
+/// request, for a signal to land in between; returns the refresh token it will spend.
+fn expire_with_a_slow_refresh(w: &World, session: &mcp_oauth_client::Session) -> Secret {
+    w.expire_cached_token(session);
+    let before = stored(session).tokens.refresh_token.unwrap();
+    w.server.clear_requests();
+    w.server.set_fault(
+        Route::Token,
+        Fault::slow(Duration::from_millis(600)).times(1),
+    );
+    before
+}
+
 #[test]
 fn a_signal_during_a_refresh_is_held_until_the_rotated_tokens_are_stored() {
     for signal in [libc::SIGINT, libc::SIGTERM] {
         let w = strict();
         let session = w.session();
         session.access_token().unwrap();
-        w.expire_cached_token(&session);
-        let before = stored(&session).tokens.refresh_token.unwrap();
-        w.server.clear_requests();
-        // The refresh's answer comes 600 ms after the request: the signal lands in between.
-        w.server.set_fault(
-            Route::Token,
-            Fault::slow(Duration::from_millis(600)).times(1),
-        );
+        let before = expire_with_a_slow_refresh(&w, &session);
         let mut cmd = cli(
             &["token", w.server.mcp_url().as_str(), "--no-login"],
             w.cache.path(),
@@ -126,13 +132,7 @@ fn a_sigterm_to_the_bridge_during_its_refresh_waits_for_the_rotated_tokens() {
     first.initialize();
     assert!(first.finish().0.success());
     let session = w.session();
-    w.expire_cached_token(&session);
-    let before = stored(&session).tokens.refresh_token.unwrap();
-    w.server.clear_requests();
-    w.server.set_fault(
-        Route::Token,
-        Fault::slow(Duration::from_millis(600)).times(1),
-    );
+    let before = expire_with_a_slow_refresh(&w, &session);
     let mut bridge = Proxy::start(&url, &w.cache, &["--no-login"]);
     bridge.send(&serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}));
     wait_for_request(&w, Route::Token);
