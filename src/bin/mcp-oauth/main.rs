@@ -84,6 +84,11 @@ EXIT CODES:
     6  protocol error (the server's answer was refused or an OAuth error)
     7  the token cache could not be read or written
     8  a login is needed and --no-login was given
+
+SIGINT (Ctrl-C) and SIGTERM end mcp-oauth at once, except while new tokens are on their way
+to the cache (a refresh, a code exchange): then they wait until the tokens are stored, so an
+Ctrl-C or a service stop never costs a login. Either way it ends by the signal (a shell
+shows 130, 143).
 ";
 
 const COMMON: &str = "\
