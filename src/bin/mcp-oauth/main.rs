@@ -86,7 +86,7 @@ EXIT CODES:
     8  a login is needed and --no-login was given
 
 SIGINT (Ctrl-C) and SIGTERM end mcp-oauth at once, except while new tokens are on their way
-to the cache (a refresh, a code exchange): then they wait until the tokens are stored, so an
+to the cache (a refresh, a code exchange): then they wait until the tokens are stored, so a
 Ctrl-C or a service stop never costs a login. Either way it ends by the signal (a shell
 shows 130, 143).
 ";
