@@ -190,9 +190,11 @@ fn status_json_shape_and_no_secrets() {
             "issuer",
             "refresh_token",
             "scope",
-            "server_url"
+            "server_url",
+            "unfinished_refresh_started"
         ]
     );
+    assert_eq!(row["unfinished_refresh_started"], serde_json::Value::Null);
     assert_eq!(row["server_url"], w.server.mcp_url().as_str());
     assert_eq!(row["issuer"], w.server.issuer());
     assert_eq!(row["refresh_token"], true);

@@ -294,6 +294,16 @@ fn an_invalid_grant_after_an_unfinished_refresh_says_why_a_login_is_needed() {
     let started = mcp_oauth_client::internals::unix_now() - 3;
     let mark = RefreshMark::new(&spent_token, started);
     storage.save_refresh_mark(&url, Some(&mark)).unwrap();
+    // `status` tells, before anything is tried.
+    let status = cli(&["status", "--json"], w.cache.path()).output().unwrap();
+    let rows: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(rows[0]["unfinished_refresh_started"], started, "{rows}");
+    let status = cli(&["status"], w.cache.path()).output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&status.stdout).contains(" s ago and never finished"),
+        "{}",
+        String::from_utf8_lossy(&status.stdout)
+    );
 
     let out = cli(&["token", url.as_str(), "--no-login"], w.cache.path())
         .output()

@@ -711,7 +711,7 @@ fn status(options: &Options) -> Result<(), Failure> {
                     Some(t)
                 };
                 match t {
-                    Some(t) => rows.push(status_json(&t, now)),
+                    Some(t) => rows.push(status_json(&t, now, unfinished_refresh(&storage, &t))),
                     None => errln!(
                         "mcp-oauth: {} keeps its tokens in the OS keyring: add --keyring",
                         printable(&path.display().to_string())
@@ -737,6 +737,7 @@ fn status(options: &Options) -> Result<(), Failure> {
     }
     for r in rows {
         let expires = match r["expires_at"].as_u64() {
+            Some(at) if at <= now => format!("expired {} ({})", relative(at, now), utc(at)),
             Some(at) => format!("{} ({})", relative(at, now), utc(at)),
             None => "unknown (no expires_in)".into(),
         };
@@ -748,19 +749,35 @@ fn status(options: &Options) -> Result<(), Failure> {
             r["scope"].as_str().unwrap_or("(none granted)")
         );
         outln!("  expires:       {expires}");
-        let refresh = if r["refresh_token"] == true {
-            "yes"
-        } else {
-            "no"
+        let refresh = match (
+            r["refresh_token"] == true,
+            r["unfinished_refresh_started"].as_u64(),
+        ) {
+            (true, Some(at)) => format!(
+                "yes, but a refresh with it began {} and never finished: if the server had \
+                 replaced it, the next refresh fails and a login is needed",
+                relative(at, now)
+            ),
+            (true, None) => "yes".into(),
+            (false, _) => "no".into(),
         };
         outln!("  refresh token: {refresh}");
     }
     Ok(())
 }
 
+/// When a refresh with `t`'s refresh token began and never finished (a process stopped in
+/// between), if the cache records one.
+fn unfinished_refresh(storage: &FileTokenStorage, t: &StoredTokens) -> Option<u64> {
+    let url = url::Url::parse(&t.server_url).ok()?;
+    let mark = storage.load_refresh_mark(&url).ok()??;
+    let refresh_token = t.tokens.refresh_token.as_ref()?;
+    mark.presented(refresh_token).then_some(mark.started)
+}
+
 /// One login's public facts. What the cache file says came from servers (or from whoever
 /// wrote the file): it is made printable.
-fn status_json(t: &StoredTokens, now: u64) -> serde_json::Value {
+fn status_json(t: &StoredTokens, now: u64, unfinished_refresh: Option<u64>) -> serde_json::Value {
     let scope = t.tokens.scope.as_ref().or(t.requested_scope.as_ref());
     serde_json::json!({
         "server_url": printable(&t.server_url),
@@ -770,9 +787,11 @@ fn status_json(t: &StoredTokens, now: u64) -> serde_json::Value {
         "expires_at": t.tokens.expires_at,
         "expired": t.tokens.expires_at.is_some_and(|at| at <= now),
         "refresh_token": t.tokens.refresh_token.is_some(),
+        "unfinished_refresh_started": unfinished_refresh,
     })
 }
 
+/// `in 5 min` or `5 min ago`.
 fn relative(at: u64, now: u64) -> String {
     let human = |s: u64| match s {
         0..60 => format!("{s} s"),
@@ -783,7 +802,7 @@ fn relative(at: u64, now: u64) -> String {
     if at > now {
         format!("in {}", human(at - now))
     } else {
-        format!("expired {} ago", human(now - at))
+        format!("{} ago", human(now - at))
     }
 }
 
@@ -1093,7 +1112,7 @@ mod tests {
     #[test]
     fn relative_times() {
         assert_eq!(relative(100, 40), "in 1 min");
-        assert_eq!(relative(40, 100), "expired 1 min ago");
+        assert_eq!(relative(40, 100), "1 min ago");
         assert_eq!(relative(10_000, 0), "in 2 h 46 min");
     }
 }
