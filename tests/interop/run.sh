@@ -369,7 +369,7 @@ bound_token_refused_as_bearer() {
 example_with_cache() {
   local before err="$D/cli-$2.err" rc=0
   before=$(launches)
-  in_bg env INTEROP_DIR="$D" INTEROP_LABEL="$SERVER-$2" MCP_OAUTH_CACHE_DIR="$1" \
+  in_bg env INTEROP_DIR="$D" INTEROP_LABEL="$SERVER-$2" MCP_OAUTH_CACHE_DIR="$1" "${@:3}" \
     timeout 60 "$EXAMPLE" "$MCP_URL" >"$D/cli-$2.out" 2>"$err" || rc=$?
   [ "$rc" = 0 ] || fail "mcp_client exited $rc: $(tail -1 "$err")" || return 1
   [ "$(launches)" = "$before" ] || fail "the browser was launched although a token is cached" || return 1
@@ -740,7 +740,17 @@ s_client_credentials() {
   [ -n "$tf" ] || fail "no token file" || return 1
   [ -z "$(tool get "$tf" d.tokens.refresh_token)" ] || fail "a refresh token came with client credentials" || return 1
   bound_token_refused_as_bearer "$tf" || return 1
-  example_with_cache "$cache" "cc-$kind-client" || return 1
+  # The example client as the same service (a session uses only tokens of its own grant and
+  # client), configured the way it takes credentials: the conformance suite's context.
+  local context
+  context=$(node -e '
+    const [kind, id, secret, pem] = process.argv.slice(1);
+    const c = { name: "auth/client-credentials-basic", client_id: id };
+    if (kind === "secret") c.client_secret = secret;
+    else c.private_key_pem = require("fs").readFileSync(pem, "utf8");
+    console.log(JSON.stringify(c));' "$kind" "${args[1]}" \
+    "$(tool get "$D/server.json" d.svcBasicSecret)" "$ROOT/tests/data/client-es256.pem")
+  example_with_cache "$cache" "cc-$kind-client" MCP_CONFORMANCE_CONTEXT="$context" || return 1
 }
 
 # oidc-provider: a cache rolled back to a spent refresh token; the provider revokes the grant
