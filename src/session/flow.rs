@@ -644,9 +644,9 @@ impl Inner {
 
     /// Records, before a refresh request presenting `refresh_token` leaves, that it began
     /// (see [`RefreshMark`]); removed once an answer is handled, so only a refresh cut off in
-    /// between, or left without an answer, leaves it. Returns the mark an earlier, unfinished refresh with the same token
-    /// left (it explains a refusal: the server had probably rotated the token when that
-    /// process stopped), and whether this one was recorded.
+    /// between, or left without an answer, leaves it. Returns the mark an earlier, unfinished
+    /// refresh with the same token left (it explains a refusal: the server had probably
+    /// rotated the token when that process stopped), and whether this one was recorded.
     fn mark_refresh(&self, refresh_token: &Secret) -> (Option<RefreshMark>, bool) {
         let earlier = self
             .store
@@ -725,13 +725,19 @@ impl Inner {
         if configured.is_some() {
             return configured;
         }
+        self.stored_client(&stored.issuer)
+            .filter(|c| c.client_id == stored.client_id)
+    }
+
+    /// The client registration cached for `issuer`, unless unreadable or its secret expired.
+    fn stored_client(&self, issuer: &str) -> Option<ClientRegistration> {
         self.store
-            .load_client(&stored.issuer)
+            .load_client(issuer)
             .unwrap_or_else(|e| {
                 log::warn!("ignoring the cached client: {e}");
                 None
             })
-            .filter(|c| c.client_id == stored.client_id && !c.secret_expired(unix_now()))
+            .filter(|c| !c.secret_expired(unix_now()))
     }
 
     fn forget_client(&self, issuer: &str) {
@@ -838,13 +844,8 @@ impl Inner {
             return Ok((client, ClientOrigin::Configured));
         }
         let cached = self
-            .store
-            .load_client(&metadata.issuer)
-            .unwrap_or_else(|e| {
-                log::warn!("ignoring the cached client: {e}");
-                None
-            })
-            .filter(|c| c.allows_device_flow() && !c.secret_expired(unix_now()));
+            .stored_client(&metadata.issuer)
+            .filter(ClientRegistration::allows_device_flow);
         if reuse_client && let Some(client) = cached {
             return Ok((client, ClientOrigin::Cached));
         }
@@ -1313,16 +1314,7 @@ impl Inner {
     /// The cached registration for this issuer with a listener on one of its registered
     /// loopback redirect URIs, when one of them can be bound.
     fn cached_client(&self, metadata: &AuthServerMetadata) -> Option<ChosenClient> {
-        let client = match self.store.load_client(&metadata.issuer) {
-            Ok(c) => c?,
-            Err(e) => {
-                log::warn!("ignoring the cached client: {e}");
-                return None;
-            }
-        };
-        if client.secret_expired(unix_now()) {
-            return None;
-        }
+        let client = self.stored_client(&metadata.issuer)?;
         let host = self.config.callback_host;
         client.redirect_uris.iter().find_map(|uri| {
             let uri = Url::parse(uri).ok()?;
