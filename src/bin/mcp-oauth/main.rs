@@ -347,23 +347,13 @@ fn parse(args: Vec<OsString>) -> Result<Options, Failure> {
             }
             Long("authorize-param") => {
                 let pair = parser.value()?.string()?;
-                let Some((name, value)) = pair.split_once('=') else {
-                    return Err(Failure::Usage(format!(
-                        "--authorize-param takes NAME=VALUE, not {}",
-                        printable(&pair)
-                    )));
-                };
+                let (name, value) = split_value(&pair, '=', "--authorize-param takes NAME=VALUE")?;
                 o.authorize_params.push((name.to_owned(), value.to_owned()));
             }
             Long("omit-resource") => o.omit_resource = true,
             Long("header") => {
                 let header = parser.value()?.string()?;
-                let Some((name, value)) = header.split_once(':') else {
-                    return Err(Failure::Usage(format!(
-                        "--header takes \"Name: value\", not {}",
-                        printable(&header)
-                    )));
-                };
+                let (name, value) = split_value(&header, ':', "--header takes \"Name: value\"")?;
                 o.headers
                     .push((name.trim().to_owned(), value.trim().to_owned()));
             }
@@ -401,6 +391,13 @@ fn parse(args: Vec<OsString>) -> Result<Options, Failure> {
 
 /// The client secret: from `file` (`-`: standard input), else `MCP_OAUTH_CLIENT_SECRET`. One
 /// final line break is dropped.
+/// An option's value split at its first `sep`; else `usage`, naming the value given.
+fn split_value<'a>(value: &'a str, sep: char, usage: &str) -> Result<(&'a str, &'a str), Failure> {
+    value
+        .split_once(sep)
+        .ok_or_else(|| Failure::Usage(format!("{usage}, not {}", printable(value))))
+}
+
 fn client_secret(file: Option<&std::path::Path>) -> Result<Option<String>, Failure> {
     use std::io::Read;
     let text = match file {
