@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
+use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -80,7 +81,7 @@ fn a_signal_during_a_refresh_is_held_until_the_rotated_tokens_are_stored() {
             &["token", w.server.mcp_url().as_str(), "--no-login"],
             w.cache.path(),
         );
-        cmd.stdin(std::process::Stdio::null());
+        cmd.stdin(Stdio::null());
         let watched = Watched::spawn(cmd);
         wait_for_request(&w, Route::Token);
         // Meanwhile the cache says a refresh began, with this refresh token.
@@ -155,29 +156,39 @@ fn ctrl_c_while_the_browser_is_awaited_ends_at_once_and_leaves_the_cache_as_it_w
     let w = strict();
     w.session().access_token().unwrap();
     let before = snapshot(w.cache.path());
-    // A new login (cached client, so nothing is registered or written before the browser);
-    // the "browser" is a command that opens nothing, so the CLI waits.
-    let mut cmd = cli(&["login", w.server.mcp_url().as_str()], w.cache.path());
-    cmd.env("BROWSER", "true")
-        .stdin(std::process::Stdio::null());
-    let watched = Watched::spawn(cmd);
-    watched
-        .wait_for(|l| l.contains("Opening your browser").then_some(()))
-        .expect("the CLI did not reach the browser step");
-    let sent = Instant::now();
-    send(&watched.child, libc::SIGINT);
-    let out = watched.finish();
-    assert!(
-        sent.elapsed() < Duration::from_secs(2),
-        "took {:?}",
-        sent.elapsed()
-    );
-    assert_eq!(out.status.signal(), Some(libc::SIGINT));
-    assert_eq!(snapshot(w.cache.path()), before);
-    assert!(
-        w.requests_to(Route::Token).len() == 1,
-        "no code was redeemed"
-    );
+    let url = w.server.mcp_url().to_string();
+    // A new login (cached client, so nothing is registered or written before the browser):
+    // with a "browser" that opens nothing, and with none, at the paste prompt.
+    let mut opened = cli(&["login", &url], w.cache.path());
+    opened.env("BROWSER", "true").stdin(Stdio::null());
+    let mut pasting = cli(&["login", &url, "--no-browser"], w.cache.path());
+    pasting.stdin(Stdio::piped());
+    for (cmd, waiting) in [
+        (opened, "Opening your browser"),
+        (pasting, "paste the address"),
+    ] {
+        let watched = Watched::spawn(cmd);
+        watched
+            .wait_for(|l| l.contains(waiting).then_some(()))
+            .expect("the CLI did not reach the browser step");
+        let sent = Instant::now();
+        send(&watched.child, libc::SIGINT);
+        let out = watched.finish();
+        assert!(
+            sent.elapsed() < Duration::from_secs(2),
+            "took {:?}",
+            sent.elapsed()
+        );
+        assert_eq!(out.status.signal(), Some(libc::SIGINT));
+        assert_eq!(snapshot(w.cache.path()), before);
+        assert!(
+            w.requests_to(Route::Token).len() == 1,
+            "no code was redeemed"
+        );
+    }
+    // And the cached login still works.
+    let out = cli(&["token", &url], w.cache.path()).output().unwrap();
+    assert!(out.status.success());
 }
 
 /// Records the sections and checks, as each ends, what the store holds.
