@@ -18,6 +18,7 @@ mod interrupts;
 mod login;
 mod machines;
 mod network;
+#[cfg(feature = "keyring")]
 mod os_keyring;
 mod refresh;
 mod restart;
