@@ -405,8 +405,12 @@ pub fn refresh_mark(data: &[u8]) {
     };
     let again = parse_refresh_mark(&cache_bytes(&mark)).expect("a written file reads back");
     assert_eq!(mark, again);
+    // A mark is of the token it was made from, and a parsed one of a token only when it is
+    // that token's mark.
     let token = Secret::new(String::from_utf8_lossy(data).into_owned());
-    assert!(!mark.presented(&token) || mark == RefreshMark::new(&token, mark.started));
+    let own = RefreshMark::new(&token, mark.started);
+    assert!(own.presented(&token));
+    assert_eq!(mark.presented(&token), mark == own);
 }
 
 /// Stored client files: parse, write back as the cache does, parse again, same value.

@@ -18,6 +18,7 @@ pub(crate) struct Proxy {
     messages: Receiver<Value>,
     /// Every stdout line that was not one JSON object.
     junk: Receiver<String>,
+    stdout: std::thread::JoinHandle<()>,
     stderr: std::thread::JoinHandle<String>,
 }
 
@@ -43,7 +44,7 @@ impl Proxy {
         let (tx, messages) = channel();
         let (junk_tx, junk) = channel();
         let stdout = BufReader::new(child.stdout.take().unwrap());
-        std::thread::spawn(move || {
+        let stdout = std::thread::spawn(move || {
             for line in stdout.lines() {
                 let line = line.unwrap();
                 match serde_json::from_str::<Value>(&line) {
@@ -72,6 +73,7 @@ impl Proxy {
             child,
             messages,
             junk,
+            stdout,
             stderr,
         }
     }
@@ -114,10 +116,12 @@ impl Proxy {
         reply
     }
 
-    /// Closes stdin and waits for the bridge to exit; its status and stderr.
+    /// Closes stdin and waits (up to 30 s) for the bridge to end and its output to be read;
+    /// its status and stderr.
     pub(crate) fn finish(mut self) -> (std::process::ExitStatus, String) {
         drop(self.stdin.take());
-        let status = self.child.wait().unwrap();
+        let status = crate::common::wait_bounded(&mut self.child, Duration::from_secs(30));
+        self.stdout.join().unwrap();
         let junk: Vec<String> = self.junk.try_iter().collect();
         assert!(
             junk.is_empty(),

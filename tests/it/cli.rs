@@ -72,17 +72,7 @@ impl Watched {
     /// Waits (up to 30 s: a process that does not end is killed and the test fails) for the
     /// process to end; its output.
     pub(crate) fn finish(mut self) -> Output {
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        let status = loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                break status;
-            }
-            if std::time::Instant::now() > deadline {
-                let _ = self.child.kill();
-                panic!("the CLI did not end within 30 s");
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        };
+        let status = crate::common::wait_bounded(&mut self.child, Duration::from_secs(30));
         let mut stdout = String::new();
         std::io::Read::read_to_string(&mut self.child.stdout.take().unwrap(), &mut stdout).unwrap();
         Output {

@@ -198,6 +198,21 @@ pub fn stderr_until<T>(
     }
 }
 
+/// Waits up to `within` for `child` to end; past it the child is killed and the test fails.
+pub fn wait_bounded(child: &mut std::process::Child, within: Duration) -> std::process::ExitStatus {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the process did not end within {within:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// A port that was free a moment ago.
 pub fn free_port() -> u16 {
     mcp_oauth_client::callback::CallbackListener::bind(Default::default(), 0)

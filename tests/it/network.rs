@@ -112,6 +112,10 @@ fn cli_login(w: &World, cache: &TempDir, env: &[(&str, &str)]) -> std::process::
             .env_remove("HTTP_PROXY")
             .env_remove("ALL_PROXY")
             .env_remove("NO_PROXY")
+            .env_remove("https_proxy")
+            .env_remove("http_proxy")
+            .env_remove("all_proxy")
+            .env_remove("no_proxy")
             .envs(env.iter().copied()),
     );
     let (url, seen) = crate::common::stderr_until(&mut stderr, |l| {
