@@ -140,7 +140,16 @@ impl KeyringTokenStore {
 }
 
 fn keyring_error(e: ::keyring::Error) -> Error {
-    Error::new(ErrorKind::Storage, Step::Storage, "the OS keyring failed").with_source(e)
+    match e {
+        // It carries the item's bytes (tokens, a key), which its Debug output would print.
+        ::keyring::Error::BadEncoding(_) => Error::new(
+            ErrorKind::Storage,
+            Step::Storage,
+            "the OS keyring failed: an item is not UTF-8",
+        ),
+        other => Error::new(ErrorKind::Storage, Step::Storage, "the OS keyring failed")
+            .with_source(other),
+    }
 }
 
 impl TokenStore for KeyringTokenStore {
@@ -214,5 +223,20 @@ impl TokenStore for KeyringTokenStore {
 
     fn lock(&self, server_url: &Url, wait: Duration) -> Result<CacheLock> {
         self.files.lock(server_url, wait)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn an_undecodable_item_stays_out_of_the_error() {
+        let e = super::keyring_error(::keyring::Error::BadEncoding(b"refresh-secret-42".to_vec()));
+        let text = format!("{e} {e:?}");
+        assert!(!text.contains("refresh-secret-42"), "{text}");
+        assert!(
+            !text.contains("114, 101, 102"),
+            "the bytes leaked as numbers: {text}"
+        );
+        assert!(text.contains("not UTF-8"), "{text}");
     }
 }
