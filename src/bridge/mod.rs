@@ -23,7 +23,7 @@
 pub mod sse;
 
 use std::io::{BufRead, Read, Write};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -64,8 +64,6 @@ struct Shared {
     in_flight: (Mutex<usize>, Condvar),
     stopping: AtomicBool,
     get_stream_started: AtomicBool,
-    /// Messages written to the writer, for tests and statistics.
-    written: AtomicUsize,
 }
 
 #[derive(Default, Clone)]
@@ -108,7 +106,6 @@ impl Bridge {
                 in_flight: (Mutex::new(0), Condvar::new()),
                 stopping: AtomicBool::new(false),
                 get_stream_started: AtomicBool::new(false),
-                written: AtomicUsize::new(0),
             }),
         })
     }
@@ -118,32 +115,25 @@ impl Bridge {
     ///
     /// # Errors
     /// [`ErrorKind::Transport`] in [`Step::Request`] when `input` cannot be read.
-    pub fn run(self, input: impl BufRead) -> Result<()> {
+    pub fn run(self, mut input: impl BufRead) -> Result<()> {
         let shared = &self.shared;
-        let mut input = input.take(u64::MAX);
         let mut line = Vec::new();
         loop {
-            line.clear();
-            let read = (&mut input)
-                .take(MAX_MESSAGE as u64 + 1)
-                .read_until(b'\n', &mut line)
-                .map_err(|e| {
-                    Error::new(ErrorKind::Transport, Step::Request, "cannot read the input")
-                        .with_source(e)
-                })?;
-            if read == 0 {
-                break;
-            }
-            if line.len() > MAX_MESSAGE {
-                shared.write(&rpc_error(
-                    &Value::Null,
-                    PARSE_ERROR,
-                    "the message is too large",
-                ));
-                // Skip the rest of the oversized line.
-                let mut rest = Vec::new();
-                let _ = input.read_until(b'\n', &mut rest);
-                continue;
+            let read = read_line_within(&mut input, MAX_MESSAGE, &mut line).map_err(|e| {
+                Error::new(ErrorKind::Transport, Step::Request, "cannot read the input")
+                    .with_source(e)
+            })?;
+            match read {
+                None => break,
+                Some(Line::Whole) => {}
+                Some(Line::TooLong) => {
+                    shared.write(&rpc_error(
+                        &Value::Null,
+                        PARSE_ERROR,
+                        "the message is too large",
+                    ));
+                    continue;
+                }
             }
             let text = String::from_utf8_lossy(&line);
             let text = text.trim();
@@ -225,7 +215,6 @@ impl Shared {
                 self.stopping.store(true, Ordering::SeqCst);
                 return;
             }
-            self.written.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -410,13 +399,11 @@ impl Shared {
         let mut line = Vec::new();
         let answering = !pending.is_empty();
         loop {
-            line.clear();
-            match (&mut reader)
-                .take(MAX_MESSAGE as u64 + 2)
-                .read_until(b'\n', &mut line)
-            {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {}
+            // A line longer than an event may be is cut and the parser refuses it; the rest of
+            // it is skipped, not read as lines of its own.
+            match read_line_within(&mut reader, MAX_MESSAGE + 1, &mut line) {
+                Ok(None) | Err(_) => break,
+                Ok(Some(_)) => {}
             }
             if self.stopping.load(Ordering::SeqCst) && !answering {
                 break;
@@ -508,13 +495,39 @@ impl Shared {
         if self.mcp().id.is_none() {
             return;
         }
-        let ended = self
-            .session
-            .send(|agent| self.request(agent.delete(&self.url)).call());
+        // The agent, not `send`: a 401 here must not start a login once the client has gone.
+        let ended = self.request(self.session.agent().delete(&self.url)).call();
         if let Err(e) = ended {
             log::debug!("bridge: ending the session: {e}");
         }
     }
+}
+
+/// How [`read_line_within`] found a line.
+enum Line {
+    /// All of it, its `\n` included when there was one.
+    Whole,
+    /// Longer than allowed: its first bytes are read, the rest was skipped.
+    TooLong,
+}
+
+/// Reads the next line of `input` into `line`, keeping at most `max` bytes besides its `\n`;
+/// `None` at the end of the input.
+fn read_line_within(
+    input: &mut impl BufRead,
+    max: usize,
+    line: &mut Vec<u8>,
+) -> std::io::Result<Option<Line>> {
+    line.clear();
+    let read = input.take(max as u64 + 1).read_until(b'\n', line)?;
+    if read == 0 {
+        return Ok(None);
+    }
+    if read <= max || line.last() == Some(&b'\n') {
+        return Ok(Some(Line::Whole));
+    }
+    input.skip_until(b'\n')?;
+    Ok(Some(Line::TooLong))
 }
 
 /// Removes from `pending` the requests `reply` (a message or a batch) answers.
@@ -545,4 +558,34 @@ fn read_json(body: ureq::Body) -> std::result::Result<Value, String> {
         return Err("the MCP server's answer is larger than allowed".into());
     }
     serde_json::from_slice(&bytes).map_err(|_| "the MCP server's answer is not JSON".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every line `read_line_within` gives for `input` with at most 4 bytes a line.
+    fn lines(input: &[u8]) -> Vec<String> {
+        let mut input = input;
+        let mut line = Vec::new();
+        let mut out = Vec::new();
+        while let Some(read) = read_line_within(&mut input, 4, &mut line).unwrap() {
+            out.push(match read {
+                Line::Whole => String::from_utf8_lossy(&line).into_owned(),
+                Line::TooLong => "too long".to_owned(),
+            });
+        }
+        out
+    }
+
+    #[test]
+    fn a_line_too_long_is_skipped_whole_and_the_next_one_read() {
+        // Exactly the limit, with its newline: whole, and the next line is not swallowed.
+        assert_eq!(lines(b"abcd\nxy\n"), ["abcd\n", "xy\n"]);
+        // Over it: reported once, the rest of it skipped.
+        assert_eq!(lines(b"abcdefghij\nxy\n"), ["too long", "xy\n"]);
+        // A last line without a newline.
+        assert_eq!(lines(b"xy\nab"), ["xy\n", "ab"]);
+        assert_eq!(lines(b"abcdefgh"), ["too long"]);
+    }
 }
