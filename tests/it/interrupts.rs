@@ -97,6 +97,13 @@ fn a_signal_during_a_refresh_is_held_until_the_rotated_tokens_are_stored() {
             out.status,
             String::from_utf8_lossy(&out.stderr)
         );
+        // The person is told why the process did not stop at once.
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            said.matches("storing the new tokens first").count(),
+            1,
+            "{said}"
+        );
         // Ended by the signal, but only once the rotated tokens were on disk.
         let rotated = stored(&session).tokens.refresh_token.unwrap();
         assert_ne!(rotated.secret(), before.secret());

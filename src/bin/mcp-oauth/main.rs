@@ -42,6 +42,8 @@ macro_rules! err {
 
 mod signals;
 
+use mcp_oauth_client::internals::unix_now;
+
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -230,13 +232,6 @@ fn main() -> ExitCode {
     }
 }
 
-/// Seconds since the Unix epoch.
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 /// The documented exit code of an error.
 fn exit_code(e: &Error) -> u8 {
     if e.is_access_denied() {
@@ -389,8 +384,6 @@ fn parse(args: Vec<OsString>) -> Result<Options, Failure> {
     Ok(o)
 }
 
-/// The client secret: from `file` (`-`: standard input), else `MCP_OAUTH_CLIENT_SECRET`. One
-/// final line break is dropped.
 /// An option's value split at its first `sep`; else `usage`, naming the value given.
 fn split_value<'a>(value: &'a str, sep: char, usage: &str) -> Result<(&'a str, &'a str), Failure> {
     value
@@ -398,6 +391,8 @@ fn split_value<'a>(value: &'a str, sep: char, usage: &str) -> Result<(&'a str, &
         .ok_or_else(|| Failure::Usage(format!("{usage}, not {}", printable(value))))
 }
 
+/// The client secret: from `file` (`-`: standard input), else `MCP_OAUTH_CLIENT_SECRET`. One
+/// final line break is dropped.
 fn client_secret(file: Option<&std::path::Path>) -> Result<Option<String>, Failure> {
     use std::io::Read;
     let text = match file {
@@ -882,8 +877,6 @@ fn paste_prompt(step: &BrowserStep) {
     });
 }
 
-/// Shows the callback address and the time left while the browser step runs: a line updated
-/// every second on a terminal, a line every 30 s otherwise.
 /// The device login's step: where to go and the code to enter (both checked by the library:
 /// a web address, visible characters), then the countdown.
 fn show_device_step(step: &DeviceStep, done: Option<Arc<AtomicBool>>) {
@@ -904,6 +897,8 @@ fn show_device_step(step: &DeviceStep, done: Option<Arc<AtomicBool>>) {
     }
 }
 
+/// Shows the callback address and the time left while the browser step runs: a line updated
+/// every second on a terminal, a line every 30 s otherwise.
 fn countdown(what: &str, deadline: Instant, done: Arc<AtomicBool>) {
     use std::io::{IsTerminal, Write};
     errln!("{what}");

@@ -10,6 +10,7 @@
 //! thread the library starts (the callback listener's, the bridge's), since a signal goes to
 //! any thread that does not block it.
 
+use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use mcp_oauth_client::CriticalSection;
@@ -26,15 +27,15 @@ struct State {
 #[derive(Clone, Default)]
 pub struct Deferral(Arc<Mutex<State>>);
 
-static INSTALLED: OnceLock<Deferral> = OnceLock::new();
+static INSTALLED: OnceLock<Option<Deferral>> = OnceLock::new();
 
-/// Starts receiving SIGINT and SIGTERM (once per process); `None` where signals cannot be
-/// received this way (not Unix, or registration failed), and the defaults stay.
+/// Starts receiving SIGINT and SIGTERM, once per process (one receiver, whoever asks first);
+/// `None` where signals cannot be received this way (not Unix, or registration failed), and
+/// the defaults stay.
 pub fn install() -> Option<&'static Deferral> {
-    if let Some(d) = INSTALLED.get() {
-        return Some(d);
-    }
-    receive(Deferral::default()).map(|d| INSTALLED.get_or_init(|| d))
+    INSTALLED
+        .get_or_init(|| receive(Deferral::default()))
+        .as_ref()
 }
 
 #[cfg(unix)]
@@ -63,13 +64,21 @@ impl Deferral {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// A signal: acted on at once outside a section, else held, saying so once. A second one
+    /// is held too: an impatient double Ctrl-C is common, and a section ends within its
+    /// request's timeouts (SIGKILL remains for the rest).
     fn arrived(&self, signal: i32) {
         let mut state = self.state();
         if state.open == 0 {
             end(signal);
         }
-        log::debug!("signal {signal} held until the tokens are stored");
-        state.pending.get_or_insert(signal);
+        if state.pending.is_none() {
+            state.pending = Some(signal);
+            let _ = writeln!(
+                std::io::stderr(),
+                "mcp-oauth: storing the new tokens first, then stopping"
+            );
+        }
     }
 }
 
