@@ -139,10 +139,7 @@ pub fn htu(url: &Url) -> String {
 /// );
 /// ```
 pub fn ath(access_token: &str) -> String {
-    use base64::Engine as _;
-    use sha2::Digest as _;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .encode(sha2::Sha256::digest(access_token.as_bytes()))
+    crate::secret::sha256_base64url(access_token.as_bytes())
 }
 
 /// True when a 401 from a resource server asks for a DPoP nonce: a `DPoP` challenge with

@@ -242,7 +242,6 @@ impl SigningKey {
 /// );
 /// ```
 pub fn jwk_thumbprint(jwk: &Value) -> String {
-    use sha2::Digest as _;
     let member = |name: &str| jwk[name].as_str().unwrap_or_default().to_owned();
     let canonical = match jwk["kty"].as_str() {
         Some("EC") => json!({
@@ -253,7 +252,7 @@ pub fn jwk_thumbprint(jwk: &Value) -> String {
         _ => json!({"kty": member("kty")}),
     };
     // serde_json's maps are sorted by key (no `preserve_order` feature): the order RFC 7638 wants.
-    URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(canonical.to_string().as_bytes()))
+    crate::secret::sha256_base64url(canonical.to_string().as_bytes())
 }
 
 /// The first PEM block of `text`: its label and its decoded DER. Pure; fuzzed.

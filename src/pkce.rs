@@ -1,8 +1,5 @@
 //! PKCE, RFC 7636, with the `S256` method only (OAuth 2.1 §4.1.1, MCP authorization).
 
-use base64::Engine as _;
-use sha2::{Digest, Sha256};
-
 use crate::error::{Result, Step};
 
 /// A PKCE code verifier (RFC 7636 §4.1). Not `Clone`: one verifier serves one authorization.
@@ -50,7 +47,7 @@ impl std::fmt::Debug for PkceVerifier {
 /// );
 /// ```
 pub fn s256_challenge(verifier: &str) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
+    crate::secret::sha256_base64url(verifier.as_bytes())
 }
 
 #[cfg(test)]

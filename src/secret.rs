@@ -30,6 +30,14 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// base64url (no padding) of the SHA-256 of `data`: PKCE's S256 challenge, DPoP's `ath`, a
+/// JWK thumbprint, a refresh mark's token digest.
+pub(crate) fn sha256_base64url(data: &[u8]) -> String {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(data))
+}
+
 /// Compares two byte strings in time that depends only on their lengths.
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {

@@ -28,7 +28,7 @@ use crate::client_auth::AuthMethod;
 use crate::error::{Error, ErrorKind, Result, Step};
 use crate::registration::ClientRegistration;
 use crate::scope::Scopes;
-use crate::secret::Secret;
+use crate::secret::{Secret, sha256_base64url};
 use crate::token::TokenSet;
 
 pub use file::{CACHE_DIR_ENV, FileTokenStorage};
@@ -104,7 +104,7 @@ impl RefreshMark {
         RefreshMark {
             version: FORMAT_VERSION,
             started,
-            refresh_token_sha256: token_digest(refresh_token),
+            refresh_token_sha256: sha256_base64url(refresh_token.secret().as_bytes()),
         }
     }
 
@@ -112,15 +112,9 @@ impl RefreshMark {
     pub fn presented(&self, refresh_token: &Secret) -> bool {
         crate::secret::constant_time_eq(
             self.refresh_token_sha256.as_bytes(),
-            token_digest(refresh_token).as_bytes(),
+            sha256_base64url(refresh_token.secret().as_bytes()).as_bytes(),
         )
     }
-}
-
-fn token_digest(token: &Secret) -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .encode(Sha256::digest(token.secret().as_bytes()))
 }
 
 /// Parses a refresh mark file.
