@@ -226,8 +226,9 @@ pub fn refresh(agent: &ureq::Agent, req: &RefreshRequest<'_>) -> Result<TokenSet
 
 /// The form fields of a token request whose values are secrets, kept out of errors even when
 /// the server echoes them.
-const SECRET_FIELDS: [&str; 8] = [
+const SECRET_FIELDS: [&str; 9] = [
     "code",
+    "device_code",
     "code_verifier",
     "refresh_token",
     "client_secret",

@@ -209,7 +209,14 @@ fn secrets_seen(w: &World, session: &Session) -> Vec<String> {
 fn form_secrets(body: &[u8]) -> Vec<String> {
     url::form_urlencoded::parse(body)
         .filter(|(k, _)| {
-            ["code", "code_verifier", "refresh_token", "client_secret"].contains(&k.as_ref())
+            [
+                "code",
+                "code_verifier",
+                "refresh_token",
+                "client_secret",
+                "device_code",
+            ]
+            .contains(&k.as_ref())
         })
         .map(|(_, v)| v.into_owned())
         .collect()
@@ -1270,6 +1277,29 @@ fn a_token_answer_nested_past_the_depth_limit_is_invalid() {
         );
     });
     assert!(e.to_string().contains("recursion limit"), "{e}");
+}
+
+#[test]
+fn a_device_poll_error_echoing_the_device_code_keeps_it_out() {
+    let w = World::with(ServerConfig {
+        device_interval: 1,
+        ..ServerConfig::default()
+    });
+    let raw = echoing_server(400, "expired_token");
+    let token = raw.url("/token");
+    edit_as_metadata(&w, |md| md["token_endpoint"] = token.into());
+    let session = w.builder().device_login(|_| {}).build().unwrap();
+    capture_logs();
+    let e = session.access_token().unwrap_err();
+    assert_eq!(e.oauth_error(), Some("expired_token"), "{e}");
+    let sent = raw.secrets();
+    assert_eq!(sent.len(), 1, "the device code was sent once");
+    let text = format!("{e} {e:?}");
+    assert!(
+        !text.contains(&sent[0]),
+        "the device code is in the error: {text}"
+    );
+    assert_no_secret(&w, &session, &sent, &e);
 }
 
 #[test]
