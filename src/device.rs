@@ -258,11 +258,10 @@ pub fn poll_for_tokens_held<G>(
                 ));
             }
         }
-        let form = vec![
+        let mut form = vec![
             ("grant_type", DEVICE_CODE_GRANT),
             ("device_code", poll.device_code.secret()),
         ];
-        let mut form = form;
         form.extend(poll.resource.map(|r| ("resource", r)));
         let held = hold();
         match token_request(

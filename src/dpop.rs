@@ -20,7 +20,7 @@ use crate::error::{Result, Step};
 use crate::jwt::SigningKey;
 use crate::secret::Secret;
 
-/// The header that carries a proof, and the one that carries a server's nonce.
+/// The request header that carries a proof (RFC 9449 §4.1).
 pub const DPOP_HEADER: &str = "DPoP";
 /// The response header with a server-supplied nonce (RFC 9449 §8, §9).
 pub const NONCE_HEADER: &str = "DPoP-Nonce";

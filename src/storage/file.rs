@@ -89,20 +89,23 @@ impl FileTokenStorage {
 
     /// The token file of the MCP server at `server_url`.
     pub fn tokens_path(&self, server_url: &Url) -> PathBuf {
-        let key = cache_key(&crate::discovery::canonical_resource(server_url));
-        self.dir.join(format!("{key}{TOKENS_SUFFIX}"))
+        self.server_file(server_url, TOKENS_SUFFIX)
     }
 
     /// The lock file of the MCP server at `server_url`.
     fn lock_path(&self, server_url: &Url) -> PathBuf {
-        let key = cache_key(&crate::discovery::canonical_resource(server_url));
-        self.dir.join(format!("{key}{LOCK_SUFFIX}"))
+        self.server_file(server_url, LOCK_SUFFIX)
     }
 
     /// The file of the MCP server at `server_url` that marks a refresh in progress.
     fn refresh_mark_path(&self, server_url: &Url) -> PathBuf {
+        self.server_file(server_url, REFRESH_SUFFIX)
+    }
+
+    /// The file of the MCP server at `server_url` with `suffix`.
+    fn server_file(&self, server_url: &Url, suffix: &str) -> PathBuf {
         let key = cache_key(&crate::discovery::canonical_resource(server_url));
-        self.dir.join(format!("{key}{REFRESH_SUFFIX}"))
+        self.dir.join(format!("{key}{suffix}"))
     }
 
     /// The refresh of `server_url`'s tokens that began and was never seen to end, if any
