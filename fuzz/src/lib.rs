@@ -194,13 +194,7 @@ pub fn device_authorization(data: &[u8]) {
             let code = d.device_code.secret();
             assert!(code.len() < 12 || !format!("{d:?}").contains(code));
         }
-        Err(e) => {
-            check_error(&e, Step::Authorization);
-            assert!(matches!(
-                e.kind(),
-                ErrorKind::InvalidResponse | ErrorKind::Refused
-            ));
-        }
+        Err(e) => check_refusal(&e, Step::Authorization),
     }
 }
 
@@ -241,13 +235,7 @@ pub fn resource_metadata(data: &[u8]) {
             assert!(resource_matches(&md.resource, &server));
             assert!(!md.authorization_servers.is_empty());
         }
-        Err(e) => {
-            check_error(&e, Step::ResourceDiscovery);
-            assert!(matches!(
-                e.kind(),
-                ErrorKind::InvalidResponse | ErrorKind::Refused
-            ));
-        }
+        Err(e) => check_refusal(&e, Step::ResourceDiscovery),
     }
 }
 
@@ -583,6 +571,15 @@ fn check_error(e: &Error, step: Step) {
         !text.chars().any(char::is_control),
         "control character in {text:?}"
     );
+}
+
+/// A server's answer refused: invalid, or against a rule.
+fn check_refusal(e: &Error, step: Step) {
+    check_error(e, step);
+    assert!(matches!(
+        e.kind(),
+        ErrorKind::InvalidResponse | ErrorKind::Refused
+    ));
 }
 
 fn check_storage_error(e: &Error) {
