@@ -38,6 +38,19 @@ use sse::SseParser;
 pub const MAX_IN_FLIGHT: usize = 64;
 /// The largest message (a line read, a JSON answer, an event), in bytes.
 pub const MAX_MESSAGE: usize = 16 * 1024 * 1024;
+/// The headers the bridge and the session set on each request (lower case), which a static
+/// header may not replace.
+const OWN_HEADERS: [&str; 9] = [
+    "authorization",
+    "dpop",
+    "accept",
+    "content-type",
+    "content-length",
+    "host",
+    "mcp-session-id",
+    "mcp-protocol-version",
+    "last-event-id",
+];
 /// How long the requests in flight may take to finish once the reader has ended.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long an answer's event stream may stay silent (servers send comments to keep it open).
@@ -77,17 +90,21 @@ impl Bridge {
     /// line; `headers` go on every request (static ones a server wants, `X-Tenant: …`).
     ///
     /// # Errors
-    /// [`ErrorKind::Config`] for a header name or value that is not visible ASCII.
+    /// [`ErrorKind::Config`] for a header that is not valid HTTP or that the bridge sets itself
+    /// (`Authorization`, `Mcp-Session-Id`, …).
     pub fn new(
         session: Arc<Session>,
         out: impl Write + Send + 'static,
         headers: Vec<(String, String)>,
     ) -> Result<Bridge> {
         for (name, value) in &headers {
-            let name_ok =
-                !name.is_empty() && name.bytes().all(|b| b.is_ascii_graphic() && b != b':');
-            let value_ok = value.bytes().all(|b| b.is_ascii_graphic() || b == b' ');
-            if !name_ok || !value_ok {
+            // As ureq would send it, and none the bridge or the session sets itself: an
+            // `Authorization` of the user's would take the place of the session's token.
+            let parsed = ureq::http::HeaderName::from_bytes(name.as_bytes())
+                .ok()
+                .filter(|n| !OWN_HEADERS.contains(&n.as_str()))
+                .zip(ureq::http::HeaderValue::from_str(value).ok());
+            if parsed.is_none() {
                 return Err(Error::new(
                     ErrorKind::Config,
                     Step::Configure,
@@ -576,6 +593,35 @@ mod tests {
             });
         }
         out
+    }
+
+    #[test]
+    fn static_headers_are_valid_http_and_never_the_bridges_own() {
+        let dir = std::env::temp_dir().join(format!("mcp-oauth-bridge-{}", std::process::id()));
+        let session = Arc::new(
+            Session::builder("http://127.0.0.1:9/mcp")
+                .cache_dir(&dir)
+                .build()
+                .unwrap(),
+        );
+        let bridge = |name: &str, value: &str| {
+            Bridge::new(
+                Arc::clone(&session),
+                std::io::sink(),
+                vec![(name.to_owned(), value.to_owned())],
+            )
+        };
+        assert!(bridge("X-Tenant", "acme 1").is_ok());
+        for (name, value) in [
+            ("Authorization", "Bearer mine"),
+            ("MCP-Session-Id", "x"),
+            ("Bad Name", "x"),
+            ("X-Tenant", "line\r\nbreak"),
+            ("", "x"),
+        ] {
+            let e = bridge(name, value).err().expect(name);
+            assert_eq!(e.kind(), ErrorKind::Config);
+        }
     }
 
     #[test]
