@@ -6,7 +6,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::discovery::AuthServerMetadata;
 use crate::error::{Error, ErrorKind, Result, Step};
-use crate::jwt::SigningKey;
+use crate::registration::ClientRegistration;
+use crate::secret::Secret;
 
 /// How the client authenticates at the token endpoint (RFC 7591 §2, OAuth 2.1 §2.4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -95,17 +96,6 @@ pub const CLIENT_ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-
 /// How long a client assertion is valid, in seconds.
 const ASSERTION_LIFETIME: u64 = 120;
 
-/// A client's credentials as a request needs them.
-pub(crate) struct ClientCredentials<'a> {
-    pub client_id: &'a str,
-    pub secret: Option<&'a str>,
-    /// The private key, for `private_key_jwt`.
-    pub key: Option<&'a SigningKey>,
-    pub method: AuthMethod,
-    /// The authorization server's issuer: a client assertion's `aud`.
-    pub issuer: &'a str,
-}
-
 /// The credentials of one token or revocation request: form fields to add, and the value of
 /// an `Authorization` header when the method is Basic.
 pub(crate) struct Credentials {
@@ -123,17 +113,19 @@ pub(crate) struct Credentials {
 ///   authenticates "using more than one mechanism" (a secret in both the header and body).
 /// - `private_key_jwt` (RFC 7523 §2.2): a fresh assertion per request, `iss` = `sub` = the
 ///   client id, `aud` = the issuer (RFC 7523 allows the token endpoint too; the issuer is what
-///   the MCP extension and the conformance suite require), `jti`, `iat`, `exp` two minutes on.
-pub(crate) fn credentials(c: &ClientCredentials<'_>, step: Step) -> Result<Credentials> {
+///   the MCP extension and the conformance suite require: the client's `issuer`), `jti`,
+///   `iat`, `exp` two minutes on.
+pub(crate) fn credentials(c: &ClientRegistration, step: Step) -> Result<Credentials> {
     // An empty client id is a grant without a client (a JWT bearer assertion alone).
     let mut form = Vec::new();
     if !c.client_id.is_empty() {
-        form.push(("client_id", c.client_id.to_owned()));
+        form.push(("client_id", c.client_id.clone()));
     }
     let mut authorization = None;
-    match (c.method, c.secret, c.key) {
+    let secret = c.client_secret.as_ref().map(Secret::secret);
+    match (c.auth_method, secret, c.signing_key.as_deref()) {
         (AuthMethod::ClientSecretBasic, Some(s), _) => {
-            authorization = Some(basic_authorization(c.client_id, s));
+            authorization = Some(basic_authorization(&c.client_id, s));
         }
         (AuthMethod::ClientSecretPost, Some(s), _) => form.push(("client_secret", s.to_owned())),
         (AuthMethod::PrivateKeyJwt, _, Some(key)) => {
@@ -179,6 +171,8 @@ fn basic_authorization(id: &str, secret: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::jwt::SigningKey;
+    use std::sync::Arc;
     use url::Url;
 
     fn md(methods: Option<&[&str]>) -> AuthServerMetadata {
@@ -227,18 +221,15 @@ mod tests {
         assert_eq!(basic_authorization("a b", "c:d"), "Basic YStiOmMlM0Fk");
     }
 
-    fn creds(method: AuthMethod, key: Option<&SigningKey>) -> Credentials {
-        credentials(
-            &ClientCredentials {
-                client_id: "id",
-                secret: Some("s"),
-                key,
-                method,
-                issuer: "https://as.example",
-            },
-            Step::Refresh,
-        )
-        .unwrap()
+    fn creds(method: AuthMethod, key: Option<&Arc<SigningKey>>) -> Credentials {
+        let mut client = ClientRegistration::configured(
+            "https://as.example",
+            "id",
+            Some(Secret::new("s")),
+            method,
+        );
+        client.signing_key = key.cloned();
+        credentials(&client, Step::Refresh).unwrap()
     }
 
     #[test]
@@ -259,7 +250,7 @@ mod tests {
 
     #[test]
     fn a_client_assertion_names_the_client_and_the_issuer() {
-        let key = SigningKey::generate_es256().unwrap();
+        let key = Arc::new(SigningKey::generate_es256().unwrap());
         let jwt = creds(AuthMethod::PrivateKeyJwt, Some(&key));
         assert_eq!(
             jwt.form[1],

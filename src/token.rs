@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use crate::client_auth::{self, ClientCredentials};
+use crate::client_auth;
 use crate::dpop::{DPOP_HEADER, Dpop};
 use crate::error::{Error, ErrorKind, Result, Step};
 use crate::http::{self, Body};
@@ -279,16 +279,7 @@ pub(crate) fn authenticated_post(
     let mut nonce_retried = false;
     loop {
         // A fresh assertion and a fresh proof for every request (new `jti`s).
-        let credentials = client_auth::credentials(
-            &ClientCredentials {
-                client_id: &client.client_id,
-                secret,
-                key: client.signing_key.as_deref(),
-                method: client.auth_method,
-                issuer: &client.issuer,
-            },
-            step,
-        )?;
+        let credentials = client_auth::credentials(client, step)?;
         let mut fields = form.clone();
         fields.extend(credentials.form.iter().map(|(k, v)| (*k, v.as_str())));
         let proof = dpop
