@@ -104,10 +104,10 @@ fn the_cli_keeps_tokens_in_the_keyring_with_keyring() {
     w.server
         .add_client("svc", "client_secret_basic", Some("s3cret"), None);
     let token = || {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_mcp-oauth"))
-            .args(["token", w.server.mcp_url().as_str(), "--keyring"])
-            .args(["--client-credentials", "--client-id", "svc", "--cache-dir"])
-            .arg(w.cache.path())
+        let url = w.server.mcp_url();
+        let args = ["token", url.as_str(), "--keyring", "--client-credentials"];
+        let out = crate::cli::cli(&args, w.cache.path())
+            .args(["--client-id", "svc"])
             .env("MCP_OAUTH_CLIENT_SECRET", "s3cret")
             .output()
             .unwrap();
