@@ -605,7 +605,7 @@ impl Inner {
         );
         // Stored before anything else is done with them: a rotated refresh token lost here
         // costs the grant.
-        let refreshed = refreshed.map(|tokens| self.save(stored.clone().with_tokens(tokens)));
+        let refreshed = refreshed.map(|tokens| self.save(stored.clone().with_tokens(tokens), dpop));
         // Without an answer (the connection failed or timed out after the request may have
         // reached the server) the refresh did not finish either: the mark stays.
         let unanswered = refreshed
@@ -923,7 +923,8 @@ impl Inner {
         );
         drop(waiting);
         let (tokens, held) = polled?;
-        let presented = self.save(self.record(metadata, resource, scopes, client, tokens, dpop));
+        let record = self.record(metadata, resource, scopes, client, tokens, dpop.as_ref());
+        let presented = self.save(record, dpop);
         drop(held);
         Ok(presented)
     }
@@ -1090,7 +1091,8 @@ impl Inner {
                 dpop: dpop.as_deref(),
             },
         )?;
-        let presented = self.save(self.record(metadata, resource, scopes, &client, tokens, dpop));
+        let record = self.record(metadata, resource, scopes, &client, tokens, dpop.as_ref());
+        let presented = self.save(record, dpop);
         drop(held);
         Ok(presented)
     }
@@ -1121,7 +1123,7 @@ impl Inner {
         scopes: Option<&Scopes>,
         client: &ClientRegistration,
         tokens: TokenSet,
-        dpop: Option<Arc<Dpop>>,
+        dpop: Option<&Arc<Dpop>>,
     ) -> StoredTokens {
         StoredTokens {
             version: FORMAT_VERSION,
@@ -1134,7 +1136,7 @@ impl Inner {
             client_id: client.client_id.clone(),
             auth_method: client.auth_method,
             grant: Some(self.config.grant.name().to_owned()),
-            dpop_key: Self::bound_key(&tokens, dpop.as_ref()),
+            dpop_key: Self::bound_key(&tokens, dpop),
             tokens,
         }
     }
@@ -1220,8 +1222,17 @@ impl Inner {
                 ));
             }
         };
-        let presented =
-            self.save(self.record(&metadata, &resource, scopes.as_ref(), &client, tokens, dpop));
+        let presented = self.save(
+            self.record(
+                &metadata,
+                &resource,
+                scopes.as_ref(),
+                &client,
+                tokens,
+                dpop.as_ref(),
+            ),
+            dpop,
+        );
         drop(held);
         Ok(presented)
     }
@@ -1348,15 +1359,16 @@ impl Inner {
     /// the access token.
     /// Nothing comes between the answer and the write (see
     /// [`CriticalSection`](super::CriticalSection)): not even a look at what the write replaces.
-    fn save(&self, stored: StoredTokens) -> Presented {
+    /// `dpop` is the key the tokens were requested with: the one they are bound to (not
+    /// whatever key the session holds by now, which another thread may have changed).
+    fn save(&self, stored: StoredTokens, dpop: Option<Arc<Dpop>>) -> Presented {
         if let Err(e) = self.store.save_tokens(&self.server_url, &stored) {
             log::warn!("the tokens are not cached: {e}");
         }
         let access = stored.tokens.access_token.clone();
         let mut state = self.state();
         state.served = Some(fingerprint(&access));
-        // Tokens are bound only to the session's key (see `login_dpop` and `binding`).
-        let dpop = state.dpop.clone().filter(|_| stored.dpop_key.is_some());
+        let dpop = dpop.filter(|_| stored.dpop_key.is_some());
         state.tokens = Some(stored);
         Presented {
             token: access,
