@@ -676,7 +676,12 @@ fn proxy(options: Options) -> Result<(), Failure> {
     let session = Arc::new(options.interactive_session(&done)?);
     let bridge =
         mcp_oauth_client::bridge::Bridge::new(session, std::io::stdout(), options.headers.clone())?;
-    bridge.run(std::io::stdin().lock())?;
+    let result = bridge.run(std::io::stdin().lock());
+    // A request the bridge stopped waiting for may be inside a refresh: its tokens first.
+    if let Some(deferral) = signals::install() {
+        deferral.wait_closed(Duration::from_secs(60));
+    }
+    result?;
     Ok(())
 }
 

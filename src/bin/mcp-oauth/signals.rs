@@ -11,7 +11,8 @@
 //! any thread that does not block it.
 
 use std::io::Write;
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError};
+use std::time::Duration;
 
 use mcp_oauth_client::CriticalSection;
 
@@ -25,7 +26,7 @@ struct State {
 /// The CLI's [`CriticalSection`]: counts open sections; a signal that arrives while one is open
 /// ends the process when the last one closes.
 #[derive(Clone, Default)]
-pub struct Deferral(Arc<Mutex<State>>);
+pub struct Deferral(Arc<(Mutex<State>, Condvar)>);
 
 static INSTALLED: OnceLock<Option<Deferral>> = OnceLock::new();
 
@@ -61,7 +62,18 @@ fn receive(_: Deferral) -> Option<Deferral> {
 
 impl Deferral {
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+        self.0.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Waits, up to `within`, until no section is open: a program about to end (the bridge
+    /// once its input is over) lets a refresh still on another thread store its tokens.
+    pub fn wait_closed(&self, within: Duration) {
+        let state = self.state();
+        let _ = self
+            .0
+            .1
+            .wait_timeout_while(state, within, |s| s.open > 0)
+            .unwrap_or_else(PoisonError::into_inner);
     }
 
     /// A signal: acted on at once outside a section, else held, saying so once. A second one
@@ -90,10 +102,11 @@ impl CriticalSection for Deferral {
     fn leave(&self) {
         let mut state = self.state();
         state.open = state.open.saturating_sub(1);
-        if state.open == 0
-            && let Some(signal) = state.pending
-        {
-            end(signal);
+        if state.open == 0 {
+            if let Some(signal) = state.pending {
+                end(signal);
+            }
+            self.0.1.notify_all();
         }
     }
 }
