@@ -249,12 +249,7 @@ fn a_login_and_the_mcp_requests_share_one_connection_to_one_origin() {
     assert_eq!(ping(&session).unwrap(), 200);
     assert_eq!(ping(&session).unwrap(), 200);
     // Everything this process sent (the browser's authorize GET is the browser's own).
-    let mine: Vec<_> = w
-        .server
-        .requests()
-        .into_iter()
-        .filter(|r| r.route != Some(Route::Authorize))
-        .collect();
+    let mine = w.requests_except(Route::Authorize);
     assert_eq!(
         mine.len(),
         7,

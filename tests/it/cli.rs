@@ -684,8 +684,7 @@ fn token_with_client_credentials_takes_the_secret_from_the_environment_and_the_k
     assert!(w.requests_to(Route::Authorize).is_empty());
 
     // A private_key_jwt client, its key in a PEM file.
-    let key_file =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/client-es256.pem");
+    let key_file = crate::common::data_file("client-es256.pem");
     let pem = std::fs::read_to_string(&key_file).unwrap();
     let key =
         mcp_oauth_client::SigningKey::from_pem(&pem, mcp_oauth_client::Step::Configure).unwrap();

@@ -135,16 +135,29 @@ impl World {
 
     /// An MCP `ping` with `token` as bearer; returns the HTTP status.
     pub fn mcp_status(&self, token: &str) -> u16 {
+        self.ping_with(&[("authorization", format!("Bearer {token}"))])
+    }
+
+    /// An MCP `ping` sent with `headers` and no session; returns the HTTP status.
+    pub fn ping_with(&self, headers: &[(&str, String)]) -> u16 {
         let agent = mcp_oauth_client::http::new_agent();
-        agent
+        let mut req = agent
             .post(self.server.mcp_url().as_str())
-            .header("authorization", &format!("Bearer {token}"))
             .header("accept", "application/json")
-            .content_type("application/json")
-            .send(serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}).to_string())
-            .unwrap()
-            .status()
-            .as_u16()
+            .content_type("application/json");
+        for (name, value) in headers {
+            req = req.header(*name, value);
+        }
+        req.send(PING).unwrap().status().as_u16()
+    }
+
+    /// The requests the server received, but those to `route`.
+    pub fn requests_except(&self, route: Route) -> Vec<RecordedRequest> {
+        self.server
+            .requests()
+            .into_iter()
+            .filter(|r| r.route != Some(route))
+            .collect()
     }
 }
 
@@ -211,6 +224,13 @@ pub fn wait_bounded(child: &mut std::process::Child, within: Duration) -> std::p
         }
         std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// A file of `tests/data`.
+pub fn data_file(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name)
 }
 
 /// A port that was free a moment ago.

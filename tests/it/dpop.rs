@@ -5,7 +5,7 @@
 use mcp_oauth_client::testing::{Fault, NonceChallenges, Route, ServerConfig};
 use mcp_oauth_client::{ErrorKind, OAuthErrorCode};
 
-use crate::common::{PING, World, ping};
+use crate::common::{World, ping};
 
 fn dpop_world(nonces: bool) -> World {
     World::with(ServerConfig {
@@ -13,19 +13,6 @@ fn dpop_world(nonces: bool) -> World {
         dpop_nonces: nonces,
         ..ServerConfig::default()
     })
-}
-
-/// A `ping` sent with `headers` and no session; the status.
-fn ping_with(w: &World, headers: &[(&str, String)]) -> u16 {
-    let agent = mcp_oauth_client::http::new_agent();
-    let mut req = agent
-        .post(w.server.mcp_url().as_str())
-        .header("accept", "application/json")
-        .content_type("application/json");
-    for (name, value) in headers {
-        req = req.header(*name, value);
-    }
-    req.send(PING).unwrap().status().as_u16()
 }
 
 #[test]
@@ -57,10 +44,10 @@ fn a_bound_token_is_refused_with_the_bearer_scheme_and_accepted_with_dpop() {
         .into_iter()
         .map(|(k, v)| (k, v.secret().to_owned()))
         .collect();
-    assert_eq!(ping_with(&w, &headers), 200);
-    assert_eq!(ping_with(&w, &headers), 401);
+    assert_eq!(w.ping_with(&headers), 200);
+    assert_eq!(w.ping_with(&headers), 401);
     // With the DPoP scheme but no proof: refused.
-    assert_eq!(ping_with(&w, &headers[..1]), 401);
+    assert_eq!(w.ping_with(&headers[..1]), 401);
 }
 
 #[test]

@@ -102,14 +102,13 @@ fn client_credentials_run_again_when_the_token_expires_once_for_processes_sharin
 
 #[test]
 fn client_credentials_with_private_key_jwt_es256_and_rs256_keys_from_pem_files() {
-    let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
     for file in [
         "client-es256.pem",
         "client-rs256.pem",
         "client-rs256-pkcs1.pem",
     ] {
         let w = World::with(with_key_auth());
-        let path = data.join(file);
+        let path = crate::common::data_file(file);
         let key = SigningKey::from_pem(&std::fs::read_to_string(&path).unwrap(), Step::Configure)
             .unwrap();
         w.server

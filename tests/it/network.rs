@@ -3,20 +3,13 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use mcp_oauth_client::testing::{Route, follow_redirects};
 use mcp_oauth_client::{ErrorKind, Session, Step};
 
-use crate::common::{TempDir, World, ping};
-
-fn data(file: &str) -> PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data")
-        .join(file)
-}
+use crate::common::{TempDir, World, data_file as data, ping};
 
 /// An HTTP proxy on 127.0.0.1 that tunnels `CONNECT` requests (what ureq sends for http and
 /// https targets alike) and records their targets.

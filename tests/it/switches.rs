@@ -71,12 +71,7 @@ fn extra_authorization_parameters_go_in_the_authorization_url_only() {
     // Refresh too, then look at every request but the authorization one.
     w.expire_cached_token(&session);
     assert_eq!(ping(&session).unwrap(), 200);
-    let others: Vec<_> = w
-        .server
-        .requests()
-        .into_iter()
-        .filter(|r| r.route != Some(Route::Authorize))
-        .collect();
+    let others = w.requests_except(Route::Authorize);
     assert!(others.len() >= 5, "{:?}", w.request_lines());
     for r in others {
         assert!(
