@@ -6,7 +6,8 @@
 //! - Every line read is one JSON-RPC message, POSTed with `Accept: application/json,
 //!   text/event-stream`, the `Mcp-Session-Id` the server gave on `initialize` and the
 //!   `MCP-Protocol-Version` it agreed to. Each message after `initialize` is sent on its own
-//!   thread, so a slow tool call holds up nothing else (at most [`MAX_IN_FLIGHT`] at once).
+//!   thread, so a slow tool call holds up nothing else (at most [`MAX_IN_FLIGHT`] at once;
+//!   past that, a request waits 30 s for a slot, then gets an error).
 //! - Every message the server sends, in a JSON answer or an event stream (requests to the
 //!   client among them: elicitation, sampling, roots), is written as one line. The client's
 //!   answers to them come back as lines like any other.
@@ -36,6 +37,8 @@ use sse::SseParser;
 
 /// The most messages sent to the server at once; reading waits for a free slot.
 pub const MAX_IN_FLIGHT: usize = 64;
+/// How long a message waits for a free slot before its requests are answered with an error.
+const IN_FLIGHT_WAIT: Duration = Duration::from_secs(30);
 /// The largest message (a line read, a JSON answer, an event), in bytes.
 pub const MAX_MESSAGE: usize = 16 * 1024 * 1024;
 /// The headers the bridge and the session set on each request (lower case), which a static
@@ -170,7 +173,10 @@ impl Bridge {
                 Shared::start_get_stream(shared);
                 continue;
             }
-            shared.acquire();
+            if !shared.acquire(IN_FLIGHT_WAIT) {
+                shared.fail(&message, "too many requests are in flight; try again");
+                continue;
+            }
             let worker = Arc::clone(shared);
             let spawned = std::thread::Builder::new()
                 .name("mcp-oauth-bridge".into())
@@ -246,13 +252,19 @@ impl Shared {
         }
     }
 
-    fn acquire(&self) {
+    /// A slot for one more request in flight, waiting up to `within` for one to free; false
+    /// when none did (answers kept open by a server that never ends them).
+    fn acquire(&self, within: Duration) -> bool {
         let (count, freed) = &self.in_flight;
-        let mut n = count.lock().unwrap_or_else(|p| p.into_inner());
-        while *n >= MAX_IN_FLIGHT {
-            n = freed.wait(n).unwrap_or_else(|p| p.into_inner());
+        let n = count.lock().unwrap_or_else(|p| p.into_inner());
+        let (mut n, _) = freed
+            .wait_timeout_while(n, within, |n| *n >= MAX_IN_FLIGHT)
+            .unwrap_or_else(|p| p.into_inner());
+        if *n >= MAX_IN_FLIGHT {
+            return false;
         }
         *n += 1;
+        true
     }
 
     fn release(&self) {
@@ -595,15 +607,34 @@ mod tests {
         out
     }
 
-    #[test]
-    fn static_headers_are_valid_http_and_never_the_bridges_own() {
+    /// A session for a server that is never reached.
+    fn session() -> Arc<Session> {
         let dir = std::env::temp_dir().join(format!("mcp-oauth-bridge-{}", std::process::id()));
-        let session = Arc::new(
+        Arc::new(
             Session::builder("http://127.0.0.1:9/mcp")
                 .cache_dir(&dir)
                 .build()
                 .unwrap(),
-        );
+        )
+    }
+
+    #[test]
+    fn a_slot_is_waited_for_a_bounded_time() {
+        let bridge = Bridge::new(session(), std::io::sink(), Vec::new()).unwrap();
+        let shared = &bridge.shared;
+        for _ in 0..MAX_IN_FLIGHT {
+            assert!(shared.acquire(Duration::ZERO));
+        }
+        let asked = Instant::now();
+        assert!(!shared.acquire(Duration::from_millis(50)));
+        assert!(asked.elapsed() >= Duration::from_millis(50));
+        shared.release();
+        assert!(shared.acquire(Duration::from_millis(50)));
+    }
+
+    #[test]
+    fn static_headers_are_valid_http_and_never_the_bridges_own() {
+        let session = session();
         let bridge = |name: &str, value: &str| {
             Bridge::new(
                 Arc::clone(&session),
