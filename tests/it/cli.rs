@@ -88,6 +88,13 @@ impl Watched {
 fn login_as_user(server: &TestServer, cache: &std::path::Path, extra: &[&str]) -> Output {
     let mut cmd = cli(&["login", server.mcp_url().as_str(), "--no-browser"], cache);
     cmd.args(extra);
+    complete_login(cmd)
+}
+
+/// Runs `cmd` (a login with `--no-browser`), following the authorization URL it prints as the
+/// user's browser would; its output.
+pub(crate) fn complete_login(mut cmd: Command) -> Output {
+    cmd.stdin(Stdio::null());
     let watched = Watched::spawn(cmd);
     if let Some(url) = watched.authorization_url() {
         let _ = follow_redirects(&url);
@@ -737,19 +744,27 @@ fn login_device_prints_where_to_go_and_the_code_then_stores_the_tokens() {
         ..ServerConfig::default()
     });
     let cache = TempDir::new();
-    let (mut child, mut stderr) = crate::common::spawn_piped(&mut cli(
-        &["login", w.server.mcp_url().as_str(), "--device"],
+    let mut cmd = cli(
+        &[
+            "login",
+            w.server.mcp_url().as_str(),
+            "--device",
+            "--timeout",
+            "20",
+        ],
         cache.path(),
-    ));
-    let (complete, seen) = crate::common::stderr_until(&mut stderr, |l| {
-        l.strip_prefix("Or open ").map(str::to_owned)
-    });
-    assert!(seen.contains("and enter the code:"), "{seen}");
+    );
+    cmd.stdin(Stdio::null());
+    let watched = Watched::spawn(cmd);
+    watched
+        .wait_for(|l| l.contains("and enter the code:").then_some(()))
+        .expect("no code shown");
+    let complete = watched
+        .wait_for(|l| l.strip_prefix("Or open ").map(str::to_owned))
+        .expect("no complete link shown");
     follow_redirects(&url::Url::parse(&complete).unwrap()).unwrap();
-    let mut rest = String::new();
-    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
-    let status = child.wait().unwrap();
-    assert!(status.success(), "{seen}{rest}");
+    let out = watched.finish();
+    assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(w.requests_to(Route::Authorize).is_empty());
     // The token command uses the device login's tokens.
     let out = cli(

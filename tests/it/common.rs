@@ -171,46 +171,6 @@ pub fn stored(session: &Session) -> mcp_oauth_client::StoredTokens {
         .unwrap()
 }
 
-/// Starts `cmd` with stdin closed and stdout and stderr piped; returns the child and its
-/// stderr, to read line by line.
-pub fn spawn_piped(
-    cmd: &mut std::process::Command,
-) -> (
-    std::process::Child,
-    std::io::BufReader<std::process::ChildStderr>,
-) {
-    use std::process::Stdio;
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
-    (child, stderr)
-}
-
-/// Reads `stderr` line by line until `find` returns something for one; returns it and the
-/// text read so far. Panics when the stream ends first.
-pub fn stderr_until<T>(
-    stderr: &mut impl std::io::BufRead,
-    mut find: impl FnMut(&str) -> Option<T>,
-) -> (T, String) {
-    let mut seen = String::new();
-    let mut line = String::new();
-    loop {
-        line.clear();
-        assert!(
-            stderr.read_line(&mut line).unwrap() > 0,
-            "not found in: {seen}"
-        );
-        seen.push_str(&line);
-        if let Some(found) = find(line.trim()) {
-            return (found, seen);
-        }
-    }
-}
-
 /// Waits up to `within` for `child` to end; past it the child is killed and the test fails.
 pub fn wait_bounded(child: &mut std::process::Child, within: Duration) -> std::process::ExitStatus {
     let deadline = std::time::Instant::now() + within;

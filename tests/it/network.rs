@@ -6,7 +6,7 @@ use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use mcp_oauth_client::testing::{Route, follow_redirects};
+use mcp_oauth_client::testing::Route;
 use mcp_oauth_client::{ErrorKind, Session, Step};
 
 use crate::common::{TempDir, World, data_file as data, ping};
@@ -90,36 +90,26 @@ fn tunnel(client: TcpStream, log: &Mutex<Vec<String>>) {
 
 /// `mcp-oauth login` against `w` with `env`, the test completing the browser step; its output.
 fn cli_login(w: &World, cache: &TempDir, env: &[(&str, &str)]) -> std::process::Output {
-    let (child, mut stderr) = crate::common::spawn_piped(
-        std::process::Command::new(env!("CARGO_BIN_EXE_mcp-oauth"))
-            .args([
-                "login",
-                w.server.mcp_url().as_str(),
-                "--no-browser",
-                "--timeout",
-                "30",
-            ])
-            .arg("--cache-dir")
-            .arg(cache.path())
-            .env_remove("HTTPS_PROXY")
-            .env_remove("HTTP_PROXY")
-            .env_remove("ALL_PROXY")
-            .env_remove("NO_PROXY")
-            .env_remove("https_proxy")
-            .env_remove("http_proxy")
-            .env_remove("all_proxy")
-            .env_remove("no_proxy")
-            .envs(env.iter().copied()),
+    let mut cmd = crate::cli::cli(
+        &[
+            "login",
+            w.server.mcp_url().as_str(),
+            "--no-browser",
+            "--timeout",
+            "30",
+        ],
+        cache.path(),
     );
-    let (url, seen) = crate::common::stderr_until(&mut stderr, |l| {
-        l.starts_with("http").then(|| url::Url::parse(l).unwrap())
-    });
-    follow_redirects(&url).unwrap();
-    let mut rest = String::new();
-    stderr.read_to_string(&mut rest).unwrap();
-    let mut out = child.wait_with_output().unwrap();
-    out.stderr = (seen + &rest).into_bytes();
-    out
+    cmd.env_remove("HTTPS_PROXY")
+        .env_remove("HTTP_PROXY")
+        .env_remove("ALL_PROXY")
+        .env_remove("NO_PROXY")
+        .env_remove("https_proxy")
+        .env_remove("http_proxy")
+        .env_remove("all_proxy")
+        .env_remove("no_proxy")
+        .envs(env.iter().copied());
+    crate::cli::complete_login(cmd)
 }
 
 #[test]
