@@ -292,18 +292,7 @@ impl Response {
     /// Writes the response, with `Content-Length` and `Connection` headers (a streamed one
     /// without a length, then closes).
     pub fn write_to(mut self, out: &mut impl Write, keep_alive: bool) -> io::Result<()> {
-        if let Some(Streamer(streamer)) = self.stream.take() {
-            let mut head = format!("HTTP/1.1 {} {}\r\n", self.status, reason(self.status));
-            for (name, value) in &self.headers {
-                head.push_str(&format!("{name}: {value}\r\n"));
-            }
-            head.push_str("Connection: close\r\n\r\n");
-            out.write_all(head.as_bytes())?;
-            out.flush()?;
-            let mut out: &mut dyn Write = out;
-            streamer(&mut out)?;
-            return out.flush();
-        }
+        let streamer = self.stream.take();
         let mut head = format!("HTTP/1.1 {} {}\r\n", self.status, reason(self.status));
         for (name, value) in &self.headers {
             if name.eq_ignore_ascii_case("content-length")
@@ -314,6 +303,14 @@ impl Response {
             // Header values come from the server or from test code; never let one split lines.
             let clean = |s: &str| s.replace(['\r', '\n'], " ");
             head.push_str(&format!("{}: {}\r\n", clean(name), clean(value)));
+        }
+        if let Some(Streamer(streamer)) = streamer {
+            head.push_str("Connection: close\r\n\r\n");
+            out.write_all(head.as_bytes())?;
+            out.flush()?;
+            let mut out: &mut dyn Write = out;
+            streamer(&mut out)?;
+            return out.flush();
         }
         let connection = if keep_alive { "keep-alive" } else { "close" };
         head.push_str(&format!(
