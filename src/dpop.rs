@@ -20,6 +20,12 @@ use crate::error::{Result, Step};
 use crate::jwt::SigningKey;
 use crate::secret::Secret;
 
+/// How many seconds a proof's `iat` is set back from this machine's clock. Some servers compare
+/// `iat` in whole seconds with no leeway for the future, and refuse a proof made a fraction of
+/// a second "ahead" of a clock that lags ours by less than a second; every server allows some
+/// past (RFC 9449 §11.1 leaves the window to them, minutes in practice).
+pub const IAT_BACKDATE: u64 = 1;
+
 /// The request header that carries a proof (RFC 9449 §4.1).
 pub const DPOP_HEADER: &str = "DPoP";
 /// The response header with a server-supplied nonce (RFC 9449 §8, §9).
@@ -88,7 +94,7 @@ impl Dpop {
             "jti": crate::jwt::random_jti(step)?,
             "htm": method,
             "htu": htu(url),
-            "iat": crate::token::unix_now(),
+            "iat": crate::token::unix_now().saturating_sub(IAT_BACKDATE),
         });
         if let Some(token) = access_token {
             claims["ath"] = ath(token).into();

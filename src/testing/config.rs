@@ -118,6 +118,10 @@ pub struct ServerConfig {
     /// (RFC 9449 §8, §9). See [`TestServer::rotate_dpop_nonces`](super::TestServer::rotate_dpop_nonces).
     /// Default `false`.
     pub dpop_nonces: bool,
+    /// With `dpop`: the server's clock for proofs runs this many milliseconds behind the
+    /// client's, is read in whole seconds, and a proof whose `iat` is ahead of it is refused
+    /// (no leeway), as some servers do (default `None`: five minutes either way).
+    pub dpop_strict_clock_lag_ms: Option<u64>,
     /// The public JWK (RFC 7517) whose signature the JWT bearer grant (RFC 7523 §2.1) accepts
     /// on assertions, which must also name this server (`aud`: the issuer or the token
     /// endpoint), carry an `exp` to come and a `jti` never seen before. `None` (the default):
@@ -168,6 +172,7 @@ impl Default for ServerConfig {
             issuer_override: None,
             dpop: false,
             dpop_nonces: false,
+            dpop_strict_clock_lag_ms: None,
             assertion_key: None,
             device_interval: 5,
             device_code_expires_in: 600,

@@ -74,6 +74,15 @@ pub(super) fn check(
     if iat.abs_diff(unix_now()) > IAT_WINDOW {
         return Err(invalid("iat is too far from now"));
     }
+    if let Some(lag) = s.config.dpop_strict_clock_lag_ms {
+        // A clock `lag` ms behind, read in whole seconds, with no leeway for the future.
+        let millis = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        if iat > millis.saturating_sub(lag) / 1000 {
+            return Err(invalid("iat is in the future"));
+        }
+    }
     if let Some(token) = access_token {
         let ath = URL_SAFE_NO_PAD.encode(Sha256::digest(token.as_bytes()));
         if claims["ath"] != ath.as_str() {

@@ -170,3 +170,20 @@ fn a_client_credentials_grant_binds_its_token_too() {
         NonceChallenges { token: 1, mcp: 1 }
     );
 }
+
+#[test]
+fn proofs_are_taken_by_a_server_whose_clock_lags_and_that_allows_no_future_iat() {
+    // The server's clock is 0.9 s behind and read in whole seconds: a proof stamped with this
+    // machine's second is "in the future" there nine times in ten.
+    let w = World::with(ServerConfig {
+        dpop: true,
+        dpop_strict_clock_lag_ms: Some(900),
+        ..ServerConfig::default()
+    });
+    let session = w.session();
+    for _ in 0..5 {
+        assert_eq!(ping(&session).unwrap(), 200, "{:?}", w.request_lines());
+    }
+    assert!(crate::common::stored(&session).tokens.is_dpop());
+    assert_eq!(w.requests_to(Route::Authorize).len(), 1);
+}
