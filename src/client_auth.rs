@@ -35,7 +35,15 @@ impl AuthMethod {
         }
     }
 
-    pub(crate) fn from_name(name: &str) -> Option<AuthMethod> {
+    /// The method with the RFC 7591 name `name` (`client_secret_basic`, …), if this crate
+    /// has it.
+    ///
+    /// ```
+    /// use mcp_oauth_client::AuthMethod;
+    /// assert_eq!(AuthMethod::from_name("client_secret_post"), Some(AuthMethod::ClientSecretPost));
+    /// assert_eq!(AuthMethod::from_name("tls_client_auth"), None);
+    /// ```
+    pub fn from_name(name: &str) -> Option<AuthMethod> {
         [
             AuthMethod::None,
             AuthMethod::ClientSecretBasic,

@@ -801,3 +801,40 @@ fn token_header_json_prints_the_authorization_header_as_json() {
     assert_eq!(w.mcp_status(token), 200);
     assert_eq!(json.as_object().unwrap().len(), 1);
 }
+
+#[test]
+fn client_auth_method_chooses_how_a_configured_client_authenticates() {
+    // The server offers both secret methods; the client was registered with Basic only, and a
+    // client with a secret would pick the form body by default.
+    let w = World::with(ServerConfig {
+        token_endpoint_auth_methods: vec![
+            "client_secret_post".into(),
+            "client_secret_basic".into(),
+        ],
+        ..ServerConfig::default()
+    });
+    w.server
+        .add_client("svc", "client_secret_basic", Some("s3cret"), None);
+    let url = w.server.mcp_url().to_string();
+    let run = |extra: &[&str]| {
+        let cache = TempDir::new();
+        let mut args = vec!["token", &url, "--client-credentials", "--client-id", "svc"];
+        args.extend_from_slice(extra);
+        cli(&args, cache.path())
+            .env("MCP_OAUTH_CLIENT_SECRET", "s3cret")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let chosen = run(&[]);
+    assert_eq!(chosen.status.code(), Some(6), "{}", text(&chosen.stderr));
+    w.server.clear_requests();
+    let basic = run(&["--client-auth-method", "client_secret_basic"]);
+    assert!(basic.status.success(), "{}", text(&basic.stderr));
+    let grant = &w.requests_to(Route::Token)[0];
+    assert!(grant.header("authorization").unwrap().starts_with("Basic "));
+    assert!(grant.form_param("client_secret").is_none());
+    let bad = run(&["--client-auth-method", "tls_client_auth"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(text(&bad.stderr).contains("--client-auth-method takes"));
+}

@@ -102,6 +102,10 @@ OPTIONS:
                            its secret, read from FILE (- reads standard input to its end),
                            or from $MCP_OAUTH_CLIENT_SECRET; never on the command line,
                            where every local user can read it (ps)
+    --client-auth-method METHOD
+                           how that client authenticates at the token endpoint: none,
+                           client_secret_basic, client_secret_post or private_key_jwt
+                           (default: chosen from the server's metadata)
     --client-key-file FILE its private key (PEM: PKCS#8 ES256 or RS256, or RSA), for
                            private_key_jwt client authentication
     --client-credentials   no browser: the client obtains tokens for itself (services, jobs)
@@ -276,6 +280,7 @@ struct Options {
     /// The secret, once read from the file, standard input or the environment.
     client_secret: Option<String>,
     client_key_file: Option<PathBuf>,
+    client_auth_method: Option<mcp_oauth_client::AuthMethod>,
     client_credentials: bool,
     assertion_file: Option<PathBuf>,
     no_dpop: bool,
@@ -323,6 +328,17 @@ fn parse(args: Vec<OsString>) -> Result<Options, Failure> {
             }
             Long("client-secret-file") => o.client_secret_file = Some(parser.value()?.into()),
             Long("client-key-file") => o.client_key_file = Some(parser.value()?.into()),
+            Long("client-auth-method") => {
+                let name = parser.value()?.string()?;
+                let method = mcp_oauth_client::AuthMethod::from_name(&name).ok_or_else(|| {
+                    Failure::Usage(format!(
+                        "--client-auth-method takes none, client_secret_basic, \
+                         client_secret_post or private_key_jwt, not {}",
+                        printable(&name)
+                    ))
+                })?;
+                o.client_auth_method = Some(method);
+            }
             Long("client-credentials") => o.client_credentials = true,
             Long("assertion-file") => o.assertion_file = Some(parser.value()?.into()),
             Long("no-dpop") => o.no_dpop = true,
@@ -460,6 +476,9 @@ impl Options {
         }
         if let Some(f) = &self.client_key_file {
             b = b.client_key_file(f);
+        }
+        if let Some(m) = self.client_auth_method {
+            b = b.client_auth_method(m);
         }
         if self.client_credentials {
             b = b.client_credentials();
