@@ -2,7 +2,8 @@
 //!
 //! It sends `initialize`, `notifications/initialized`, `tools/list` and `tools/call` (the first
 //! tool, with example values for its required arguments), reading JSON or `text/event-stream`
-//! answers, with the `Mcp-Session-Id` and `MCP-Protocol-Version` headers. Every request goes through `Session::send`, so a 401
+//! answers, with the `Mcp-Session-Id` and `MCP-Protocol-Version` headers (the version the server
+//! agreed to in its `initialize` result). Every request goes through `Session::send`, so a 401
 //! starts the login and a 403 `insufficient_scope` a step-up, and the request is sent again.
 //! From protocol revision 2026-07-28 on there is no `initialize`: every request carries its
 //! protocol version and capabilities in `_meta`.
@@ -62,6 +63,14 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
             }),
         )?;
         eprintln!("initialized: {}", init["serverInfo"]["name"]);
+        // Later requests carry the version the server agreed to, which may be older than the
+        // one asked for (servers answer 400 to a version they do not speak).
+        if let Some(agreed) = init["protocolVersion"].as_str()
+            && !agreed.is_empty()
+            && agreed.bytes().all(|b| b.is_ascii_graphic())
+        {
+            client.version = agreed.to_owned();
+        }
         client.notify("notifications/initialized")?;
     }
     let tools = client.request("tools/list", json!({}))?;

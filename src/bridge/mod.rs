@@ -80,6 +80,8 @@ struct Shared {
     in_flight: (Mutex<usize>, Condvar),
     stopping: AtomicBool,
     get_stream_started: AtomicBool,
+    /// Between `initialize` and the client's `initialized`: messages go one at a time.
+    initializing: AtomicBool,
 }
 
 #[derive(Default, Clone)]
@@ -126,6 +128,7 @@ impl Bridge {
                 in_flight: (Mutex::new(0), Condvar::new()),
                 stopping: AtomicBool::new(false),
                 get_stream_started: AtomicBool::new(false),
+                initializing: AtomicBool::new(false),
             }),
         })
     }
@@ -167,10 +170,22 @@ impl Bridge {
                     continue;
                 }
             };
-            if is_initialize(&message) {
-                // The session id comes with its answer: nothing else goes before it.
+            // In order, each answered before the next leaves: `initialize` (the session id
+            // comes with its answer), everything after it until the client's `initialized`
+            // has reached the server (servers refuse requests that overtake it), and every
+            // message that is not a request (notifications, the client's answers), whose
+            // order is all they have.
+            if is_initialize(&message)
+                || shared.initializing.load(Ordering::SeqCst)
+                || request_ids(&message).is_empty()
+            {
                 Shared::forward(shared, &message);
-                Shared::start_get_stream(shared);
+                if is_initialize(&message) {
+                    shared.initializing.store(true, Ordering::SeqCst);
+                } else if is_initialized(&message) {
+                    shared.initializing.store(false, Ordering::SeqCst);
+                    Shared::start_get_stream(shared);
+                }
                 continue;
             }
             if !shared.acquire(IN_FLIGHT_WAIT) {
@@ -199,6 +214,11 @@ impl Bridge {
 /// True for an `initialize` request.
 fn is_initialize(message: &Value) -> bool {
     message["method"] == "initialize" && message.get("id").is_some()
+}
+
+/// True for the client's `notifications/initialized`.
+fn is_initialized(message: &Value) -> bool {
+    message["method"] == "notifications/initialized" && message.get("id").is_none()
 }
 
 /// The ids of the requests in a message (an object, or a batch of them).
@@ -360,11 +380,14 @@ impl Shared {
             self.read_stream(response.into_body(), &mut pending, None);
         } else if (200..300).contains(&status) && content_type.starts_with("application/json") {
             match read_json(response.into_body()) {
-                Ok(reply) => {
+                Ok(Some(reply)) => {
                     self.note_version(&reply);
                     settle(&mut pending, &reply);
                     self.write(&reply);
                 }
+                // An empty body (servers on the MCP Python SDK answer a notification 202 with
+                // a JSON content type and nothing in it): nothing comes back.
+                Ok(None) => {}
                 Err(why) => return self.fail(message, &why),
             }
         } else if (200..300).contains(&status) {
@@ -576,8 +599,8 @@ fn settle(pending: &mut Vec<Value>, reply: &Value) {
     pending.retain(|p| !ids.contains(&p));
 }
 
-/// A JSON answer's body, within [`MAX_MESSAGE`].
-fn read_json(body: ureq::Body) -> std::result::Result<Value, String> {
+/// A JSON answer's body, within [`MAX_MESSAGE`]; `None` when it is empty.
+fn read_json(body: ureq::Body) -> std::result::Result<Option<Value>, String> {
     let mut bytes = Vec::new();
     body.into_reader()
         .take(MAX_MESSAGE as u64 + 1)
@@ -586,7 +609,12 @@ fn read_json(body: ureq::Body) -> std::result::Result<Value, String> {
     if bytes.len() > MAX_MESSAGE {
         return Err("the MCP server's answer is larger than allowed".into());
     }
-    serde_json::from_slice(&bytes).map_err(|_| "the MCP server's answer is not JSON".into())
+    if bytes.trim_ascii().is_empty() {
+        return Ok(None);
+    }
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|_| "the MCP server's answer is not JSON".into())
 }
 
 #[cfg(test)]

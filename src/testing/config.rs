@@ -140,6 +140,17 @@ pub struct ServerConfig {
     /// Whether the MCP endpoint answers every request with an event stream, even to a client
     /// that also accepts JSON (as the MCP TypeScript SDK's server does; default `false`).
     pub mcp_sse_answers: bool,
+    /// The MCP endpoint as servers on the MCP Python SDK 1.x behave (default `false`): a
+    /// session is usable once the client's `notifications/initialized` is processed; a
+    /// request other than `ping` before that gets JSON-RPC error -32602; the notification
+    /// is processed 50 ms after it arrives; and notifications and responses are answered
+    /// 202 with `Content-Type: application/json` and an empty body.
+    pub mcp_strict_initialization: bool,
+    /// The protocol revisions the MCP endpoint speaks (default `None`: whatever the client
+    /// asks). With a list, `initialize` answers the newest of them when asked for another,
+    /// and a request whose `MCP-Protocol-Version` names another is answered 400, as FastMCP
+    /// 2.x does.
+    pub protocol_versions: Option<Vec<String>>,
 }
 
 impl Default for ServerConfig {
@@ -179,6 +190,8 @@ impl Default for ServerConfig {
             device_code_lifetime: None,
             device_slow_down: false,
             mcp_sse_answers: false,
+            mcp_strict_initialization: false,
+            protocol_versions: None,
         }
     }
 }

@@ -170,9 +170,24 @@ fn rpc(s: &Shared, req: &Request) -> Response {
         return Response::json(400, &error_message(&Value::Null, -32600, "Invalid Request"));
     };
     let method = message.get("method");
+    if let Some(versions) = &s.config.protocol_versions
+        && let Some(asked) = req.header("mcp-protocol-version")
+        && !versions.iter().any(|v| v == asked)
+    {
+        let text = format!("Bad Request: Unsupported protocol version: {asked}");
+        return Response::json(400, &error_message(&Value::Null, -32600, &text));
+    }
+    let strict = s.config.mcp_strict_initialization;
     let Some(id) = message.get("id") else {
         // A notification: accepted, nothing to answer.
-        return Response::empty(202);
+        if strict && method == Some(&json!("notifications/initialized")) {
+            // Processed a moment after it arrived, as a server's message loop does.
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            if let Some(session) = req.header("mcp-session-id") {
+                s.lock().mcp_sessions.insert(session.to_owned(), true);
+            }
+        }
+        return accepted(strict);
     };
     if method.is_none() && (message.contains_key("result") || message.contains_key("error")) {
         // A response to a request of ours: to the `confirm` call waiting for it.
@@ -182,7 +197,16 @@ fn rpc(s: &Shared, req: &Request) -> Response {
         if let Some(answer) = waiting {
             let _ = answer.send(Value::Object(message.clone()));
         }
-        return Response::empty(202);
+        return accepted(strict);
+    }
+    if strict
+        && !matches!(method.and_then(Value::as_str), Some("initialize" | "ping"))
+        && !req
+            .header("mcp-session-id")
+            .is_some_and(|session| s.lock().mcp_sessions.get(session) == Some(&true))
+    {
+        let text = "Invalid request parameters: request before initialization was complete";
+        return Response::json(200, &error_message(id, -32602, text));
     }
     let (Some("2.0"), Some(Value::String(method))) =
         (message.get("jsonrpc").and_then(Value::as_str), method)
@@ -193,9 +217,12 @@ fn rpc(s: &Shared, req: &Request) -> Response {
     if method == "tools/call" && params.and_then(|p| p.get("name")) == Some(&json!("confirm")) {
         return confirm(s, id.clone());
     }
-    let (reply, session) = match call(method, params) {
+    let (reply, session) = match call(method, params, s.config.protocol_versions.as_deref()) {
         Ok(result) => {
             let session = (method == "initialize").then(random_token);
+            if strict && let Some(session) = &session {
+                s.lock().mcp_sessions.insert(session.clone(), false);
+            }
             (
                 json!({ "jsonrpc": "2.0", "id": id, "result": result }),
                 session,
@@ -215,13 +242,30 @@ fn rpc(s: &Shared, req: &Request) -> Response {
     response
 }
 
-/// Runs a method; the error is a JSON-RPC error code and message.
-fn call(method: &str, params: Option<&Map<String, Value>>) -> Result<Value, (i64, String)> {
+/// A 202 for a notification or a response: with an empty JSON body when `python_style`, as
+/// the MCP Python SDK's servers send it.
+fn accepted(python_style: bool) -> Response {
+    if python_style {
+        Response::with_body(202, "application/json", Vec::new())
+    } else {
+        Response::empty(202)
+    }
+}
+
+/// Runs a method; the error is a JSON-RPC error code and message. `versions`: the protocol
+/// revisions spoken, newest last, when not whatever the client asks.
+fn call(
+    method: &str,
+    params: Option<&Map<String, Value>>,
+    versions: Option<&[String]>,
+) -> Result<Value, (i64, String)> {
     let param = |name: &str| params.and_then(|p| p.get(name));
     match method {
         "initialize" => Ok(json!({
             "protocolVersion": param("protocolVersion")
                 .and_then(Value::as_str)
+                .filter(|asked| versions.is_none_or(|v| v.iter().any(|v| v == asked)))
+                .or_else(|| versions.and_then(|v| v.last()).map(String::as_str))
                 .unwrap_or(DEFAULT_PROTOCOL_VERSION),
             "capabilities": { "tools": {} },
             "serverInfo": { "name": "mcp-oauth-client test server", "version": "0.1.0" },

@@ -109,6 +109,9 @@ pub(super) struct State {
     pub device_codes: HashMap<String, super::device::DeviceGrant>,
     /// Requests of the MCP endpoint to the client waiting for its answer, by request id.
     pub client_answers: HashMap<String, std::sync::mpsc::Sender<serde_json::Value>>,
+    /// With `mcp_strict_initialization`: each MCP session, and whether the client's
+    /// `notifications/initialized` was processed.
+    pub mcp_sessions: HashMap<String, bool>,
 }
 
 /// The nonces of [`ServerConfig::dpop_nonces`].
@@ -161,6 +164,7 @@ impl Shared {
             nonce_challenges: NonceChallenges::default(),
             device_codes: HashMap::new(),
             client_answers: HashMap::new(),
+            mcp_sessions: HashMap::new(),
         };
         Shared {
             issuer: format!("{origin}{}", config.issuer_path),

@@ -265,3 +265,32 @@ fn an_unreachable_server_gives_each_request_a_json_rpc_error() {
     );
     assert!(proxy.finish().0.success());
 }
+
+#[test]
+fn messages_before_initialized_keep_their_order_at_a_server_that_refuses_early_requests() {
+    // A server on the MCP Python SDK 1.x: a request that overtakes `notifications/initialized`
+    // is refused, and notifications are answered 202 with an empty JSON body.
+    let w = World::with(ServerConfig {
+        mcp_strict_initialization: true,
+        ..ServerConfig::default()
+    });
+    let url = w.server.mcp_url().to_string();
+    for run in 0..30 {
+        let mut proxy = Proxy::start(&url, &w.cache, &[]);
+        // All three at once, as MCP clients write them.
+        proxy.send(&json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}));
+        proxy.send(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+        proxy.send(&json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}));
+        assert_eq!(proxy.recv()["id"], 1);
+        let tools = proxy.recv();
+        assert_eq!(tools["id"], 2, "run {run}: {tools}");
+        assert_eq!(
+            tools["result"]["tools"][0]["name"], "echo",
+            "run {run}: {tools}"
+        );
+        let (status, stderr) = proxy.finish();
+        assert!(status.success(), "{stderr}");
+        assert!(!stderr.contains("lost"), "run {run}: {stderr}");
+    }
+    assert_eq!(w.requests_to(Route::Authorize).len(), 1);
+}
