@@ -5,14 +5,17 @@
 //!
 //! - Every line read is one JSON-RPC message, POSTed with `Accept: application/json,
 //!   text/event-stream`, the `Mcp-Session-Id` the server gave on `initialize` and the
-//!   `MCP-Protocol-Version` it agreed to. Each message after `initialize` is sent on its own
-//!   thread, so a slow tool call holds up nothing else (at most [`MAX_IN_FLIGHT`] at once;
-//!   past that, a request waits 30 s for a slot, then gets an error).
+//!   `MCP-Protocol-Version` it agreed to. Messages leave in the order they came: `initialize`
+//!   and everything after it until the client's `notifications/initialized` one at a time,
+//!   each answered before the next leaves, and so every notification and every answer of the
+//!   client's. Requests after that are sent each on its own thread, so a slow tool call holds
+//!   up nothing else (at most [`MAX_IN_FLIGHT`] at once; past that, a request waits 30 s for
+//!   a slot, then gets an error).
 //! - Every message the server sends, in a JSON answer or an event stream (requests to the
 //!   client among them: elicitation, sampling, roots), is written as one line. The client's
 //!   answers to them come back as lines like any other.
-//! - The server's GET event stream, for messages it sends on its own, is opened after
-//!   `initialize` and reopened with `Last-Event-ID` after a drop.
+//! - The server's GET event stream, for messages it sends on its own, is opened once the
+//!   client's `initialized` reached the server, and reopened with `Last-Event-ID` after a drop.
 //! - A request the server cannot answer (unreachable, an HTTP error, a stream that ends
 //!   early) gets a JSON-RPC error with its id: never a silent drop, never a hang.
 //! - At the reader's end, the requests in flight finish (for at most [`DRAIN_TIMEOUT`]), the
