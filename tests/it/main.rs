@@ -10,6 +10,7 @@ mod destinations;
 mod device;
 mod dpop;
 mod embedding;
+mod examples;
 mod files;
 mod habits;
 mod hostile;
