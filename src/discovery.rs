@@ -35,6 +35,35 @@ pub struct ResourceMetadata {
     /// How the resource accepts bearer tokens (`header`, …).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bearer_methods_supported: Option<Vec<String>>,
+    /// The DPoP proof algorithms the resource takes (RFC 9728 §2): present when it accepts
+    /// DPoP-bound tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dpop_signing_alg_values_supported: Option<Vec<String>>,
+    /// The resource accepts DPoP-bound tokens only (RFC 9728 §2; default `false`).
+    #[serde(default)]
+    pub dpop_bound_access_tokens_required: bool,
+}
+
+impl ResourceMetadata {
+    /// True when the resource says it takes DPoP-bound tokens (RFC 9728 §2): it lists
+    /// `alg` among its proof algorithms, or requires bound tokens (a list left out then
+    /// says nothing about algorithms).
+    ///
+    /// ```
+    /// # use mcp_oauth_client::discovery::parse_resource_metadata;
+    /// let server = url::Url::parse("https://mcp.example.com/mcp").unwrap();
+    /// let prm = parse_resource_metadata(br#"{"resource": "https://mcp.example.com/mcp",
+    ///     "authorization_servers": ["https://as.example.com"],
+    ///     "dpop_signing_alg_values_supported": ["ES256"]}"#, &server).unwrap();
+    /// assert!(prm.takes_dpop("ES256") && !prm.takes_dpop("RS256"));
+    /// assert!(!prm.dpop_bound_access_tokens_required);
+    /// ```
+    pub fn takes_dpop(&self, alg: &str) -> bool {
+        match &self.dpop_signing_alg_values_supported {
+            Some(algs) => algs.iter().any(|a| a == alg),
+            None => self.dpop_bound_access_tokens_required,
+        }
+    }
 }
 
 /// RFC 8414 §2 authorization server metadata (the fields this client uses).

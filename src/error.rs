@@ -38,6 +38,11 @@ pub enum ErrorKind {
     LoginRequired,
     /// The login was cancelled ([`Session::cancel_login`](crate::Session::cancel_login)).
     Cancelled,
+    /// A plain Bearer token was wanted where only a DPoP-bound one will do: the MCP server
+    /// takes bound tokens only and the session does not bind
+    /// ([`SessionBuilder::dpop`](crate::SessionBuilder::dpop)), or the token is bound and so
+    /// cannot be handed on as a header (each request needs its own proof).
+    ProofRequired,
 }
 
 /// The OAuth error codes the client acts on (RFC 6749 §4.1.2.1, §5.2; RFC 6750 §3.1;

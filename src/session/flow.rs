@@ -3,6 +3,7 @@
 //! at a time in a process and, through the cache lock, across processes (MCP authorization;
 //! the steps' own modules cite their RFCs).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -33,6 +34,8 @@ use crate::secret::Secret;
 use crate::storage::{CacheLock, FORMAT_VERSION, RefreshMark, StoredTokens, TokenStore};
 use crate::token::{self, CodeExchange, RefreshRequest, TokenSet, unix_now};
 use crate::www_authenticate::Challenge;
+
+use super::binding::{self, Offered, Policy, ResourceDpop};
 
 /// A stored access token closer than this to its expiry is refreshed first (seconds).
 pub const EXPIRY_MARGIN: u64 = 60;
@@ -70,8 +73,8 @@ pub(crate) struct Config {
     pub(crate) interactive: bool,
     /// How tokens are obtained when there are none to use or refresh.
     pub(crate) grant: Grant,
-    /// Bind tokens to a DPoP key where the authorization server supports it.
-    pub(crate) dpop: bool,
+    /// When to bind tokens to a DPoP key.
+    pub(crate) dpop: Policy,
     /// Told when a token request's answer must reach the store.
     pub(crate) critical: super::critical::Critical,
 }
@@ -148,6 +151,52 @@ fn refuse_headless_only(metadata: &AuthServerMetadata) -> Result<()> {
     ))
 }
 
+/// The error of a login at an authorization server without dynamic registration and with no
+/// client configured or registered there.
+fn no_registration(metadata: &AuthServerMetadata) -> Error {
+    Error::new(
+        ErrorKind::Config,
+        Step::Registration,
+        format!(
+            "authorization server {} offers no dynamic registration; configure a client_id",
+            printable(&metadata.issuer)
+        ),
+    )
+}
+
+/// What discovery found for a login.
+struct Discovered {
+    /// The authorization server's metadata.
+    metadata: AuthServerMetadata,
+    /// The resource indicator (RFC 8707).
+    resource: String,
+    /// The resource metadata's `scopes_supported`.
+    scopes_supported: Option<Vec<String>>,
+    /// What the resource metadata says of DPoP.
+    dpop: ResourceDpop,
+}
+
+/// A login's settled parts: where, for what, and with which DPoP key.
+#[derive(Clone, Copy)]
+struct Login<'a> {
+    metadata: &'a AuthServerMetadata,
+    resource: &'a str,
+    scopes: Option<&'a Scopes>,
+    /// The key the tokens are to be bound to, when they are.
+    dpop: Option<&'a Arc<Dpop>>,
+}
+
+/// The kind of login discovery is for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum LoginKind {
+    /// Through the browser.
+    Browser,
+    /// With a code entered on another device (RFC 8628).
+    Device,
+    /// A grant without a browser.
+    Grant,
+}
+
 /// SHA-256 of a token: compared, never shown.
 fn fingerprint(token: &Secret) -> [u8; 32] {
     use sha2::Digest;
@@ -169,6 +218,9 @@ pub(crate) struct Inner {
     flow: Mutex<Flow>,
     /// What cancels the login waiting for the browser, while one does.
     waiting: Mutex<Option<Canceller>>,
+    /// The MCP server refused a DPoP-bound token and offers `Bearer` alone: this session
+    /// binds no more tokens (see [`Inner::fall_back_to_bearer`]).
+    bearer_fallback: AtomicBool,
 }
 
 /// Where the client of a login came from, which decides what a rejection of it means.
@@ -213,6 +265,8 @@ pub(crate) struct LoginContext<'a> {
     pub rejected: bool,
     /// A 403 `insufficient_scope`: authorize again with the union of the scopes.
     pub step_up: bool,
+    /// The token schemes the 401 or 403 offered, when one was seen.
+    pub offered: Option<Offered>,
 }
 
 impl<'a> LoginContext<'a> {
@@ -222,7 +276,13 @@ impl<'a> LoginContext<'a> {
             challenge,
             rejected: true,
             step_up: false,
+            offered: None,
         }
+    }
+
+    /// With the token schemes the response's challenges offered.
+    pub(crate) fn offering(self, offered: Option<Offered>) -> LoginContext<'a> {
+        LoginContext { offered, ..self }
     }
 
     /// After a 403 `insufficient_scope`: more scope is needed.
@@ -257,6 +317,7 @@ impl Inner {
             }),
             flow: Mutex::new(flow),
             waiting: Mutex::new(None),
+            bearer_fallback: AtomicBool::new(false),
         }
     }
 
@@ -284,6 +345,36 @@ impl Inner {
     fn flow(&self) -> MutexGuard<'_, Flow> {
         // A panic inside a hook must not make the session unusable.
         self.flow.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// When this session binds tokens now: as configured, or never after a fallback.
+    fn policy(&self) -> Policy {
+        if self.bearer_fallback.load(Ordering::SeqCst) {
+            Policy::Never
+        } else {
+            self.config.dpop
+        }
+    }
+
+    /// After the MCP server answered 401 offering `offered`: when the token it refused is
+    /// DPoP-bound and it offers `Bearer` alone, the session gets Bearer tokens from now on,
+    /// unless it was told to bind ([`SessionBuilder::dpop`](crate::SessionBuilder::dpop)).
+    /// Returns whether it falls back now (once per session; a Bearer token refused in turn
+    /// is an error, not another login).
+    pub(crate) fn fall_back_to_bearer(&self, offered: Option<Offered>) -> bool {
+        let bound = self.stored_tokens().is_some_and(|t| t.tokens.is_dpop());
+        if !bound
+            || self.config.dpop != Policy::Auto
+            || !offered.is_some_and(Offered::bearer_only)
+            || self.bearer_fallback.swap(true, Ordering::SeqCst)
+        {
+            return false;
+        }
+        log::warn!(
+            "the MCP server refused a DPoP-bound token and takes Bearer tokens only: logging in \
+             again for a Bearer token"
+        );
+        true
     }
 
     /// See [`Session::access_token`](crate::Session::access_token).
@@ -457,7 +548,9 @@ impl Inner {
     /// The stored access token when it is not close to expiry.
     fn fresh(&self, stored: &StoredTokens) -> Option<Presented> {
         let tokens = &stored.tokens;
-        if !tokens.is_fresh(unix_now(), tokens.refresh_margin(EXPIRY_MARGIN)) {
+        if !tokens.is_fresh(unix_now(), tokens.refresh_margin(EXPIRY_MARGIN))
+            || !binding::suits(self.policy(), tokens.is_dpop(), None)
+        {
             return None;
         }
         let dpop = self.binding(stored).map_err(|e| log::warn!("{e}")).ok()?;
@@ -507,13 +600,21 @@ impl Inner {
     }
 
     /// The DPoP key of a new login at the server of `metadata`: the session's (a new one the
-    /// first time) when the server binds tokens with ES256 and DPoP is not turned off.
-    fn login_dpop(&self, metadata: &AuthServerMetadata) -> Result<Option<Arc<Dpop>>> {
-        if !self.config.dpop || metadata.dpop_signing_alg_values_supported.is_none() {
-            return Ok(None);
-        }
-        if !metadata.supports_dpop("ES256") {
-            log::info!("the authorization server takes no ES256 DPoP proofs; using Bearer tokens");
+    /// first time) where the tokens are to be bound (see [`binding::binds`]); `resource` is
+    /// what the resource metadata says of DPoP, which the schemes a 401 offered outweigh.
+    fn login_dpop(
+        &self,
+        metadata: &AuthServerMetadata,
+        resource: ResourceDpop,
+        ctx: &LoginContext<'_>,
+    ) -> Result<Option<Arc<Dpop>>> {
+        let resource = match ctx.offered {
+            Some(_) => ResourceDpop::of(None, ctx.offered),
+            None => resource,
+        };
+        let binds = binding::binds(self.policy(), metadata.supports_dpop("ES256"), resource)
+            .map_err(|e| e.with_url(&self.server_url))?;
+        if !binds {
             return Ok(None);
         }
         let mut state = self.state();
@@ -558,6 +659,15 @@ impl Inner {
             && let Some(token) = self.fresh(&stored)
         {
             return Ok(Some(token));
+        }
+        // A refresh keeps the tokens' binding: of no use when it is the wrong one.
+        if !binding::suits(self.policy(), stored.tokens.is_dpop(), ctx.offered) {
+            if stored.tokens.is_dpop() {
+                log::warn!("the cached tokens are DPoP-bound; logging in for a Bearer token");
+            } else {
+                log::warn!("the MCP server takes DPoP-bound tokens only; logging in for one");
+            }
+            return Ok(None);
         }
         if let Some(prm) = prm
             && !prm.authorization_servers.contains(&stored.issuer)
@@ -774,7 +884,18 @@ impl Inner {
             None => self.discover_resource(ctx)?,
         };
         let device = matches!(self.config.grant, Grant::DeviceCode);
-        let (metadata, resource, prm_scopes) = self.discover_server(prm, !device)?;
+        let kind = if device {
+            LoginKind::Device
+        } else {
+            LoginKind::Browser
+        };
+        let Discovered {
+            metadata,
+            resource,
+            scopes_supported: prm_scopes,
+            dpop: resource_dpop,
+        } = self.discover_server(prm, kind)?;
+        let dpop = self.login_dpop(&metadata, resource_dpop, ctx)?;
         self.warn_omitted_resource(&resource);
         let challenged = ctx.challenge.and_then(Challenge::scope);
         let mut scopes = select_scopes(&ScopeSources {
@@ -790,22 +911,34 @@ impl Inner {
         let scopes = scopes.as_ref();
         if device {
             let (client, origin) = self.device_client(&metadata, scopes, true)?;
-            return match self.device_authorize(flow, &metadata, &resource, scopes, &client) {
+            let login = Login {
+                metadata: &metadata,
+                resource: &resource,
+                scopes,
+                dpop: dpop.as_ref(),
+            };
+            return match self.device_authorize(flow, &login, &client) {
                 Err(e) if e.is_invalid_client() => {
                     self.stale_client(e, origin, &metadata.issuer)?;
                     let (client, _) = self.device_client(&metadata, scopes, false)?;
-                    self.device_authorize(flow, &metadata, &resource, scopes, &client)
+                    self.device_authorize(flow, &login, &client)
                 }
                 other => other,
             };
         }
         let chosen = self.choose_client(&metadata, scopes, true)?;
         let origin = chosen.origin;
-        match self.authorize(flow, &metadata, &resource, scopes, chosen) {
+        let login = Login {
+            metadata: &metadata,
+            resource: &resource,
+            scopes,
+            dpop: dpop.as_ref(),
+        };
+        match self.authorize(flow, &login, chosen) {
             Err(e) if e.is_invalid_client() => {
                 self.stale_client(e, origin, &metadata.issuer)?;
                 let chosen = self.choose_client(&metadata, scopes, false)?;
-                self.authorize(flow, &metadata, &resource, scopes, chosen)
+                self.authorize(flow, &login, chosen)
             }
             other => other,
         }
@@ -857,11 +990,15 @@ impl Inner {
     fn device_authorize(
         &self,
         flow: &mut Flow,
-        metadata: &AuthServerMetadata,
-        resource: &str,
-        scopes: Option<&Scopes>,
+        login: &Login<'_>,
         client: &ClientRegistration,
     ) -> Result<Presented> {
+        let Login {
+            metadata,
+            resource,
+            scopes,
+            dpop,
+        } = *login;
         let endpoint = metadata
             .device_authorization_endpoint
             .as_deref()
@@ -901,7 +1038,6 @@ impl Inner {
         })?;
         hook(&step);
         log::info!("waiting for the device login at {}", step.verification_uri);
-        let dpop = self.login_dpop(metadata)?;
         let (cancel, cancelled) = std::sync::mpsc::channel::<()>();
         let waiting = Waiting::start(
             &self.waiting,
@@ -914,7 +1050,7 @@ impl Inner {
                 client,
                 device_code: &device.device_code,
                 resource: self.resource_param(resource),
-                dpop: dpop.as_deref(),
+                dpop: dpop.map(|d| &**d),
                 interval: device.interval,
                 deadline: step.deadline,
                 cancel: &cancelled,
@@ -923,8 +1059,8 @@ impl Inner {
         );
         drop(waiting);
         let (tokens, held) = polled?;
-        let record = self.record(metadata, resource, scopes, client, tokens, dpop.as_ref());
-        let presented = self.save(record, dpop);
+        let record = self.record(metadata, resource, scopes, client, tokens, dpop);
+        let presented = self.save(record, dpop.cloned());
         drop(held);
         Ok(presented)
     }
@@ -975,64 +1111,134 @@ impl Inner {
             .try_for_each(|endpoint| self.check_named(endpoint, step))
     }
 
-    /// Authorization server metadata (or the 2025-03-26 fallback) for the resource metadata.
-    /// Returns the metadata, the resource indicator and the resource's `scopes_supported`.
-    /// A `browser` login needs PKCE S256; the grants without a browser do not use it.
+    /// Authorization server metadata (or the 2025-03-26 fallback) for the resource metadata,
+    /// with what the login needs of it: of several authorization servers, the first whose
+    /// metadata can be read and that offers what `kind` needs (PKCE S256 and a browser login
+    /// for the browser; a client for the persons' logins: a configured one, one registered
+    /// before, or dynamic registration).
     fn discover_server(
         &self,
         prm: Option<ResourceMetadata>,
-        browser: bool,
-    ) -> Result<(AuthServerMetadata, String, Option<Vec<String>>)> {
-        let (metadata, resource, scopes) = match prm {
-            Some(prm) => {
-                let issuer = &prm.authorization_servers[0];
-                self.check_named(issuer, Step::AuthServerDiscovery)?;
-                log::info!(
-                    "resource metadata: authorization server {}",
-                    printable(issuer)
-                );
-                let metadata =
-                    discover_auth_server_metadata(&self.agent, issuer)?.ok_or_else(|| {
-                        Error::new(
-                            ErrorKind::InvalidResponse,
-                            Step::AuthServerDiscovery,
-                            format!("no metadata found for authorization server {issuer}"),
-                        )
-                    })?;
-                (metadata, prm.resource, prm.scopes_supported)
-            }
-            None => {
-                let origin = self.server_url.origin().ascii_serialization();
-                log::info!("no resource metadata; trying {origin} as the authorization server");
-                let metadata =
-                    discovery::discover_legacy_auth_server_metadata(&self.agent, &self.server_url)?
-                        .unwrap_or_else(|| {
-                            discovery::fallback_auth_server_metadata(&self.server_url)
-                        });
-                (metadata, canonical_resource(&self.server_url), None)
-            }
+        kind: LoginKind,
+    ) -> Result<Discovered> {
+        let Some(prm) = prm else {
+            let origin = self.server_url.origin().ascii_serialization();
+            log::info!("no resource metadata; trying {origin} as the authorization server");
+            let metadata =
+                discovery::discover_legacy_auth_server_metadata(&self.agent, &self.server_url)?
+                    .unwrap_or_else(|| discovery::fallback_auth_server_metadata(&self.server_url));
+            self.check_server(&metadata, kind)?;
+            return Ok(Discovered {
+                metadata,
+                resource: canonical_resource(&self.server_url),
+                scopes_supported: None,
+                dpop: ResourceDpop::default(),
+            });
         };
+        let dpop = ResourceDpop::of(Some(&prm), None);
+        let mut refusals: Vec<(&str, Error)> = Vec::new();
+        let several = prm.authorization_servers.len() > 1;
+        for issuer in &prm.authorization_servers {
+            log::info!(
+                "resource metadata: authorization server {}",
+                printable(issuer)
+            );
+            match self.usable_server(issuer, kind) {
+                Ok(metadata) => {
+                    if several {
+                        log::info!(
+                            "authorization server {} chosen, of {}",
+                            printable(issuer),
+                            prm.authorization_servers.len()
+                        );
+                    }
+                    return Ok(Discovered {
+                        metadata,
+                        resource: prm.resource,
+                        scopes_supported: prm.scopes_supported,
+                        dpop,
+                    });
+                }
+                Err(e) => {
+                    if several {
+                        log::info!("authorization server {} skipped: {e}", printable(issuer));
+                    }
+                    refusals.push((issuer, e));
+                }
+            }
+        }
+        // One server: its own error. Several: the first one's, naming the others'.
+        let mut refusals = refusals.into_iter();
+        let (issuer, first) = refusals
+            .next()
+            .expect("the metadata names an authorization server");
+        let rest: Vec<String> = refusals
+            .map(|(issuer, e)| format!("{}: {e}", printable(issuer)))
+            .collect();
+        if rest.is_empty() {
+            return Err(first);
+        }
+        Err(first.prefix_message(&format!(
+            "none of the {} authorization servers of the resource can be used ({}); {}",
+            rest.len() + 1,
+            rest.join("; "),
+            printable(issuer)
+        )))
+    }
+
+    /// The metadata of `issuer`, when it can be read and offers what a `kind` login needs.
+    fn usable_server(&self, issuer: &str, kind: LoginKind) -> Result<AuthServerMetadata> {
+        self.check_named(issuer, Step::AuthServerDiscovery)?;
+        let metadata = discover_auth_server_metadata(&self.agent, issuer)?.ok_or_else(|| {
+            Error::new(
+                ErrorKind::InvalidResponse,
+                Step::AuthServerDiscovery,
+                format!(
+                    "no metadata found for authorization server {}",
+                    printable(issuer)
+                ),
+            )
+        })?;
+        self.check_server(&metadata, kind)?;
+        Ok(metadata)
+    }
+
+    /// Checks an authorization server's metadata for a `kind` login: its endpoints pass the
+    /// address rules; the browser needs PKCE S256 and a browser grant; a person's login needs
+    /// a client there.
+    fn check_server(&self, metadata: &AuthServerMetadata, kind: LoginKind) -> Result<()> {
         log::info!(
             "authorization server metadata: issuer {}",
             printable(&metadata.issuer)
         );
-        self.check_endpoints(&metadata, browser)?;
+        let browser = kind == LoginKind::Browser;
+        self.check_endpoints(metadata, browser)?;
         if browser {
             metadata.require_s256()?;
-            refuse_headless_only(&metadata)?;
+            refuse_headless_only(metadata)?;
         }
-        Ok((metadata, resource, scopes))
+        let has_client = self.config.client.for_server(metadata).is_some()
+            || metadata.registration_endpoint.is_some()
+            || self.stored_client(&metadata.issuer).is_some();
+        if kind != LoginKind::Grant && !has_client {
+            return Err(no_registration(metadata));
+        }
+        Ok(())
     }
 
     /// Browser → callback → exchange → storage, with a chosen client and its listener.
     fn authorize(
         &self,
         flow: &mut Flow,
-        metadata: &AuthServerMetadata,
-        resource: &str,
-        scopes: Option<&Scopes>,
+        login: &Login<'_>,
         chosen: ChosenClient,
     ) -> Result<Presented> {
+        let Login {
+            metadata,
+            resource,
+            scopes,
+            dpop,
+        } = *login;
         let ChosenClient {
             client,
             mut listener,
@@ -1077,7 +1283,6 @@ impl Inner {
         drop(waiting);
         let code = code?;
         log::info!("authorization code received; exchanging it");
-        let dpop = self.login_dpop(metadata)?;
         let held = self.config.critical.hold();
         let tokens = token::exchange_code(
             &self.agent,
@@ -1088,11 +1293,11 @@ impl Inner {
                 redirect_uri: &redirect_uri,
                 client: &client,
                 resource: self.resource_param(resource),
-                dpop: dpop.as_deref(),
+                dpop: dpop.map(|d| &**d),
             },
         )?;
-        let record = self.record(metadata, resource, scopes, &client, tokens, dpop.as_ref());
-        let presented = self.save(record, dpop);
+        let record = self.record(metadata, resource, scopes, &client, tokens, dpop);
+        let presented = self.save(record, dpop.cloned());
         drop(held);
         Ok(presented)
     }
@@ -1155,7 +1360,12 @@ impl Inner {
             Some(prm) => prm,
             None => self.discover_resource(ctx)?,
         };
-        let (metadata, resource, prm_scopes) = self.discover_server(prm, false)?;
+        let Discovered {
+            metadata,
+            resource,
+            scopes_supported: prm_scopes,
+            dpop: resource_dpop,
+        } = self.discover_server(prm, LoginKind::Grant)?;
         self.warn_omitted_resource(&resource);
         // No `offline_access`: these grants run again instead of refreshing (RFC 6749 §4.4.3).
         let scopes = select_scopes(&ScopeSources {
@@ -1178,7 +1388,7 @@ impl Inner {
                 ));
             }
         };
-        let dpop = self.login_dpop(&metadata)?;
+        let dpop = self.login_dpop(&metadata, resource_dpop, ctx)?;
         let request = GrantRequest {
             token_endpoint: &metadata.token_endpoint,
             client: &client,
@@ -1278,16 +1488,10 @@ impl Inner {
         scopes: Option<&Scopes>,
         redirect_uri: Option<&str>,
     ) -> Result<ClientRegistration> {
-        let endpoint = metadata.registration_endpoint.as_deref().ok_or_else(|| {
-            Error::new(
-                ErrorKind::Config,
-                Step::Registration,
-                format!(
-                    "authorization server {} offers no dynamic registration; configure a client_id",
-                    metadata.issuer
-                ),
-            )
-        })?;
+        let endpoint = metadata
+            .registration_endpoint
+            .as_deref()
+            .ok_or_else(|| no_registration(metadata))?;
         let request = RegistrationRequest {
             client_name: &self.config.client_name,
             redirect_uri,

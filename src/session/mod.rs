@@ -13,6 +13,7 @@ use crate::address::AddressRules;
 use crate::browser::{AuthorizeHook, BrowserStep};
 use crate::callback::CallbackHost;
 use crate::error::{Error, ErrorKind, Result, Step};
+mod binding;
 mod critical;
 mod flow;
 mod request;
@@ -63,7 +64,7 @@ pub struct SessionBuilder {
     private_network: bool,
     ca_file: Option<PathBuf>,
     grant: Grant,
-    dpop: bool,
+    dpop: binding::Policy,
     client_key: Option<ClientKey>,
     critical: Option<Arc<dyn CriticalSection>>,
     #[cfg(feature = "test-server")]
@@ -229,12 +230,25 @@ impl SessionBuilder {
         self.grant(Grant::IdentityAssertion(assertion))
     }
 
-    /// Whether to bind tokens to a DPoP key (RFC 9449) when the authorization server
-    /// advertises `dpop_signing_alg_values_supported` with ES256 (default `true`). Bound tokens
-    /// are sent with the `DPoP` scheme and a fresh proof per request by the session's
-    /// [`agent`](Session::agent); the key is stored with the tokens.
+    /// Whether to bind tokens to a DPoP key (RFC 9449): `true` wherever the authorization
+    /// server advertises `dpop_signing_alg_values_supported` with ES256; `false` never (an MCP
+    /// server that takes bound tokens only is then refused with
+    /// [`ErrorKind::ProofRequired`]). Bound tokens are sent with the `DPoP` scheme and a fresh
+    /// proof per request by the session's [`agent`](Session::agent); the key is stored with
+    /// the tokens.
+    ///
+    /// By default tokens are bound only where the whole deployment takes DPoP: the
+    /// authorization server advertises it, and the MCP server does too, in its resource
+    /// metadata (`dpop_signing_alg_values_supported` or `dpop_bound_access_tokens_required`,
+    /// RFC 9728 §2) or by offering the `DPoP` scheme in its 401. A bound token that the MCP
+    /// server refuses while offering `Bearer` alone is replaced by a Bearer token, once, with
+    /// a warning in the log.
     pub fn dpop(mut self, enabled: bool) -> Self {
-        self.dpop = enabled;
+        self.dpop = if enabled {
+            binding::Policy::Always
+        } else {
+            binding::Policy::Never
+        };
         self
     }
 
@@ -516,7 +530,7 @@ impl Session {
             private_network: false,
             ca_file: None,
             grant: Grant::default(),
-            dpop: true,
+            dpop: binding::Policy::Auto,
             client_key: None,
             critical: None,
             #[cfg(feature = "test-server")]
@@ -560,14 +574,14 @@ impl Session {
     /// `Bearer <access token>`, for an `Authorization` header.
     ///
     /// # Errors
-    /// As [`access_token`](Self::access_token); [`ErrorKind::Config`] when the token is bound
-    /// to a DPoP key: a header alone cannot carry it, use
+    /// As [`access_token`](Self::access_token); [`ErrorKind::ProofRequired`] when the token is
+    /// bound to a DPoP key: a header alone cannot carry it, use
     /// [`request_headers`](Self::request_headers) or the session's [`agent`](Self::agent).
     pub fn authorization_header(&self) -> Result<String> {
         let presented = self.inner.access_token()?;
         if presented.dpop.is_some() {
             return Err(Error::new(
-                ErrorKind::Config,
+                ErrorKind::ProofRequired,
                 Step::Request,
                 "the token is DPoP-bound: each request needs its own proof \
                  (Session::request_headers, or the session's agent)",
@@ -599,9 +613,16 @@ impl Session {
     /// # Errors
     /// As [`access_token`](Self::access_token).
     pub fn on_unauthorized(&self, www_authenticate: Option<&str>) -> Result<Secret> {
-        let challenge = www_authenticate.and_then(crate::www_authenticate::token_challenge);
+        let challenges = www_authenticate
+            .map(crate::www_authenticate::parse_www_authenticate)
+            .unwrap_or_default();
+        let offered = binding::Offered::of(&challenges);
+        let challenge = challenges.iter().find(|c| c.is_token_scheme());
+        if self.inner.fall_back_to_bearer(offered) {
+            log::debug!("falling back to Bearer tokens");
+        }
         self.inner
-            .reauthorize(&LoginContext::unauthorized(challenge.as_ref()))
+            .reauthorize(&LoginContext::unauthorized(challenge).offering(offered))
             .map(|p| p.token)
     }
 
@@ -611,9 +632,11 @@ impl Session {
     /// # Errors
     /// As [`access_token`](Self::access_token).
     pub fn on_insufficient_scope(&self, www_authenticate: &str) -> Result<Secret> {
-        let challenge = crate::www_authenticate::token_challenge(www_authenticate);
+        let challenges = crate::www_authenticate::parse_www_authenticate(www_authenticate);
+        let offered = binding::Offered::of(&challenges);
+        let challenge = challenges.iter().find(|c| c.is_token_scheme());
         self.inner
-            .reauthorize(&LoginContext::step_up(challenge.as_ref()))
+            .reauthorize(&LoginContext::step_up(challenge).offering(offered))
             .map(|p| p.token)
     }
 

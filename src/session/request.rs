@@ -11,6 +11,7 @@ use ureq::http::{HeaderValue, Response, header};
 use ureq::middleware::{Middleware, MiddlewareNext};
 use ureq::{Body, SendBody};
 
+use super::binding::Offered;
 use super::flow::{Inner, LoginContext, Presented};
 use crate::address::{AddressRules, GuardedResolver};
 use crate::dpop::{DPOP_HEADER, NONCE_HEADER};
@@ -203,6 +204,7 @@ pub(crate) fn send(
             nonce_retried = true;
             continue;
         }
+        let offered = Offered::of(&challenges);
         let challenge = challenges.into_iter().find(Challenge::is_token_scheme);
         let insufficient_scope = status == 403
             && challenge
@@ -218,7 +220,9 @@ pub(crate) fn send(
         } else {
             "invalid_token"
         };
-        if flows >= MAX_AUTHORIZATIONS || (status == 401 && fresh_token) {
+        // A bound token refused by a server that takes Bearer tokens only: one more login.
+        let fallback = status == 401 && inner.fall_back_to_bearer(offered);
+        if flows >= MAX_AUTHORIZATIONS || (status == 401 && fresh_token && !fallback) {
             drain(response);
             let why = if status == 401 {
                 "the MCP server rejects a newly obtained token".to_owned()
@@ -235,9 +239,12 @@ pub(crate) fn send(
             log::info!("the MCP server asks for more scope; authorizing again");
             LoginContext::step_up(challenge.as_ref())
         } else {
-            log::info!("the MCP server answered 401; authorizing");
+            if !fallback {
+                log::info!("the MCP server answered 401; authorizing");
+            }
             LoginContext::unauthorized(challenge.as_ref())
-        };
+        }
+        .offering(offered);
         inner.reauthorize(&ctx)?;
         fresh_token = true;
         // A new token is a new attempt: its first nonce challenge gets its retry.

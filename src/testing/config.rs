@@ -18,6 +18,39 @@ pub enum AsMetadataPaths {
     All,
 }
 
+/// What the MCP endpoint of a [`ServerConfig::dpop`] server makes of DPoP-bound tokens; the
+/// authorization server binds them either way.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum McpDpop {
+    /// It takes bound tokens (with the `DPoP` scheme and a proof) and Bearer tokens; its
+    /// resource metadata lists `dpop_signing_alg_values_supported`, and its 401 offers both
+    /// schemes (RFC 9449 §7.1).
+    #[default]
+    Accepted,
+    /// It takes bound tokens only: its resource metadata says
+    /// `dpop_bound_access_tokens_required`, and its 401 offers the `DPoP` scheme alone.
+    Required,
+    /// It takes Bearer tokens only, as the MCP SDKs' bearer middleware does: the `DPoP`
+    /// scheme is refused, its resource metadata says nothing of DPoP, and its 401 offers
+    /// `Bearer` alone. The authorization server still advertises DPoP: a mixed deployment.
+    Refused,
+    /// As `Refused`, but its resource metadata lists `dpop_signing_alg_values_supported`
+    /// all the same (a misconfigured server).
+    Misadvertised,
+}
+
+impl McpDpop {
+    /// Whether the endpoint takes the `DPoP` scheme.
+    pub(super) fn takes_dpop(self) -> bool {
+        matches!(self, McpDpop::Accepted | McpDpop::Required)
+    }
+
+    /// Whether the endpoint takes the `Bearer` scheme.
+    pub(super) fn takes_bearer(self) -> bool {
+        self != McpDpop::Required
+    }
+}
+
 /// The configuration a [`TestServer`](super::TestServer) starts with.
 ///
 /// Start from [`ServerConfig::default`] and change the fields a test cares about:
@@ -110,14 +143,17 @@ pub struct ServerConfig {
     /// DPoP (RFC 9449; default `false`): the metadata advertises ES256 proofs; a token request
     /// with a valid proof gets tokens bound to its key (`token_type` `DPoP`, refresh tokens
     /// bound too), which the MCP endpoint accepts only with the `DPoP` scheme and a valid proof
-    /// (`htm`, `htu`, `ath`, a `jti` never seen before, `iat` within five minutes). Its
-    /// challenges use the `DPoP` scheme.
+    /// (`htm`, `htu`, `ath`, a `jti` never seen before, `iat` within five minutes), or not at
+    /// all: see `mcp_dpop`.
     pub dpop: bool,
     /// With `dpop`: the token endpoint and the MCP endpoint each require their own nonce in
     /// proofs, and answer a proof without it `use_dpop_nonce` with the nonce in `DPoP-Nonce`
     /// (RFC 9449 §8, §9). See [`TestServer::rotate_dpop_nonces`](super::TestServer::rotate_dpop_nonces).
     /// Default `false`.
     pub dpop_nonces: bool,
+    /// With `dpop`: what the MCP endpoint makes of DPoP-bound tokens (default
+    /// [`McpDpop::Accepted`]).
+    pub mcp_dpop: McpDpop,
     /// With `dpop`: the server's clock for proofs runs this many milliseconds behind the
     /// client's, is read in whole seconds, and a proof whose `iat` is ahead of it is refused
     /// (no leeway), as some servers do (default `None`: five minutes either way).
@@ -183,6 +219,7 @@ impl Default for ServerConfig {
             issuer_override: None,
             dpop: false,
             dpop_nonces: false,
+            mcp_dpop: McpDpop::Accepted,
             dpop_strict_clock_lag_ms: None,
             assertion_key: None,
             device_interval: 5,

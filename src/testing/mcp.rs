@@ -37,12 +37,19 @@ fn check_token(s: &Shared, req: &Request) -> Result<(), Response> {
     let Some(authorization) = req.header("authorization") else {
         return Err(unauthorized(s, None, "no access token"));
     };
+    let takes_dpop = s.config.dpop && s.config.mcp_dpop.takes_dpop();
+    let takes_bearer = !s.config.dpop || s.config.mcp_dpop.takes_bearer();
     let (dpop_scheme, token) = match authorization.split_once(' ') {
-        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => (false, token.trim()),
-        Some((scheme, token)) if s.config.dpop && scheme.eq_ignore_ascii_case("dpop") => {
+        Some((scheme, token)) if takes_bearer && scheme.eq_ignore_ascii_case("bearer") => {
+            (false, token.trim())
+        }
+        Some((scheme, token)) if takes_dpop && scheme.eq_ignore_ascii_case("dpop") => {
             (true, token.trim())
         }
-        _ => return Err(unauthorized(s, Some("invalid_token"), "not a Bearer token")),
+        _ if takes_bearer => {
+            return Err(unauthorized(s, Some("invalid_token"), "not a Bearer token"));
+        }
+        _ => return Err(unauthorized(s, Some("invalid_token"), "not a DPoP token")),
     };
     let mut state = s.lock();
     let Some(grant) = state.access_tokens.get(token).cloned() else {
@@ -135,12 +142,41 @@ fn unauthorized(s: &Shared, error: Option<&str>, description: &str) -> Response 
 }
 
 /// `Bearer error="...", scope="...", resource_metadata="..."`, each part only when relevant;
-/// a DPoP server's challenge has the `DPoP` scheme and its `algs` (RFC 9449 §7.1).
+/// an endpoint that takes DPoP-bound tokens offers the `DPoP` scheme with its `algs` first,
+/// and `Bearer` after it unless it takes bound tokens only (RFC 9449 §7.1).
 fn challenge(s: &Shared, error: Option<&str>, scope: Option<&str>) -> String {
+    let dpop = s.config.dpop && s.config.mcp_dpop.takes_dpop();
+    let bearer = !s.config.dpop || s.config.mcp_dpop.takes_bearer();
+    let mut schemes = Vec::new();
+    if dpop {
+        schemes.push(scheme_challenge(
+            s,
+            "DPoP",
+            Some("ES256 RS256"),
+            error,
+            scope,
+        ));
+    }
+    if bearer {
+        // The DPoP errors (a proof refused, a nonce wanted) are the DPoP scheme's.
+        let error = error.filter(|e| !e.contains("dpop"));
+        schemes.push(scheme_challenge(s, "Bearer", None, error, scope));
+    }
+    schemes.join(", ")
+}
+
+/// One scheme's challenge: `algs`, `error`, `scope` and `resource_metadata` when relevant.
+fn scheme_challenge(
+    s: &Shared,
+    scheme: &str,
+    algs: Option<&str>,
+    error: Option<&str>,
+    scope: Option<&str>,
+) -> String {
     let quote = |v: &str| v.replace('\\', "\\\\").replace('"', "\\\"");
     let mut params = Vec::new();
-    if s.config.dpop {
-        params.push("algs=\"ES256 RS256\"".to_owned());
+    if let Some(algs) = algs {
+        params.push(format!("algs=\"{algs}\""));
     }
     if let Some(error) = error {
         params.push(format!("error=\"{}\"", quote(error)));
@@ -152,7 +188,6 @@ fn challenge(s: &Shared, error: Option<&str>, scope: Option<&str>) -> String {
         let url = s.resource_metadata_url();
         params.push(format!("resource_metadata=\"{}\"", quote(&url)));
     }
-    let scheme = if s.config.dpop { "DPoP" } else { "Bearer" };
     if params.is_empty() {
         scheme.to_owned()
     } else {
@@ -201,9 +236,9 @@ fn rpc(s: &Shared, req: &Request) -> Response {
     }
     if strict
         && !matches!(method.and_then(Value::as_str), Some("initialize" | "ping"))
-        && !req
+        && req
             .header("mcp-session-id")
-            .is_some_and(|session| s.lock().mcp_sessions.get(session) == Some(&true))
+            .is_none_or(|session| s.lock().mcp_sessions.get(session) != Some(&true))
     {
         let text = "Invalid request parameters: request before initialization was complete";
         return Response::json(200, &error_message(id, -32602, text));

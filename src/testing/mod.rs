@@ -65,7 +65,7 @@ use std::sync::atomic::Ordering;
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-pub use config::{AsMetadataPaths, ServerConfig};
+pub use config::{AsMetadataPaths, McpDpop, ServerConfig};
 pub use fault::Fault;
 pub use record::RecordedRequest;
 pub use route::Route;

@@ -42,6 +42,15 @@ pub(super) fn resource_metadata(s: &Shared, req: &Request) -> Response {
     if let Some(scopes) = &s.config.scopes_supported {
         doc["scopes_supported"] = json!(scopes);
     }
+    if s.config.dpop {
+        use super::McpDpop::*;
+        if matches!(s.config.mcp_dpop, Accepted | Required | Misadvertised) {
+            doc["dpop_signing_alg_values_supported"] = json!(["ES256", "RS256"]);
+        }
+        if s.config.mcp_dpop == Required {
+            doc["dpop_bound_access_tokens_required"] = json!(true);
+        }
+    }
     Response::json(200, &doc)
 }
 

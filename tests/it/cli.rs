@@ -838,3 +838,70 @@ fn client_auth_method_chooses_how_a_configured_client_authenticates() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(text(&bad.stderr).contains("--client-auth-method takes"));
 }
+
+#[test]
+fn token_gives_a_bearer_token_where_the_mcp_server_takes_dpop_and_refuses_where_it_requires_it() {
+    use mcp_oauth_client::testing::McpDpop;
+    let w = World::with(ServerConfig {
+        dpop: true,
+        ..ServerConfig::default()
+    });
+    let url = w.server.mcp_url().to_string();
+    // `login` binds (both sides take DPoP); `token` then gets a Bearer token, with one login.
+    let stored = logged_in(&w);
+    assert!(stored.tokens.is_dpop());
+    let out = complete_login(cli(&["token", &url, "--no-browser"], w.cache.path()));
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let token = text(&out.stdout).trim().to_owned();
+    assert_eq!(w.mcp_status(&token), 200, "usable as Authorization: Bearer");
+    assert!(
+        stderr.contains("DPoP-bound; logging in for a Bearer token"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("bound to a DPoP key"), "{stderr}");
+    // The next call prints it from the cache, silently.
+    let out = cli(&["token", &url, "--no-login"], w.cache.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).trim(), token);
+    assert!(out.stderr.is_empty(), "{}", text(&out.stderr));
+    // --header-json likewise.
+    let out = cli(
+        &["token", &url, "--no-login", "--header-json"],
+        w.cache.path(),
+    )
+    .output()
+    .unwrap();
+    let header: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(header["Authorization"], format!("Bearer {token}"));
+    // --dpop asks for the bound kind where a login is needed, and says once what it is.
+    let cache = TempDir::new();
+    let out = complete_login(cli(
+        &["token", &url, "--dpop", "--no-browser"],
+        cache.path(),
+    ));
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(stderr.matches("bound to a DPoP key").count(), 1, "{stderr}");
+
+    // A server that takes bound tokens only: a clear error, no browser.
+    let strict = World::with(ServerConfig {
+        dpop: true,
+        mcp_dpop: McpDpop::Required,
+        ..ServerConfig::default()
+    });
+    let out = cli(
+        &["token", strict.server.mcp_url().as_str(), "--no-browser"],
+        strict.cache.path(),
+    )
+    .stdin(Stdio::null())
+    .output()
+    .unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("takes DPoP-bound tokens only"), "{stderr}");
+    assert!(stderr.contains("mcp-oauth proxy"), "{stderr}");
+    assert!(strict.requests_to(Route::Authorize).is_empty());
+}

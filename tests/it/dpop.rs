@@ -2,7 +2,7 @@
 //! token, refresh and MCP requests, nonces from both servers retried once each, the key kept
 //! with the tokens across a restart.
 
-use mcp_oauth_client::testing::{Fault, NonceChallenges, Route, ServerConfig};
+use mcp_oauth_client::testing::{Fault, McpDpop, NonceChallenges, Route, ServerConfig};
 use mcp_oauth_client::{ErrorKind, OAuthErrorCode};
 
 use crate::common::{World, ping};
@@ -36,7 +36,7 @@ fn a_bound_token_is_refused_with_the_bearer_scheme_and_accepted_with_dpop() {
     // As Bearer: refused.
     assert_eq!(w.mcp_status(token.secret()), 401);
     let e = session.authorization_header().unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Config, "{e}");
+    assert_eq!(e.kind(), ErrorKind::ProofRequired, "{e}");
     // With the DPoP scheme and a proof: accepted; the same proof again: a replay, refused.
     let headers: Vec<(&str, String)> = session
         .request_headers("POST", w.server.mcp_url().as_str())
@@ -186,4 +186,113 @@ fn proofs_are_taken_by_a_server_whose_clock_lags_and_that_allows_no_future_iat()
     }
     assert!(crate::common::stored(&session).tokens.is_dpop());
     assert_eq!(w.requests_to(Route::Authorize).len(), 1);
+}
+
+/// A DPoP-advertising authorization server in front of an MCP endpoint that makes of DPoP
+/// what `mcp` says.
+fn mixed_world(mcp: McpDpop) -> World {
+    World::with(ServerConfig {
+        dpop: true,
+        mcp_dpop: mcp,
+        ..ServerConfig::default()
+    })
+}
+
+#[test]
+fn a_bearer_only_mcp_server_behind_a_dpop_authorization_server_gets_bearer_tokens() {
+    let w = mixed_world(McpDpop::Refused);
+    // With a 401 first, and without one (a login before any MCP request).
+    let through_401 = w.session();
+    assert_eq!(ping(&through_401).unwrap(), 200, "{:?}", w.request_lines());
+    let cache = crate::common::TempDir::new();
+    let direct = w.builder().cache_dir(cache.path()).build().unwrap();
+    let token = direct.access_token().unwrap();
+    assert_eq!(w.mcp_status(token.secret()), 200);
+    for session in [&through_401, &direct] {
+        assert!(!crate::common::stored(session).tokens.is_dpop());
+        assert!(session.authorization_header().is_ok());
+    }
+    assert!(
+        w.requests_to(Route::Token)
+            .iter()
+            .all(|r| r.header("dpop").is_none()),
+        "no token request carries a proof"
+    );
+    assert_eq!(w.requests_to(Route::Authorize).len(), 2);
+}
+
+#[test]
+fn a_bound_token_refused_by_a_bearer_only_server_leads_to_one_bearer_login_not_a_loop() {
+    // The resource metadata says DPoP, the endpoint takes Bearer tokens only.
+    let w = mixed_world(McpDpop::Misadvertised);
+    let session = w.session();
+    session.access_token().unwrap();
+    assert!(
+        crate::common::stored(&session).tokens.is_dpop(),
+        "bound, as the metadata says"
+    );
+    assert_eq!(ping(&session).unwrap(), 200, "{:?}", w.request_lines());
+    let stored = crate::common::stored(&session);
+    assert!(!stored.tokens.is_dpop() && stored.dpop_key.is_none());
+    let exchanges = w.requests_to(Route::Token);
+    assert_eq!(exchanges.len(), 2, "{:?}", w.request_lines());
+    assert!(exchanges[0].header("dpop").is_some() && exchanges[1].header("dpop").is_none());
+    // Later requests, and a new process, use the Bearer token: no more logins.
+    assert_eq!(ping(&session).unwrap(), 200);
+    assert_eq!(ping(&w.session()).unwrap(), 200);
+    assert_eq!(w.requests_to(Route::Authorize).len(), 2);
+}
+
+#[test]
+fn a_session_told_to_bind_is_refused_by_a_bearer_only_server_after_one_login() {
+    let w = mixed_world(McpDpop::Refused);
+    let session = w.builder().dpop(true).build().unwrap();
+    let e = ping(&session).unwrap_err();
+    assert_eq!(e.oauth_error(), Some("invalid_token"), "{e}");
+    assert_eq!(w.requests_to(Route::Authorize).len(), 1, "no second login");
+}
+
+#[test]
+fn a_server_that_requires_dpop_gets_bound_tokens_and_a_session_that_never_binds_is_told_so() {
+    let w = mixed_world(McpDpop::Required);
+    let session = w.session();
+    assert_eq!(ping(&session).unwrap(), 200);
+    assert!(crate::common::stored(&session).tokens.is_dpop());
+    let token = session.access_token().unwrap();
+    assert_eq!(w.mcp_status(token.secret()), 401);
+
+    // Without binding: refused before any browser opens.
+    w.server.clear_requests();
+    let cache = crate::common::TempDir::new();
+    let bearer = w
+        .builder()
+        .cache_dir(cache.path())
+        .dpop(false)
+        .build()
+        .unwrap();
+    for e in [
+        bearer.access_token().unwrap_err(),
+        ping(&bearer).unwrap_err(),
+    ] {
+        assert_eq!(e.kind(), ErrorKind::ProofRequired, "{e}");
+        assert!(e.to_string().contains("DPoP-bound tokens only"), "{e}");
+    }
+    assert!(w.requests_to(Route::Authorize).is_empty());
+}
+
+#[test]
+fn a_session_that_never_binds_does_not_use_a_cached_bound_token() {
+    let w = mixed_world(McpDpop::Accepted);
+    let session = w.session();
+    assert_eq!(ping(&session).unwrap(), 200);
+    assert!(crate::common::stored(&session).tokens.is_dpop());
+    // Another program wants a Bearer token: one login gets it, and it is cached.
+    let bearer = w.builder().dpop(false).build().unwrap();
+    let token = bearer.access_token().unwrap();
+    assert_eq!(w.mcp_status(token.secret()), 200);
+    assert!(!crate::common::stored(&bearer).tokens.is_dpop());
+    assert_eq!(w.requests_to(Route::Authorize).len(), 2);
+    // The binding session takes the Bearer token as it is.
+    assert_eq!(ping(&w.session()).unwrap(), 200);
+    assert_eq!(w.requests_to(Route::Authorize).len(), 2);
 }

@@ -358,3 +358,59 @@ fn offline_access_is_asked_for_with_prompt_consent() {
     let authorize = &w.requests_to(Route::Authorize)[0];
     assert_eq!(authorize.query_param("prompt"), Some("consent"));
 }
+
+/// A resource metadata document of `w`'s server naming `servers` as its authorization servers.
+fn naming_servers(w: &World, servers: &[String]) {
+    let mut prm = crate::common::get_json(&format!(
+        "{}.well-known/oauth-protected-resource/mcp",
+        w.server.base_url()
+    ));
+    prm["authorization_servers"] = serde_json::json!(servers);
+    w.server.set_fault(
+        Route::ResourceMetadata,
+        mcp_oauth_client::testing::Fault::json(200, prm),
+    );
+}
+
+#[test]
+fn of_several_authorization_servers_the_first_usable_one_is_chosen() {
+    let w = World::new();
+    // One without metadata, one without PKCE S256, then the usable one.
+    let no_pkce = mcp_oauth_client::testing::TestServer::start_with(ServerConfig {
+        code_challenge_methods: None,
+        ..ServerConfig::default()
+    })
+    .unwrap();
+    let missing = format!("{}/missing", w.server.issuer());
+    naming_servers(&w, &[missing, no_pkce.issuer(), w.server.issuer()]);
+    let session = w.session();
+    session.access_token().unwrap();
+    assert_eq!(crate::common::stored(&session).issuer, w.server.issuer());
+    assert_eq!(w.requests_to(Route::Authorize).len(), 1);
+    let routes: Vec<_> = no_pkce.requests().into_iter().map(|r| r.route).collect();
+    assert_eq!(routes, [Some(Route::AuthServerMetadata)], "read, then left");
+}
+
+#[test]
+fn when_no_authorization_server_can_be_used_the_error_names_each() {
+    let w = World::new();
+    let no_pkce = mcp_oauth_client::testing::TestServer::start_with(ServerConfig {
+        code_challenge_methods: None,
+        ..ServerConfig::default()
+    })
+    .unwrap();
+    let missing = format!("{}/missing", w.server.issuer());
+    naming_servers(&w, &[missing.clone(), no_pkce.issuer()]);
+    let e = w.session().access_token().unwrap_err();
+    let text = e.to_string();
+    assert!(
+        text.contains("none of the 2 authorization servers"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&missing) && text.contains(&no_pkce.issuer()),
+        "{text}"
+    );
+    assert!(text.contains("S256"), "{text}");
+    assert!(w.requests_to(Route::Authorize).is_empty());
+}

@@ -111,7 +111,10 @@ OPTIONS:
     --client-credentials   no browser: the client obtains tokens for itself (services, jobs)
     --assertion-file FILE  no browser: the JWT bearer grant with the workload identity token
                            in FILE (read again each time; a Kubernetes or CI token file)
-    --no-dpop              never bind tokens to a DPoP key, even where the server offers it
+    --dpop                 bind tokens to a DPoP key wherever the authorization server
+                           offers it (default: where the MCP server takes DPoP too; token:
+                           never, since another program cannot sign the proofs)
+    --no-dpop              never bind tokens to a DPoP key
     --callback-port PORT   a fixed port for the loopback callback
     --callback-path PATH   the redirect URI's path (default /callback), for a client
                            registered with exactly one redirect URI
@@ -225,6 +228,15 @@ fn main() -> ExitCode {
             );
             ExitCode::from(exit_code(&e))
         }
+        Err(Failure::Error(e)) if e.kind() == ErrorKind::ProofRequired => {
+            let url = e.url().map(printable).unwrap_or_default();
+            errln!(
+                "mcp-oauth: the MCP server {url} takes DPoP-bound tokens only: each request needs \
+                 a proof signed with the token's key, so no token can be handed to another \
+                 program. Run `mcp-oauth proxy {url}` for an MCP client instead"
+            );
+            ExitCode::from(exit_code(&e))
+        }
         Err(Failure::Error(e)) => {
             errln!("mcp-oauth: {e}");
             ExitCode::from(exit_code(&e))
@@ -283,6 +295,7 @@ struct Options {
     client_auth_method: Option<mcp_oauth_client::AuthMethod>,
     client_credentials: bool,
     assertion_file: Option<PathBuf>,
+    dpop: bool,
     no_dpop: bool,
     callback_port: Option<u16>,
     callback_path: Option<String>,
@@ -341,6 +354,7 @@ fn parse(args: Vec<OsString>) -> Result<Options, Failure> {
             }
             Long("client-credentials") => o.client_credentials = true,
             Long("assertion-file") => o.assertion_file = Some(parser.value()?.into()),
+            Long("dpop") => o.dpop = true,
             Long("no-dpop") => o.no_dpop = true,
             Long("callback-port") => o.callback_port = Some(parser.value()?.parse()?),
             Long("callback-path") => o.callback_path = Some(parser.value()?.string()?),
@@ -390,6 +404,17 @@ fn parse(args: Vec<OsString>) -> Result<Options, Failure> {
             Value(v) if o.url.is_none() => o.url = Some(v.string()?),
             other => return Err(other.unexpected().into()),
         }
+    }
+    if o.dpop && o.header_json {
+        return Err(Failure::Usage(
+            "--header-json gives a Bearer header, which a DPoP-bound token (--dpop) cannot be"
+                .into(),
+        ));
+    }
+    if o.dpop && o.no_dpop {
+        return Err(Failure::Usage(
+            "--dpop and --no-dpop contradict each other".into(),
+        ));
     }
     o.client_secret = client_secret(o.client_secret_file.as_deref())?;
     if o.client_credentials && o.assertion_file.is_some() {
@@ -508,9 +533,11 @@ impl Options {
         if let Some(deferral) = signals::install() {
             b = b.critical_section(deferral.clone());
         }
+        if self.dpop || self.no_dpop {
+            b = b.dpop(self.dpop);
+        }
         b.allow_private_network(self.allow_private_network)
             .interactive(!self.no_login)
-            .dpop(!self.no_dpop)
             .omit_resource(self.omit_resource)
     }
 
@@ -609,6 +636,10 @@ fn run(args: Vec<OsString>) -> Result<(), Failure> {
         .ok_or_else(|| Failure::Usage(format!("unknown command {command}")))?;
     let mut options = parse(rest.to_vec())?;
     options.bridge = command == "proxy";
+    // A token for another program is a Bearer token: that program cannot sign DPoP proofs.
+    if command == "token" && !options.dpop {
+        options.no_dpop = true;
+    }
     if options.help {
         out!("{help}");
         return Ok(());
@@ -667,8 +698,8 @@ fn token(options: &Options) -> Result<(), Failure> {
     let tokens = stored.as_ref().map(|s| &s.tokens);
     if tokens.is_some_and(|t| t.is_dpop()) {
         errln!(
-            "mcp-oauth: this token is bound to a DPoP key: a server takes it only with a proof \
-             signed by that key (log in with --no-dpop for a bearer token)"
+            "mcp-oauth: this token is bound to a DPoP key (--dpop): a server takes it only with \
+             a proof signed by that key; without --dpop, token gives a Bearer token"
         );
     }
     if !options.json {
