@@ -146,6 +146,83 @@ pub fn build_authorization_url(req: &AuthorizationRequest<'_>) -> Result<Url> {
     Ok(url)
 }
 
+/// What an authorization endpoint makes of a client, asked before a browser is sent there
+/// ([`check_client`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ClientCheck {
+    /// The endpoint took the request: a login page, or a redirect.
+    Known,
+    /// The endpoint refused it without redirecting back (RFC 6749 §4.1.2.1: an unknown
+    /// `client_id` or a redirect URI not registered for it is shown to the user, never
+    /// redirected): a browser sent there would wait for nothing. The status it answered.
+    Unknown(u16),
+    /// No telling: the server failed, or limits the rate.
+    Unsure,
+}
+
+/// Reads what an authorization endpoint answered to a request for the client whose redirect
+/// URI is `redirect_uri`: a 2xx page or a redirect elsewhere takes the client; a 4xx (but
+/// 429), or a redirect back to `redirect_uri` with `error=invalid_client` or
+/// `unauthorized_client`, refuses it. Pure.
+///
+/// ```
+/// use mcp_oauth_client::authorize::{ClientCheck, read_client_check};
+/// let back = "http://127.0.0.1:3118/callback";
+/// assert_eq!(read_client_check(302, Some("https://as.example.com/login"), back), ClientCheck::Known);
+/// assert_eq!(read_client_check(400, None, back), ClientCheck::Unknown(400));
+/// assert_eq!(read_client_check(503, None, back), ClientCheck::Unsure);
+/// ```
+pub fn read_client_check(status: u16, location: Option<&str>, redirect_uri: &str) -> ClientCheck {
+    match status {
+        200..=299 => ClientCheck::Known,
+        300..=399 => {
+            let refused = location
+                .and_then(|l| Url::parse(l).ok())
+                .filter(|l| {
+                    let mut base = l.clone();
+                    base.set_query(None);
+                    base.set_fragment(None);
+                    base.as_str() == redirect_uri
+                })
+                .is_some_and(|l| {
+                    l.query_pairs().any(|(k, v)| {
+                        k == "error"
+                            && matches!(v.as_ref(), "invalid_client" | "unauthorized_client")
+                    })
+                });
+            if refused {
+                ClientCheck::Unknown(status)
+            } else {
+                ClientCheck::Known
+            }
+        }
+        429 => ClientCheck::Unsure,
+        400..=499 => ClientCheck::Unknown(status),
+        _ => ClientCheck::Unsure,
+    }
+}
+
+/// Asks the authorization endpoint whether it knows `request`'s client, with one GET of the
+/// authorization URL whose redirect is not followed (as FastMCP's client does before it opens
+/// a browser for a cached client). `request` must carry a `state` and a code challenge made
+/// for this look alone: a redirect back may carry a code, which is never redeemed. A failure
+/// to ask is [`ClientCheck::Unsure`].
+pub fn check_client(agent: &ureq::Agent, request: &AuthorizationRequest<'_>) -> ClientCheck {
+    let step = Step::Authorization;
+    let answer =
+        build_authorization_url(request).and_then(|url| crate::http::status_of(agent, &url, step));
+    match answer {
+        Ok((status, location)) => {
+            read_client_check(status, location.as_deref(), request.redirect_uri)
+        }
+        Err(e) => {
+            log::debug!("checking the cached client: {e}");
+            ClientCheck::Unsure
+        }
+    }
+}
+
 /// Refuses an extra authorization request parameter that the request sets itself (a second
 /// `state` or `redirect_uri` would be read first by some servers), or a name that is empty
 /// or not visible ASCII. `prompt` is allowed: it replaces the one the request would add.

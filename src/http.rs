@@ -149,6 +149,27 @@ pub(crate) fn send(
     })
 }
 
+/// The status and `Location` of a GET of `url` under the transport rules, its body unread
+/// (the connection is closed, not reused): for a look at what a server makes of a request
+/// meant for a browser.
+pub(crate) fn status_of(
+    agent: &ureq::Agent,
+    url: &Url,
+    step: Step,
+) -> Result<(u16, Option<String>)> {
+    crate::address::require_secure(url, step)?;
+    let response = configure(agent, agent.get(url.as_str()))
+        .header("accept", "text/html")
+        .call()
+        .map_err(|e| transport_error(e, step, url))?;
+    let location = response
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    Ok((response.status().as_u16(), location))
+}
+
 /// `headers` and `Accept: application/json` on a request.
 fn with_headers<B>(
     mut req: ureq::RequestBuilder<B>,

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use url::Url;
 
 use crate::address::AddressRules;
-use crate::authorize::{AuthorizationRequest, build_authorization_url};
+use crate::authorize::{AuthorizationRequest, ClientCheck, build_authorization_url, check_client};
 use crate::browser::{AuthorizeHook, BrowserStep, open_browser};
 use crate::callback::{CallbackExpectation, CallbackHost, CallbackListener, Canceller};
 use crate::client_auth::{AuthMethod, choose_auth_method};
@@ -926,7 +926,7 @@ impl Inner {
                 other => other,
             };
         }
-        let chosen = self.choose_client(&metadata, scopes, true)?;
+        let chosen = self.choose_client(&metadata, scopes, &resource, true)?;
         let origin = chosen.origin;
         let login = Login {
             metadata: &metadata,
@@ -937,7 +937,7 @@ impl Inner {
         match self.authorize(flow, &login, chosen) {
             Err(e) if e.is_invalid_client() => {
                 self.stale_client(e, origin, &metadata.issuer)?;
-                let chosen = self.choose_client(&metadata, scopes, false)?;
+                let chosen = self.choose_client(&metadata, scopes, &resource, false)?;
                 self.authorize(flow, &login, chosen)
             }
             other => other,
@@ -1454,6 +1454,7 @@ impl Inner {
         &self,
         metadata: &AuthServerMetadata,
         scopes: Option<&Scopes>,
+        resource: &str,
         reuse_client: bool,
     ) -> Result<ChosenClient> {
         let host = self.config.callback_host;
@@ -1468,7 +1469,18 @@ impl Inner {
             ));
         }
         if reuse_client && let Some(found) = self.cached_client(metadata) {
-            return Ok(found);
+            match self.check_cached_client(metadata, &found, scopes, resource) {
+                ClientCheck::Unknown(status) => {
+                    log::info!(
+                        "authorization server {} does not know the cached client {} any more \
+                         (its authorization endpoint answered HTTP {status}): registering anew",
+                        printable(&metadata.issuer),
+                        printable(&found.client.client_id)
+                    );
+                    self.forget_client(&metadata.issuer);
+                }
+                ClientCheck::Known | ClientCheck::Unsure => return Ok(found),
+            }
         }
         let listener = bind(self.config.callback_port)?;
         let redirect_uri = listener.redirect_uri().to_string();
@@ -1524,6 +1536,40 @@ impl Inner {
             log::warn!("the client registration is not cached: {e}");
         }
         Ok(client)
+    }
+
+    /// Whether the authorization server still knows a cached client, asked before the browser
+    /// is sent there: servers that keep clients in memory forget them when they restart, and
+    /// answer the browser with an error page instead of a redirect (RFC 6749 §4.1.2.1), so the
+    /// login would wait for nothing.
+    fn check_cached_client(
+        &self,
+        metadata: &AuthServerMetadata,
+        found: &ChosenClient,
+        scopes: Option<&Scopes>,
+        resource: &str,
+    ) -> ClientCheck {
+        let step = Step::Authorization;
+        let (Ok(verifier), Ok(state)) = (
+            PkceVerifier::generate(),
+            crate::secret::random_token(32, step),
+        ) else {
+            return ClientCheck::Unsure;
+        };
+        let redirect_uri = found.listener.redirect_uri().to_string();
+        check_client(
+            &self.agent,
+            &AuthorizationRequest {
+                authorization_endpoint: &metadata.authorization_endpoint,
+                client_id: &found.client.client_id,
+                redirect_uri: &redirect_uri,
+                scope: scopes,
+                state: &state,
+                code_challenge: &verifier.challenge(),
+                resource: self.resource_param(resource),
+                extra: &self.config.authorize_params,
+            },
+        )
     }
 
     /// The cached registration for this issuer with a listener on one of its registered

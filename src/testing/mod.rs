@@ -147,6 +147,17 @@ impl TestServer {
         self.shared.lock().log.clone()
     }
 
+    /// Forgets every registered client, code and token, as an authorization server that keeps
+    /// them in memory does when it restarts.
+    pub fn forget_everything(&self) {
+        let mut state = self.shared.lock();
+        state.clients.clear();
+        state.codes.clear();
+        state.access_tokens.clear();
+        state.refresh_tokens.clear();
+        state.device_codes.clear();
+    }
+
     /// Empties the request log.
     pub fn clear_requests(&self) {
         self.shared.lock().log.clear();

@@ -70,7 +70,7 @@ fn a_403_insufficient_scope_steps_up_with_the_union_of_scopes() {
     w.server.clear_requests();
 
     assert_eq!(ping(&session).unwrap(), 200);
-    let authorize = w.requests_to(Route::Authorize);
+    let authorize = w.browser_authorizations();
     assert_eq!(authorize.len(), 1);
     let scope = authorize[0].query_param("scope").unwrap();
     let mut asked: Vec<&str> = scope.split(' ').collect();
@@ -100,7 +100,7 @@ fn a_server_that_always_answers_403_gets_at_most_three_authorizations_and_a_type
     assert_eq!(e.kind(), ErrorKind::OAuth);
     assert_eq!(e.step(), Step::Request);
     assert_eq!(e.oauth_error(), Some("insufficient_scope"));
-    assert_eq!(w.requests_to(Route::Authorize).len(), MAX_AUTHORIZATIONS);
+    assert_eq!(w.browser_authorizations().len(), MAX_AUTHORIZATIONS);
     assert_eq!(w.requests_to(Route::Mcp).len(), MAX_AUTHORIZATIONS + 1);
 }
 

@@ -294,7 +294,7 @@ fn corrupt_truncated_foreign_and_future_files_are_errors_then_replaced_by_a_logi
         assert_eq!(w.mcp_status(token.secret()), 200, "{name}");
         assert!(w.has_cached_tokens(&session));
         assert_eq!(
-            w.requests_to(Route::Authorize).len(),
+            w.browser_authorizations().len(),
             i + 2,
             "{name}: a fresh login"
         );

@@ -97,6 +97,19 @@ impl World {
     }
 
     /// The requests to one route.
+    /// The authorization requests a browser made: not the client's own look, before it sends
+    /// the browser there, at whether the server still knows a cached client (it carries the
+    /// library's `User-Agent`).
+    pub fn browser_authorizations(&self) -> Vec<RecordedRequest> {
+        self.requests_to(Route::Authorize)
+            .into_iter()
+            .filter(|r| {
+                !r.header("user-agent")
+                    .is_some_and(|ua| ua.starts_with("mcp-oauth-client/"))
+            })
+            .collect()
+    }
+
     pub fn requests_to(&self, route: Route) -> Vec<RecordedRequest> {
         self.server
             .requests()

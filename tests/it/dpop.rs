@@ -240,7 +240,7 @@ fn a_bound_token_refused_by_a_bearer_only_server_leads_to_one_bearer_login_not_a
     // Later requests, and a new process, use the Bearer token: no more logins.
     assert_eq!(ping(&session).unwrap(), 200);
     assert_eq!(ping(&w.session()).unwrap(), 200);
-    assert_eq!(w.requests_to(Route::Authorize).len(), 2);
+    assert_eq!(w.browser_authorizations().len(), 2);
 }
 
 #[test]
@@ -249,7 +249,7 @@ fn a_session_told_to_bind_is_refused_by_a_bearer_only_server_after_one_login() {
     let session = w.builder().dpop(true).build().unwrap();
     let e = ping(&session).unwrap_err();
     assert_eq!(e.oauth_error(), Some("invalid_token"), "{e}");
-    assert_eq!(w.requests_to(Route::Authorize).len(), 1, "no second login");
+    assert_eq!(w.browser_authorizations().len(), 1, "no second login");
 }
 
 #[test]
@@ -291,8 +291,8 @@ fn a_session_that_never_binds_does_not_use_a_cached_bound_token() {
     let token = bearer.access_token().unwrap();
     assert_eq!(w.mcp_status(token.secret()), 200);
     assert!(!crate::common::stored(&bearer).tokens.is_dpop());
-    assert_eq!(w.requests_to(Route::Authorize).len(), 2);
+    assert_eq!(w.browser_authorizations().len(), 2);
     // The binding session takes the Bearer token as it is.
     assert_eq!(ping(&w.session()).unwrap(), 200);
-    assert_eq!(w.requests_to(Route::Authorize).len(), 2);
+    assert_eq!(w.browser_authorizations().len(), 2);
 }

@@ -98,6 +98,8 @@ fn a_later_login_reuses_the_cached_client_and_its_port() {
         [
             "GET /.well-known/oauth-protected-resource/mcp",
             "GET /.well-known/oauth-authorization-server",
+            // The check that the server knows the cached client, then the browser.
+            "GET /authorize",
             "GET /authorize",
             "POST /token",
         ]
@@ -413,4 +415,61 @@ fn when_no_authorization_server_can_be_used_the_error_names_each() {
     );
     assert!(text.contains("S256"), "{text}");
     assert!(w.requests_to(Route::Authorize).is_empty());
+}
+
+#[test]
+fn a_cached_client_the_server_forgot_is_registered_anew_before_the_browser_opens() {
+    let w = World::new();
+    let session = w.session();
+    session.access_token().unwrap();
+    // The authorization server restarts and forgets its clients and tokens; the person logs
+    // in again (the refresh token is gone too).
+    w.server.forget_everything();
+    for name in crate::common::names(w.cache.path()) {
+        if name.ends_with("_tokens.json") {
+            std::fs::remove_file(w.cache.path().join(name)).unwrap();
+        }
+    }
+    w.server.clear_requests();
+    let started = std::time::Instant::now();
+    let again = w.session();
+    assert_eq!(
+        crate::common::ping(&again).unwrap(),
+        200,
+        "{:?}",
+        w.request_lines()
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(w.browser.opened(), 2, "one window for each login");
+    // The cached client checked (a 400), a new registration, one login.
+    let lines = w.request_lines();
+    let authorize: Vec<_> = lines.iter().filter(|l| l.contains("/authorize")).collect();
+    assert_eq!(authorize.len(), 2, "{lines:?}");
+    assert_eq!(w.requests_to(Route::Register).len(), 1, "{lines:?}");
+    let at = |part: &str| lines.iter().position(|l| l.contains(part)).unwrap();
+    assert!(
+        at("/authorize") < at("/register"),
+        "checked before registering: {lines:?}"
+    );
+}
+
+#[test]
+fn a_cached_client_the_server_knows_is_checked_once_and_kept() {
+    let w = World::new();
+    w.session().access_token().unwrap();
+    let session = w.session();
+    w.server.clear_requests();
+    session.login().unwrap();
+    assert!(w.requests_to(Route::Register).is_empty());
+    let authorize = w.requests_to(Route::Authorize);
+    assert_eq!(authorize.len(), 2, "the check, then the browser's");
+    // The check never carries what the browser's request carries.
+    let param = |i: usize, name: &str| authorize[i].query_param(name);
+    assert_ne!(param(0, "state"), param(1, "state"));
+    assert_ne!(param(0, "code_challenge"), param(1, "code_challenge"));
+    assert_eq!(param(0, "client_id"), param(1, "client_id"));
 }

@@ -44,6 +44,8 @@ fn invalid_grant_on_refresh_falls_back_to_a_full_login() {
             "POST /token",
             "GET /.well-known/oauth-protected-resource/mcp",
             "GET /.well-known/oauth-authorization-server",
+            // The check that the server knows the cached client, then the browser.
+            "GET /authorize",
             "GET /authorize",
             "POST /token",
         ]
