@@ -79,6 +79,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("device_authorization", device_authorization),
     ("event_stream", event_stream),
     ("refresh_mark", refresh_mark),
+    ("bridge_message", bridge_message),
 ];
 
 /// The MCP server URL used when the input's first line is not one.
@@ -164,18 +165,20 @@ pub fn token_exchange_response(data: &[u8]) {
 /// Server-sent event streams (the bridge reads the MCP server's): the input's lines fed one by
 /// one. Every event's data stays within the limit, ids never hold NUL.
 pub fn event_stream(data: &[u8]) {
-    use mcp_oauth_client::bridge::sse::SseParser;
+    use mcp_oauth_client::bridge::sse::{EventReader, KEPT_OF_TOO_LARGE};
     const LIMIT: usize = 256;
-    let text = String::from_utf8_lossy(data);
-    let mut parser = SseParser::new(LIMIT);
-    for line in text.split('\n') {
-        if let Ok(Some(event)) = parser.line(line) {
-            assert!(event.data.len() <= LIMIT);
-            assert!(!event.event.contains('\n'));
-            assert!(event.id.as_deref().is_none_or(|id| !id.contains('\0')));
-        }
+    let mut reader = EventReader::new(data, LIMIT);
+    while let Ok(Some(event)) = reader.next_event() {
+        let kept = if event.cut.is_some() {
+            KEPT_OF_TOO_LARGE
+        } else {
+            LIMIT
+        };
+        assert!(reader.data().len() <= kept);
+        assert!(!event.event.contains('\n'));
     }
-    let _ = (parser.last_event_id(), parser.retry());
+    assert!(reader.last_event_id().is_none_or(|id| !id.contains('\0')));
+    let _ = reader.retry();
 }
 
 /// Device authorization responses (RFC 8628 §3.2): what the person is shown must be a web
@@ -653,4 +656,33 @@ pub fn replay_main(name: &str, target: Target) -> ExitCode {
     }
     eprintln!("{name}: replayed {replayed} inputs without a failure");
     ExitCode::SUCCESS
+}
+
+/// One JSON-RPC message as the bridge reads it: its kind and id, the transport headers of
+/// revision 2026-07-28 (every value a header can carry), the id read from any prefix of it
+/// (never another than the whole message's), and a `tools/list` answer screened (what is
+/// left is JSON).
+pub fn bridge_message(data: &[u8]) {
+    use mcp_oauth_client::bridge::{headers, message};
+    if let Ok(m) = message::Message::parse(data) {
+        let whole =
+            m.id.and_then(|id| serde_json::from_str::<serde_json::Value>(id.get()).ok());
+        for (name, value) in headers::routing_headers(&m, &[]) {
+            assert!(name.bytes().all(|b| b.is_ascii_graphic()));
+            assert!(
+                value.bytes().all(|b| (0x20..=0x7e).contains(&b)),
+                "{value:?}"
+            );
+        }
+        for cut in [data.len() / 3, data.len() / 2, data.len()] {
+            if let Some(id) = message::id_from_prefix(&data[..cut]) {
+                assert_eq!(Some(&id), whole.as_ref(), "a prefix named another id");
+            }
+        }
+    }
+    let screened = headers::screen_tools(data);
+    if let Some(rewritten) = screened.rewritten {
+        assert!(serde_json::from_slice::<serde_json::Value>(&rewritten).is_ok());
+        assert!(!screened.dropped.is_empty());
+    }
 }

@@ -132,6 +132,10 @@ OPTIONS:
                            machines with no browser and nothing to paste into
     --no-login             never start a login: exit 8 when only one would help (cron, CI)
     --header \"Name: value\" (proxy) one more header on every request to the server (repeatable)
+    --transport auto|streamable|sse
+                           (proxy) how to reach a server of protocol revisions before
+                           2026-07-28: Streamable HTTP, HTTP+SSE (2024-11-05), or auto (the
+                           default): Streamable HTTP, HTTP+SSE when a POST gets 404 or 405
     --header-json          (token) print {\"Authorization\": \"Bearer …\"}, for clients that
                            take a headers helper command
     --keyring              keep tokens and client secrets in the OS keyring (a build with the
@@ -309,6 +313,8 @@ struct Options {
     headers: Vec<(String, String)>,
     /// `token --header-json`.
     header_json: bool,
+    /// `proxy --transport`.
+    transport: mcp_oauth_client::bridge::Transport,
     /// The command is the bridge: stdin is JSON-RPC.
     bridge: bool,
     timeout: Option<u64>,
@@ -383,6 +389,15 @@ fn parse(args: Vec<OsString>) -> Result<Options, Failure> {
                     .push((name.trim().to_owned(), value.trim().to_owned()));
             }
             Long("header-json") => o.header_json = true,
+            Long("transport") => {
+                let name = parser.value()?.string()?;
+                o.transport = name.parse().map_err(|_| {
+                    Failure::Usage(format!(
+                        "--transport takes auto, streamable or sse, not {}",
+                        printable(&name)
+                    ))
+                })?;
+            }
             Long("ca-file") => o.ca_file = Some(parser.value()?.into()),
             Long("keyring") if cfg!(feature = "keyring") => o.keyring = true,
             Long("keyring") => {
@@ -725,7 +740,8 @@ fn proxy(options: Options) -> Result<(), Failure> {
     let done = Arc::new(AtomicBool::new(false));
     let session = Arc::new(options.interactive_session(&done)?);
     let bridge =
-        mcp_oauth_client::bridge::Bridge::new(session, std::io::stdout(), options.headers.clone())?;
+        mcp_oauth_client::bridge::Bridge::new(session, std::io::stdout(), options.headers.clone())?
+            .transport(options.transport);
     let result = bridge.run(std::io::stdin().lock());
     // A request the bridge stopped waiting for may be inside a refresh: its tokens first.
     if let Some(deferral) = signals::install() {

@@ -1,0 +1,157 @@
+//! The HTTP+SSE transport of MCP revision 2024-11-05, deprecated since and still widely
+//! deployed: a GET event stream whose first event, `endpoint`, names where to POST messages;
+//! every message is POSTed there (answered 202) and every message of the server's, answers
+//! included, comes as a `message` event on the stream. One stream is one MCP session: when it
+//! ends, the requests it still owed are answered with an error, and the next message opens a
+//! new one.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use url::Url;
+
+use super::sse::EventReader;
+use super::{MAX_MESSAGE, Outgoing, STREAM_IDLE_TIMEOUT, Shared, UNANSWERED, content_type, lock};
+
+/// An open event stream and where its messages go.
+pub(super) struct Channel {
+    /// The URL of the `endpoint` event, on the server's origin.
+    endpoint: Url,
+    /// The stream is still open.
+    open: AtomicBool,
+}
+
+/// Sends a message over the channel, opening one first when there is none.
+pub(super) fn forward(shared: &Arc<Shared>, outgoing: &Outgoing) {
+    let channel = match channel(shared) {
+        Ok(c) => c,
+        Err(why) => return shared.fail(&outgoing.keys, &why),
+    };
+    let response = shared.send(|agent| {
+        shared
+            .with_static_headers(agent.post(channel.endpoint.as_str()))
+            .content_type("application/json")
+            .config()
+            .max_redirects(0)
+            .build()
+            .send(&outgoing.body[..])
+    });
+    match response {
+        Ok(r) if r.status().is_success() => {}
+        Ok(r) => {
+            let why = format!(
+                "the MCP server answered HTTP {} to a message",
+                r.status().as_u16()
+            );
+            shared.fail(&outgoing.keys, &why);
+        }
+        Err(e) => shared.fail(
+            &outgoing.keys,
+            &format!("the MCP server was not reached: {e}"),
+        ),
+    }
+}
+
+/// The open channel, or a new one.
+fn channel(shared: &Arc<Shared>) -> Result<Arc<Channel>, String> {
+    let mut slot = lock(&shared.channel);
+    if let Some(c) = slot.as_ref().filter(|c| c.open.load(Ordering::SeqCst)) {
+        return Ok(Arc::clone(c));
+    }
+    let channel = open(shared)?;
+    *slot = Some(Arc::clone(&channel));
+    Ok(channel)
+}
+
+/// Opens the event stream (logging in when the server asks: a message of the client's is
+/// waiting for it) and reads its `endpoint` event; the rest of the stream is read on a thread
+/// of its own.
+fn open(shared: &Arc<Shared>) -> Result<Arc<Channel>, String> {
+    let response = shared
+        .send(|agent| {
+            shared
+                .with_static_headers(agent.get(shared.url.as_str()))
+                .header("accept", "text/event-stream")
+                .config()
+                .max_redirects(0)
+                .timeout_per_read(Some(STREAM_IDLE_TIMEOUT))
+                .build()
+                .call()
+        })
+        .map_err(|e| format!("the MCP server was not reached: {e}"))?;
+    let status = response.status().as_u16();
+    if status != 200 || !content_type(&response).starts_with("text/event-stream") {
+        return Err(format!(
+            "the MCP server offers neither Streamable HTTP nor HTTP+SSE at this URL (its event \
+             stream answered HTTP {status})"
+        ));
+    }
+    let input = std::io::BufReader::new(response.into_body().into_reader());
+    let mut reader = EventReader::with_budget(input, MAX_MESSAGE, Arc::clone(&shared.budget));
+    let endpoint = loop {
+        match reader.next_event() {
+            Ok(Some(e)) if e.event == "endpoint" && e.cut.is_none() => {
+                break endpoint(shared, reader.data())?;
+            }
+            Ok(Some(_)) => continue,
+            Ok(None) | Err(_) => {
+                return Err(
+                    "the MCP server's event stream ended before naming its endpoint".into(),
+                );
+            }
+        }
+    };
+    let channel = Arc::new(Channel {
+        endpoint,
+        open: AtomicBool::new(true),
+    });
+    let reading = Arc::clone(&channel);
+    let worker = Arc::clone(shared);
+    std::thread::Builder::new()
+        .name("mcp-oauth-bridge-sse".into())
+        .spawn(move || {
+            read(&worker, reader);
+            reading.open.store(false, Ordering::SeqCst);
+            // The session ended with its stream: what it owed will not come.
+            worker.output.fail_all(
+                UNANSWERED,
+                "the MCP server's event stream (HTTP+SSE) ended before it answered",
+            );
+        })
+        .map_err(|e| format!("cannot start the event stream thread: {e}"))?;
+    Ok(channel)
+}
+
+/// The `endpoint` event's URL, resolved against the stream's, which must keep its origin: a
+/// server may not send the messages, and the token with them, elsewhere.
+fn endpoint(shared: &Shared, data: &[u8]) -> Result<Url, String> {
+    let text = String::from_utf8_lossy(data);
+    let url = shared
+        .url
+        .join(text.trim())
+        .map_err(|_| "the MCP server's endpoint event is not a URL".to_owned())?;
+    if url.origin() != shared.url.origin() {
+        return Err(format!(
+            "the MCP server's endpoint event names another origin ({}); not sent there",
+            crate::error::printable(&url.origin().ascii_serialization())
+        ));
+    }
+    Ok(url)
+}
+
+/// Writes the stream's `message` events until it ends or the bridge stops.
+fn read<R: std::io::BufRead>(shared: &Shared, mut reader: EventReader<R>) {
+    while let Ok(Some(event)) = reader.next_event() {
+        if shared.stopping.load(Ordering::SeqCst) {
+            return;
+        }
+        if event.event != "message" || event.cut.is_some() {
+            continue;
+        }
+        let data = reader.data_mut();
+        if serde_json::from_slice::<&serde_json::value::RawValue>(data).is_ok() {
+            shared.note_version(data);
+            shared.output.write_server_message(data);
+        }
+    }
+}
