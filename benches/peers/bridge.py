@@ -10,6 +10,11 @@ one process per run is started and driven over its stdin and stdout as a stdio c
 `initialize`, `notifications/initialized`, `tools/list`, `tools/call echo`, then stdin closed.
 Measured per process: the time from just before the start to the `tools/call` answer, to its
 exit, and its peak RSS once the answers are in (VmHWM). Medians are reported with the ratios.
+
+Then, once per bridge, a pipelined run: after `initialize`, 1,000 `tools/call echo` requests
+written at once, as a busy client does; the server's log tells how many TCP connections carried
+them (the connections opened per 1,000 pipelined requests), and the run's time and peak RSS
+are reported beside.
 """
 
 import argparse
@@ -28,6 +33,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from measure import Server  # noqa: E402
 
 TIMEOUT_S = 60
+PIPELINED = 1000
 MESSAGES = [
     {"jsonrpc": "2.0", "id": 1, "method": "initialize",
      "params": {"protocolVersion": "2025-06-18", "capabilities": {},
@@ -84,6 +90,53 @@ def run_once(argv, env, login=False):
     return answered, exited, peak
 
 
+def pipelined(argv, env, server):
+    """One bridge process: initialize, then PIPELINED tools/call requests written at once;
+    (seconds from the first call to the last answer, TCP connections the calls came on, peak
+    RSS KiB)."""
+    p = subprocess.Popen(argv, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.DEVNULL, text=True)
+    deadline = time.perf_counter() + TIMEOUT_S
+
+    def answer(wanted):
+        while True:
+            left = deadline - time.perf_counter()
+            if left <= 0 or not select.select([p.stdout], [], [], left)[0]:
+                p.kill()
+                raise SystemExit(f"{argv[0]}: the pipelined run did not finish in time")
+            line = p.stdout.readline()
+            if not line:
+                raise SystemExit(f"{argv[0]}: stdout closed in the pipelined run")
+            reply = json.loads(line)
+            if "error" in reply:
+                raise SystemExit(f"{argv[0]}: pipelined: {reply['error']}")
+            if reply.get("id") in wanted:
+                wanted.discard(reply["id"])
+                if not wanted:
+                    return
+
+    for message in MESSAGES[:2]:
+        p.stdin.write(json.dumps(message) + "\n")
+    p.stdin.flush()
+    answer({1})
+    server.take()
+    started = time.perf_counter()
+    calls = "".join(json.dumps({"jsonrpc": "2.0", "id": 100 + i, "method": "tools/call",
+                                "params": {"name": "echo", "arguments": {"text": f"n{i}"}}}) + "\n"
+                    for i in range(PIPELINED))
+    writer = threading.Thread(target=lambda: (p.stdin.write(calls), p.stdin.flush()), daemon=True)
+    writer.start()
+    answer(set(range(100, 100 + PIPELINED)))
+    seconds = time.perf_counter() - started
+    peak = peak_rss_kib(p.pid)
+    writer.join(timeout=10)
+    p.stdin.close()
+    p.wait(timeout=TIMEOUT_S)
+    log = server.take()
+    connections = {r["connection"] for r in log if r["rpc"] == "tools/call"}
+    return seconds, len(connections), peak
+
+
 def peak_rss_kib(pid):
     """The process's peak RSS so far (VmHWM). Not the reaped child's ru_maxrss: Linux counts in
     it the image exec replaced, here Python's ~16 MiB (see spawn.c), which a stdio-driven child
@@ -128,12 +181,20 @@ def main():
             results[name].append({"answered_s": answered, "exited_s": exited, "rss_kib": rss})
         print(f"bridge: round {r + 1}/{args.runs}", file=sys.stderr)
     server.take()
+    piped = {}
+    for name, argv in bridges.items():
+        seconds, connections, rss = pipelined(argv, env, server)
+        piped[name] = {"seconds": seconds, "connections": connections, "rss_kib": rss}
+        print(f"bridge: {name}: {PIPELINED} pipelined calls", file=sys.stderr)
+    results = {"rounds": results, "pipelined": piped}
     server.close()
     json.dump(results, open(args.out, "w"), indent=1)
     print(report(results))
 
 
-def report(results):
+def report(both):
+    results, piped = both["rounds"], both["pipelined"]
+
     def med(name, key):
         return statistics.median(r[key] for r in results[name])
     lines = ["| bridge | to the tools/call answer (ms) | to exit (ms) | peak RSS (MiB) |",
@@ -147,6 +208,11 @@ def report(results):
         lines.append("")
         lines.append(f"mcp-remote / ours: {t:.1f}x the time to the answer, {m:.1f}x the peak RSS "
                      f"(targets: 20x and 20x) -> {'met' if t >= 20 and m >= 20 else 'MISSED'}")
+    lines += ["", f"| bridge | {PIPELINED} pipelined tools/call (ms) | TCP connections opened | "
+              "peak RSS (MiB) |", "| --- | ---: | ---: | ---: |"]
+    for name, r in piped.items():
+        lines.append(f"| {name} | {r['seconds'] * 1000:.0f} | {r['connections']} | "
+                     f"{r['rss_kib'] / 1024:.1f} |")
     return "\n".join(lines)
 
 

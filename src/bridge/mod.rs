@@ -767,7 +767,10 @@ impl Shared {
     /// `outgoing` has its response, or the stream ends; stops early when the client cancels.
     /// Returns why an event was cut, when one was.
     fn read_stream(&self, body: ureq::Body, outgoing: &Outgoing) -> Option<Cut> {
-        let input = std::io::BufReader::new(body.into_reader());
+        let input = std::io::BufReader::new(Cancellable {
+            inner: body.into_reader(),
+            cancelled: outgoing.cancelled.clone(),
+        });
         let mut reader = EventReader::with_budget(input, MAX_MESSAGE, Arc::clone(&self.budget));
         let mut cut = None;
         let answering = |s: &Shared| outgoing.keys.iter().any(|k| s.output.awaits(k));
@@ -932,6 +935,27 @@ fn content_type(response: &Response<ureq::Body>) -> String {
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_ascii_lowercase()
+}
+
+/// A reader that fails once its request is cancelled: the stream of the answer is then
+/// dropped, which closes its connection (revision 2026-07-28's cancellation), at the server's
+/// next bytes, keep-alive comments included.
+struct Cancellable<R> {
+    inner: R,
+    cancelled: Option<Arc<AtomicBool>>,
+}
+
+impl<R: Read> Read for Cancellable<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self
+            .cancelled
+            .as_ref()
+            .is_some_and(|c| c.load(Ordering::SeqCst))
+        {
+            return Err(std::io::Error::other("the request was cancelled"));
+        }
+        self.inner.read(buf)
+    }
 }
 
 /// How [`read_line_within`] found a line.

@@ -118,6 +118,11 @@ pub(crate) fn bearer_agent(
         .timeout_connect(Some(crate::http::CONNECT_TIMEOUT))
         .timeout_recv_response(Some(MCP_RESPONSE_TIMEOUT))
         .user_agent(crate::http::USER_AGENT)
+        // As many idle connections kept as a bridge has requests in flight: with ureq's
+        // default of 3 per host, about half of a bridge's pipelined requests opened a new
+        // connection (a TCP and a TLS handshake each).
+        .max_idle_connections_per_host(crate::bridge::MAX_IN_FLIGHT)
+        .max_idle_connections(crate::bridge::MAX_IN_FLIGHT + 16)
         .middleware(Bearer { inner })
         .build();
     guarded_agent(config, rules)

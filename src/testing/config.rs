@@ -187,6 +187,10 @@ pub struct ServerConfig {
     /// and a request whose `MCP-Protocol-Version` names another is answered 400, as FastMCP
     /// 2.x does.
     pub protocol_versions: Option<Vec<String>>,
+    /// The MCP endpoint speaks the HTTP+SSE transport of revision 2024-11-05 instead of
+    /// Streamable HTTP (default `false`): `GET /mcp` is the event stream, messages are POSTed
+    /// to the URL its `endpoint` event names, and a POST to `/mcp` is answered 405.
+    pub legacy_sse: bool,
 }
 
 impl Default for ServerConfig {
@@ -229,6 +233,7 @@ impl Default for ServerConfig {
             mcp_sse_answers: false,
             mcp_strict_initialization: false,
             protocol_versions: None,
+            legacy_sse: false,
         }
     }
 }

@@ -21,6 +21,9 @@ pub(super) fn handle(s: &Shared, req: &Request) -> Response {
     if let Err(response) = check_token(s, req) {
         return response;
     }
+    if s.config.legacy_sse {
+        return super::legacy_sse::handle(s, req);
+    }
     match req.method.as_str() {
         "POST" => rpc(s, req),
         // Session termination: there is nothing to clean up.
@@ -196,7 +199,7 @@ fn scheme_challenge(
 }
 
 /// Answers one JSON-RPC message.
-fn rpc(s: &Shared, req: &Request) -> Response {
+pub(super) fn rpc(s: &Shared, req: &Request) -> Response {
     let Ok(message) = serde_json::from_slice::<Value>(&req.body) else {
         return Response::json(400, &error_message(&Value::Null, -32700, "Parse error"));
     };
@@ -249,6 +252,9 @@ fn rpc(s: &Shared, req: &Request) -> Response {
         return Response::json(400, &error_message(id, -32600, "Invalid Request"));
     };
     let params = message.get("params").and_then(Value::as_object);
+    if super::stateless::version_of(params).is_some() {
+        return stateless_rpc(s, req, id, method, params);
+    }
     if method == "tools/call" && params.and_then(|p| p.get("name")) == Some(&json!("confirm")) {
         return confirm(s, id.clone());
     }
@@ -287,6 +293,42 @@ fn accepted(python_style: bool) -> Response {
     }
 }
 
+/// Answers a request of revision 2026-07-28: its headers checked, no session.
+fn stateless_rpc(
+    s: &Shared,
+    req: &Request,
+    id: &Value,
+    method: &str,
+    params: Option<&Map<String, Value>>,
+) -> Response {
+    use super::stateless;
+    if let Some(refusal) = stateless::check(req, id, method, params) {
+        return refusal;
+    }
+    let result = match method {
+        "server/discover" => Ok(stateless::discover()),
+        "subscriptions/listen" => return stateless::listen(id.clone(), params),
+        other => call(other, params, None).map(|mut result| {
+            if other == "tools/list"
+                && let Some(tools) = result["tools"].as_array_mut()
+            {
+                tools.push(stateless::misannotated_tool());
+            }
+            result["resultType"] = json!("complete");
+            result
+        }),
+    };
+    let reply = match result {
+        Ok(result) => json!({ "jsonrpc": "2.0", "id": id, "result": result }),
+        Err((code, text)) => error_message(id, code, &text),
+    };
+    if wants_sse(req) || s.config.mcp_sse_answers {
+        let event = format!("event: message\ndata: {reply}\n\n");
+        return Response::with_body(200, "text/event-stream", event);
+    }
+    Response::json(200, &reply)
+}
+
 /// Runs a method; the error is a JSON-RPC error code and message. `versions`: the protocol
 /// revisions spoken, newest last, when not whatever the client asks.
 fn call(
@@ -319,6 +361,14 @@ fn call(
                 "name": "confirm",
                 "description": "Asks the client to confirm, then says what it answered",
                 "inputSchema": { "type": "object" },
+            }, {
+                "name": "region",
+                "description": "Says which region it ran in; the region goes in a header too",
+                "inputSchema": {
+                    "type": "object",
+                    "properties": { "region": { "type": "string", "x-mcp-header": "Region" } },
+                    "required": ["region"],
+                },
             }],
         })),
         "tools/call" => match param("name").and_then(Value::as_str) {
@@ -328,6 +378,13 @@ fn call(
                     .and_then(Value::as_str)
                     .ok_or((-32602, "echo needs a string argument text".to_owned()))?;
                 Ok(json!({ "content": [{ "type": "text", "text": text }] }))
+            }
+            Some("region") => {
+                let region = param("arguments")
+                    .and_then(|a| a.get("region"))
+                    .and_then(Value::as_str)
+                    .ok_or((-32602, "region needs a string argument region".to_owned()))?;
+                Ok(json!({ "content": [{ "type": "text", "text": format!("ran in {region}") }] }))
             }
             Some(other) => Err((-32602, format!("Unknown tool: {other}"))),
             None => Err((-32602, "tools/call needs a tool name".to_owned())),

@@ -46,12 +46,14 @@ mod dpop;
 mod fault;
 mod grants;
 mod http;
+mod legacy_sse;
 mod mcp;
 mod oauth;
 mod record;
 mod route;
 mod server;
 mod state;
+mod stateless;
 mod user_agent;
 mod util;
 

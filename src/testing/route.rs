@@ -22,7 +22,7 @@ pub enum Route {
     DeviceAuthorization,
     /// The device login's verification page, `{issuer_path}/device`.
     Device,
-    /// The MCP endpoint, `/mcp`.
+    /// The MCP endpoint, `/mcp` (and, for the HTTP+SSE transport, the paths below it).
     Mcp,
 }
 
@@ -59,7 +59,7 @@ impl Route {
         if is_under(path, OAUTH_AS) || is_under(path, OPENID) || path.ends_with(OPENID) {
             return Some(Route::AuthServerMetadata);
         }
-        if path == "/mcp" {
+        if path == "/mcp" || path.starts_with("/mcp/") {
             return Some(Route::Mcp);
         }
         let (_, last) = path.rsplit_once('/')?;

@@ -112,6 +112,8 @@ pub(super) struct State {
     /// With `mcp_strict_initialization`: each MCP session, and whether the client's
     /// `notifications/initialized` was processed.
     pub mcp_sessions: HashMap<String, bool>,
+    /// With `legacy_sse`: where each session's event stream takes its messages.
+    pub sse_sessions: HashMap<String, std::sync::mpsc::Sender<String>>,
 }
 
 /// The nonces of [`ServerConfig::dpop_nonces`].
@@ -165,6 +167,7 @@ impl Shared {
             device_codes: HashMap::new(),
             client_answers: HashMap::new(),
             mcp_sessions: HashMap::new(),
+            sse_sessions: HashMap::new(),
         };
         Shared {
             issuer: format!("{origin}{}", config.issuer_path),

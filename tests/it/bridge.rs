@@ -84,13 +84,13 @@ impl Proxy {
         stdin.flush().unwrap();
     }
 
-    fn send_raw(&mut self, line: &str) {
+    pub(crate) fn send_raw(&mut self, line: &str) {
         let stdin = self.stdin.as_mut().unwrap();
         writeln!(stdin, "{line}").unwrap();
     }
 
     /// The next message from the bridge.
-    fn recv(&self) -> Value {
+    pub(crate) fn recv(&self) -> Value {
         match self.messages.recv_timeout(Duration::from_secs(20)) {
             Ok(m) => m,
             Err(RecvTimeoutError::Timeout) => panic!("no message within 20 s"),
@@ -99,7 +99,7 @@ impl Proxy {
     }
 
     /// Sends a request and returns its response (other messages in between are returned too).
-    fn call(&mut self, id: u64, method: &str, params: Value) -> Value {
+    pub(crate) fn call(&mut self, id: u64, method: &str, params: Value) -> Value {
         self.send(&json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}));
         let reply = self.recv();
         assert_eq!(reply["id"], id, "{reply}");

@@ -26,3 +26,4 @@ mod restart;
 mod scopes;
 mod security;
 mod switches;
+mod transports;
