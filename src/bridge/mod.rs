@@ -167,6 +167,8 @@ struct Shared {
     budget: Arc<Budget>,
     /// The server refused a newly obtained token: no more logins.
     refused: AtomicBool,
+    /// How long the requests in flight may take once the input has ended.
+    drain: Mutex<Duration>,
 }
 
 #[derive(Default, Clone)]
@@ -221,6 +223,7 @@ impl Bridge {
                 tools: Mutex::new(HashMap::new()),
                 budget: Arc::new(Budget::new(MAX_HELD)),
                 refused: AtomicBool::new(false),
+                drain: Mutex::new(DRAIN_TIMEOUT),
             }),
         })
     }
@@ -233,8 +236,17 @@ impl Bridge {
         self
     }
 
+    /// How long the requests in flight may take to be answered once the input has ended
+    /// (default [`DRAIN_TIMEOUT`]); those still unanswered then get an error each.
+    #[must_use]
+    pub fn drain_timeout(self, timeout: Duration) -> Bridge {
+        *lock(&self.shared.drain) = timeout;
+        self
+    }
+
     /// Reads messages from `input` until it ends, forwarding each and writing what comes
-    /// back; then lets the requests in flight finish (for at most [`DRAIN_TIMEOUT`]), answers
+    /// back; then lets the requests in flight finish (for at most the
+    /// [`drain_timeout`](Self::drain_timeout)), answers
     /// those that did not with an error, ends the MCP session and returns.
     ///
     /// # Errors
@@ -429,10 +441,10 @@ impl Shared {
         freed.notify_all();
     }
 
-    /// At the input's end: the requests still awaited get up to [`DRAIN_TIMEOUT`] to be
+    /// At the input's end: the requests still awaited get up to the drain timeout to be
     /// answered, then an error each; the MCP session is ended; nothing more is written.
     fn finish(&self) {
-        let left = self.output.wait_answered(DRAIN_TIMEOUT);
+        let left = self.output.wait_answered(*lock(&self.drain));
         if left > 0 {
             log::warn!("bridge: {left} request(s) still unanswered at the end");
             self.output.fail_all(

@@ -10,8 +10,10 @@ real expiry fits in the run.
 
 Usage: ``python fastmcp_server.py`` with INTEROP_DIR (``server.json`` with the URLs is written
 there once listening, and ``server.log``, one JSON line per request: method, path, status; no
-query strings, no bodies, no tokens) and INTEROP_AT_TTL (seconds, default 3600). Binds
-127.0.0.1 on a free port.
+query strings, no bodies, no tokens), INTEROP_AT_TTL (seconds, default 3600) and
+INTEROP_TRANSPORT (``http``, the default: Streamable HTTP at ``/mcp``; ``sse``: FastMCP's
+HTTP+SSE transport of protocol revision 2024-11-05 at ``/sse``, messages POSTed to
+``/messages/``). Binds 127.0.0.1 on a free port.
 """
 
 import json
@@ -78,15 +80,17 @@ class RequestLog:
         return await self.app(scope, receive, send_logged)
 
 
-app = RequestLog(mcp.http_app(path="/mcp"))
+TRANSPORT = os.environ.get("INTEROP_TRANSPORT", "http")
+PATH = "/sse" if TRANSPORT == "sse" else "/mcp"
+app = RequestLog(mcp.http_app(path=PATH, transport=TRANSPORT))
 with open(os.path.join(DIR, "server.json"), "w", encoding="utf-8") as f:
     json.dump(
         {
             "pid": os.getpid(),
             "origin": origin,
             "issuer": f"{origin}/",
-            "mcp": f"{origin}/mcp",
-            "prm": f"{origin}/.well-known/oauth-protected-resource/mcp",
+            "mcp": f"{origin}{PATH}",
+            "prm": f"{origin}/.well-known/oauth-protected-resource{PATH}",
         },
         f,
     )

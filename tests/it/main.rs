@@ -14,6 +14,7 @@ mod examples;
 mod files;
 mod habits;
 mod hostile;
+mod hostile_bridge;
 #[cfg(unix)]
 mod interrupts;
 mod login;
