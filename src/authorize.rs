@@ -224,15 +224,20 @@ pub fn check_client(agent: &ureq::Agent, request: &AuthorizationRequest<'_>) -> 
 }
 
 /// Refuses an extra authorization request parameter that the request sets itself (a second
-/// `state` or `redirect_uri` would be read first by some servers), or a name that is empty
-/// or not visible ASCII. `prompt` is allowed: it replaces the one the request would add.
+/// `state` or `redirect_uri` would be read first by some servers), one that replaces or
+/// redirects the request's own (`request`, `request_uri`, `response_mode`), or a name that is
+/// empty or not visible ASCII. `prompt` is allowed: it replaces the one the request would add.
 ///
 /// # Errors
 /// [`ErrorKind::Config`] naming the parameter.
 pub fn check_extra_param(name: &str, step: Step) -> Result<()> {
     let own = REQUEST_PARAMS.contains(&name) && name != "prompt";
     let odd = name.is_empty() || !name.bytes().all(|b| b.is_ascii_graphic());
-    if own || odd || name == "code_verifier" || name == "iss" {
+    // `request` and `request_uri` (RFC 9101) replace the request's parameters with others,
+    // and `response_mode` changes how the answer comes back (a form post, a fragment), which
+    // the loopback listener does not read.
+    let replaces = ["request", "request_uri", "response_mode"].contains(&name);
+    if own || odd || replaces || name == "code_verifier" || name == "iss" {
         return Err(Error::new(
             ErrorKind::Config,
             step,

@@ -28,6 +28,10 @@ pub const DEFAULT_INTERVAL: u64 = 5;
 pub const MAX_INTERVAL: u64 = 60;
 /// How much `slow_down` adds to the interval (RFC 8628 §3.5).
 pub const SLOW_DOWN_STEP: u64 = 5;
+/// The longest `user_code` shown to the person (RFC 8628 §6.1 has them short: 8 characters of
+/// 20 letters is its example).
+pub const MAX_USER_CODE: usize = 24;
+
 /// The longest life of a device code this client waits through, in seconds.
 pub const MAX_EXPIRES_IN: u64 = 3600;
 
@@ -92,19 +96,32 @@ pub fn parse_device_authorization_response(body: &[u8]) -> Result<DeviceAuthoriz
     if r.device_code.is_empty() || !r.device_code.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(invalid("the device_code is empty or not visible ASCII"));
     }
+    // A code to type (RFC 8628 §6.1: short, from a small set of characters): letters,
+    // digits and the separators codes use; never a sentence ("To finish, run: curl … | sh")
+    // shown to the person as if it were the server's code.
     let code_ok = |c: &str| {
-        (1..=64).contains(&c.len()) && c.bytes().all(|b| b.is_ascii_graphic() || b == b' ')
+        (1..=MAX_USER_CODE).contains(&c.len())
+            && c.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
     };
     if !code_ok(&r.user_code) {
-        return Err(invalid(
-            "the user_code is empty, too long or not printable ASCII",
-        ));
+        return Err(invalid(&format!(
+            "the user_code is not a short code (at most {MAX_USER_CODE} letters, digits and \
+             - _ .)"
+        )));
     }
     let web = |uri: &str, what: &str| -> Result<Url> {
         let url = Url::parse(uri).map_err(|_| invalid(&format!("the {what} is not a URL")))?;
         crate::address::require_secure(&url, step)?;
         if !uri.bytes().all(|b| b.is_ascii_graphic()) {
             return Err(invalid(&format!("the {what} is not plain ASCII")));
+        }
+        // `https://accounts.example@evil.example/` reads as the first host and is the second.
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(invalid(&format!(
+                "the {what} has a user name or password in it, which would show another host \
+                 than the one it leads to"
+            )));
         }
         Ok(url)
     };

@@ -347,9 +347,12 @@ pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
 
 /// True for characters [`printable`] keeps.
 fn shown(c: char) -> bool {
+    // Not control characters, not the line and paragraph separators (U+2028, U+2029: line
+    // breaks to terminals and log viewers that honour them), not the invisible formatting
+    // characters that reorder or hide text.
     !c.is_control()
         && !matches!(c,
-            '\u{061c}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}'
+            '\u{061c}' | '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}'
             | '\u{2060}'..='\u{206f}' | '\u{feff}' | '\u{fff9}'..='\u{fffb}')
 }
 

@@ -105,7 +105,7 @@ impl Assertion {
         match self {
             Assertion::Token(t) => Ok(t.clone()),
             Assertion::File(path) => {
-                let text = read_text(path, "the assertion", step)?;
+                let text = crate::files::read_user_file(path, "the assertion", step)?;
                 let token = text.trim();
                 if token.is_empty() {
                     return Err(Error::new(
@@ -118,18 +118,6 @@ impl Assertion {
             }
         }
     }
-}
-
-/// Reads a file the user configured; `what` names it in the error.
-pub(crate) fn read_text(path: &std::path::Path, what: &str, step: Step) -> Result<String> {
-    std::fs::read_to_string(path).map_err(|e| {
-        Error::new(
-            ErrorKind::Config,
-            step,
-            format!("cannot read {what} from {}", path.display()),
-        )
-        .with_source(e)
-    })
 }
 
 /// The enterprise identity provider side of enterprise-managed authorization.

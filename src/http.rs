@@ -56,7 +56,7 @@ pub(crate) fn tls_config(ca: Option<&[ureq::tls::Certificate<'static>]>) -> ureq
 /// [`ErrorKind::Config`] naming the file when it cannot be read or holds no certificate.
 pub(crate) fn read_ca_file(path: &std::path::Path) -> Result<Vec<ureq::tls::Certificate<'static>>> {
     let step = Step::Configure;
-    let text = crate::grant::read_text(path, "the CA file", step)?;
+    let text = crate::files::read_user_file(path, "the CA file", step)?;
     let certs: Vec<_> = ureq::tls::parse_pem(text.as_bytes())
         .filter_map(|item| match item {
             Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
@@ -71,6 +71,40 @@ pub(crate) fn read_ca_file(path: &std::path::Path) -> Result<Vec<ureq::tls::Cert
         ));
     }
     Ok(certs)
+}
+
+/// The variables a proxy is taken from, as ureq reads them, first found first.
+const PROXY_VARIABLES: [&str; 6] = [
+    "ALL_PROXY",
+    "all_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+];
+
+/// The proxy the environment names. A proxy variable set to something that is not a proxy
+/// URL is an error: read silently as no proxy (ureq's way), it would send every request
+/// directly, around the proxy the user meant to use.
+///
+/// # Errors
+/// [`ErrorKind::Config`] naming the variable (not its value, which may hold a password).
+pub(crate) fn env_proxy() -> Result<Option<ureq::Proxy>> {
+    for name in PROXY_VARIABLES {
+        let Ok(value) = std::env::var(name) else {
+            continue;
+        };
+        if !value.trim().is_empty() && ureq::Proxy::new(value.trim()).is_err() {
+            return Err(Error::new(
+                ErrorKind::Config,
+                Step::Configure,
+                format!(
+                    "the environment variable {name} is not a proxy URL (such as http://proxy.example:3128)"
+                ),
+            ));
+        }
+    }
+    Ok(ureq::Proxy::try_from_env())
 }
 
 /// The `User-Agent` of every request this crate sends.

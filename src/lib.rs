@@ -237,6 +237,7 @@ pub mod device;
 pub mod discovery;
 pub mod dpop;
 mod error;
+pub mod files;
 pub mod grant;
 pub mod http;
 pub mod jwt;

@@ -425,7 +425,7 @@ impl SessionBuilder {
         };
         // The proxies the agents use (the environment's, the caller's agent's): the user chose
         // them, so the agent may connect to them wherever they are.
-        let env_proxy = ureq::Proxy::try_from_env();
+        let env_proxy = crate::http::env_proxy()?;
         let agent_proxy = self
             .agent
             .as_ref()
@@ -469,7 +469,7 @@ impl SessionBuilder {
 /// Reads a private key from a PEM file.
 fn read_key_file(path: &std::path::Path) -> Result<SigningKey> {
     let step = Step::Configure;
-    let text = crate::grant::read_text(path, "the client key", step)?;
+    let text = crate::files::read_user_file(path, "the client key", step)?;
     SigningKey::from_pem(&text, step)
         .map_err(|e| e.prefix_message(&format!("the client key {}", path.display())))
 }

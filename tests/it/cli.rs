@@ -463,12 +463,12 @@ fn a_response_for_another_login_is_refused_in_one_line_and_the_login_goes_on() {
 
 /// Bytes a server could use to drive a terminal: ESC (colours, titles, clearing), BEL, CR
 /// (overwriting a line), and the bidi override that reorders what follows.
-const TERMINAL_TRICKS: &str = "\u{1b}]0;owned\u{7}\u{1b}[2J\r\u{202e}";
+const TERMINAL_TRICKS: &str = "\u{1b}]0;owned\u{7}\u{1b}[2J\r\u{202e}\u{2028}\u{2029}";
 
 /// True when `out` carries none of [`TERMINAL_TRICKS`] nor a bare CR.
 fn clean(out: &[u8]) -> bool {
     let text = text(out);
-    !text.contains(['\u{1b}', '\u{7}', '\r', '\u{202e}'])
+    !text.contains(['\u{1b}', '\u{7}', '\r', '\u{202e}', '\u{2028}', '\u{2029}'])
 }
 
 #[test]

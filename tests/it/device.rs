@@ -193,3 +193,32 @@ fn a_device_login_stops_at_its_deadline_or_when_cancelled() {
     );
     assert!(w.server.requests().is_empty());
 }
+
+#[test]
+fn a_device_answer_that_would_mislead_the_person_is_refused_and_nothing_is_shown() {
+    let w = device_world(ServerConfig::default());
+    let base = w.server.base_url().to_string();
+    let answers = [
+        // A link that reads as one host and leads to another.
+        serde_json::json!({"device_code": "d-1", "user_code": "WDJB-MJHT",
+            "verification_uri": format!("{base}device").replace("http://", "http://accounts.example@"),
+            "expires_in": 600}),
+        // A "code" that is a sentence for the person to act on.
+        serde_json::json!({"device_code": "d-2", "user_code": "To finish, run: curl x | sh",
+            "verification_uri": format!("{base}device"), "expires_in": 600}),
+    ];
+    for answer in answers {
+        w.server.set_fault(
+            Route::DeviceAuthorization,
+            mcp_oauth_client::testing::Fault::json(200, answer.clone()).times(1),
+        );
+        let (hook, shown) = person(false, Duration::ZERO);
+        let session = w.builder().device_login(hook).build().unwrap();
+        let e = session.access_token().unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidResponse, "{answer}: {e}");
+        assert!(
+            shown.lock().unwrap().is_empty(),
+            "{answer}: shown to the person"
+        );
+    }
+}

@@ -241,3 +241,22 @@ fn a_proxy_on_loopback_is_reachable_for_a_remote_server() {
         "the OAuth requests went around the proxy"
     );
 }
+
+#[test]
+fn a_proxy_variable_that_is_not_a_proxy_url_is_a_configuration_error_not_a_direct_connection() {
+    let w = World::new();
+    for name in ["HTTPS_PROXY", "http_proxy", "ALL_PROXY"] {
+        let out = cli_login(&w, &TempDir::new(), &[(name, "http://user:pa ss@[bad")]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{name}: {stderr}");
+        assert!(
+            stderr.contains(name) && stderr.contains("not a proxy URL"),
+            "{stderr}"
+        );
+        assert!(
+            !stderr.contains("pa ss"),
+            "the value (a password) is not shown: {stderr}"
+        );
+    }
+    assert!(w.server.requests().is_empty(), "nothing went out directly");
+}

@@ -111,3 +111,58 @@ fn errors_never_carry_tokens() {
         assert!(!text.contains(refresh.secret()), "{text}");
     }
 }
+
+/// `mcp-oauth` with `args` and a bounded wait: a file that blocks or never ends must not hold
+/// it; its output.
+fn cli_within(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let cache = crate::common::TempDir::new();
+    let mut cmd = crate::cli::cli(args, cache.path());
+    cmd.envs(env.iter().copied())
+        .stdin(std::process::Stdio::null());
+    crate::cli::Watched::spawn(cmd).finish()
+}
+
+#[test]
+fn files_a_user_names_are_read_only_when_regular_and_small_never_blocking() {
+    let w = crate::common::World::new();
+    let url = w.server.mcp_url().to_string();
+    let dir = crate::common::TempDir::new();
+    let fifo = dir.path().join("fifo");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let big = dir.path().join("big.pem");
+    std::fs::write(&big, "A".repeat(2 << 20)).unwrap();
+    let fifo = fifo.to_str().unwrap();
+    let big = big.to_str().unwrap();
+    for (option, file) in [
+        ("--client-secret-file", "/dev/zero"),
+        ("--client-secret-file", fifo),
+        ("--client-key-file", "/dev/zero"),
+        ("--client-key-file", big),
+        ("--ca-file", fifo),
+        ("--ca-file", big),
+        ("--assertion-file", "/dev/zero"),
+    ] {
+        let started = std::time::Instant::now();
+        let mut args = vec!["token", url.as_str(), option, file];
+        if option != "--assertion-file" {
+            args.extend(["--client-id", "svc"]);
+        }
+        let out = cli_within(&args, &[]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "{option} {file}"
+        );
+        assert!(!out.status.success(), "{option} {file}: {stderr}");
+        assert!(
+            stderr.contains("not a regular file") || stderr.contains("larger than"),
+            "{option} {file}: {stderr}"
+        );
+    }
+}

@@ -90,6 +90,10 @@ fn extra_authorization_parameters_go_in_the_authorization_url_only() {
         "client_id",
         "resource",
         "scope",
+        // Those that replace the request's parameters, or how the answer comes back.
+        "request",
+        "request_uri",
+        "response_mode",
     ] {
         let e = w.builder().authorize_param(own, "x").build().unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Config, "{own}: {e}");

@@ -460,12 +460,11 @@ fn client_secret(file: Option<&std::path::Path>) -> Result<Option<String>, Failu
                 .map_err(|e| Failure::Other(format!("cannot read the client secret: {e}")))?;
             text
         }
-        Some(path) => std::fs::read_to_string(path).map_err(|e| {
-            Failure::Other(format!(
-                "cannot read the client secret from {}: {e}",
-                path.display()
-            ))
-        })?,
+        Some(path) => mcp_oauth_client::files::read_user_file(
+            path,
+            "the client secret",
+            mcp_oauth_client::Step::Configure,
+        )?,
         None => match std::env::var("MCP_OAUTH_CLIENT_SECRET") {
             Ok(secret) => secret,
             Err(_) => return Ok(None),
