@@ -173,7 +173,8 @@
 //!   `destinations::a_remote_servers_endpoint_whose_name_resolves_to_loopback_is_refused_before_connecting`,
 //!   `destinations::private_network_addresses_need_the_opt_in`, and the rest of `destinations`).
 //! - **Server text on a terminal**: every error's text and the CLI's output of server-supplied
-//!   text go through [`printable`]
+//!   text go through [`printable`] (control characters, bidirectional and invisible formatting
+//!   characters, and the line and paragraph separators U+2028 and U+2029 dropped)
 //!   (`cli::an_issuer_with_escape_sequences_reaches_neither_the_progress_lines_nor_the_error`,
 //!   `cli::status_prints_a_tampered_cache_files_text_harmlessly`); an access token that is not
 //!   visible ASCII is refused, from a server or a cache file
@@ -203,20 +204,53 @@
 //!   user named it, not a server.
 //! - **The callback listener** binds 127.0.0.1; idle, slow or junk connections cannot keep the
 //!   browser's redirect out (`hostile::two_hundred_idle_and_eight_slow_connections_do_not_keep_the_redirect_out`,
-//!   `hostile::a_thousand_junk_connections_then_the_real_callback_completes`).
-//!
-//! - **The browser's command line**, which other local users can read (`/proc/PID/cmdline`),
-//!   never holds `state` or the PKCE challenge: the browser is started with a one-time launch
-//!   URL on the loopback listener that redirects once to the authorization URL; opened a second
-//!   time (someone raced the browser to it), it stops the login
+//!   `hostile::a_thousand_junk_connections_then_the_real_callback_completes`). With a
+//!   `localhost` redirect URI it binds every loopback address the name may mean (`::1` too,
+//!   which browsers try first), and refuses to start when another program holds one, instead
+//!   of leaving it to receive the code
+//!   (`local_users::a_localhost_callback_refuses_to_start_when_another_program_holds_its_ipv6_side`,
+//!   `local_users::a_localhost_callback_answers_on_ipv6_too`).
+//! - **Other users of the machine** can read the browser's command line (`/proc/PID/cmdline`):
+//!   the browser is started with a one-time launch URL on the loopback listener (on the
+//!   literal `127.0.0.1`), never with `state` or the PKCE challenge, and on Linux the listener
+//!   answers the launch URL, and a callback carrying this login's `state`, only for programs of
+//!   its own user (or root), read from the kernel's socket table: another user who opens the
+//!   launch URL first gets a refusal and the login goes on
+//!   (`local_users::another_user_replaying_the_launch_url_gets_nothing_and_the_login_goes_on`).
+//!   Opened twice by this user's programs, it stops the login
 //!   (`embedding::a_launch_url_opened_twice_stops_the_login`,
 //!   `embedding::a_launch_url_redirects_once_to_the_authorization_url`). Without it, one who
 //!   read `state` and the challenge could authorize their own account with that challenge and
 //!   deliver the code to the listener (RFC 8252 §8.3, RFC 9700 §4.5): the client would hold
-//!   tokens for the attacker's account. What remains: an attacker who opens the launch URL
-//!   first stops the login (a denial of service, said as such), and a front end that prints the
+//!   tokens for the attacker's account. What remains: on systems other than Linux the
+//!   listener cannot tell users apart, so a local user who opens the launch URL first stops
+//!   the login (a denial of service, said as such); and a front end that prints the
 //!   authorization URL (the CLI does, for copying to another machine) shows `state` on that
 //!   terminal.
+//! - **The stdio bridge** ([`bridge`]) under a hostile server: answers are forwarded as sent,
+//!   never made a tree, each at most [`bridge::MAX_MESSAGE`] and all together at most
+//!   [`bridge::MAX_HELD`] (`hostile_bridge::a_large_answer_costs_about_its_size_in_memory_not_a_tree_of_it`);
+//!   redirects are not followed, so the session's headers never reach another origin
+//!   (`hostile_bridge::a_redirect_to_another_origin_is_not_followed_with_the_sessions_headers`);
+//!   a server that refuses a newly obtained token stops the bridge's logins, and its event
+//!   stream never starts one
+//!   (`hostile_bridge::a_server_refusing_every_token_gets_one_new_token_then_errors_not_a_login_per_message`);
+//!   every request gets one answer, the ones in flight when the input ends an error
+//!   (`hostile_bridge::requests_still_in_flight_when_the_input_ends_each_get_an_error`).
+//! - **Files a user names** (a client secret, a client key, an assertion, a CA bundle) are
+//!   opened without blocking, must be regular files and at most [`files::MAX_USER_FILE`]
+//!   bytes: `/dev/zero`, a FIFO or a huge file stop nothing
+//!   (`security::files_a_user_names_are_read_only_when_regular_and_small_never_blocking`).
+//! - **What a person is shown** of a device login: a `verification_uri` with a user name in it
+//!   (it reads as another host than the one it leads to) and a `user_code` that is not a short
+//!   code are refused before anything is shown
+//!   (`device::a_device_answer_that_would_mislead_the_person_is_refused_and_nothing_is_shown`).
+//! - **Authorization request parameters** of the user's may not replace the request's own:
+//!   `state`, `redirect_uri`, … and `request`, `request_uri`, `response_mode`
+//!   (`switches::extra_authorization_parameters_go_in_the_authorization_url_only`).
+//! - **Proxies**: a proxy variable (`HTTPS_PROXY`, …) that is not a proxy URL is a
+//!   configuration error, not a silent direct connection
+//!   (`network::a_proxy_variable_that_is_not_a_proxy_url_is_a_configuration_error_not_a_direct_connection`).
 //!
 //! # Features
 //! - `test-server`: [`testing::TestServer`], an embedded authorization server and MCP

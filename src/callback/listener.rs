@@ -53,7 +53,8 @@ const LAUNCH_PATH: &str = "/start/";
 /// The loopback listener that receives the authorization response.
 #[derive(Debug)]
 pub struct CallbackListener {
-    listener: TcpListener,
+    /// 127.0.0.1, and for `localhost` every loopback address the name resolves to.
+    listeners: Vec<TcpListener>,
     redirect_uri: Url,
     tx: Sender<Event>,
     rx: Receiver<Event>,
@@ -209,16 +210,8 @@ impl CallbackListener {
     /// path of visible ASCII without query or fragment (or is the launch URL's).
     pub fn bind_at(host: CallbackHost, port: u16, path: &str) -> Result<CallbackListener> {
         CallbackListener::check_path(path)?;
-        let listener =
-            TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port))).map_err(|e| {
-                Error::new(
-                    ErrorKind::Config,
-                    Step::Callback,
-                    format!("cannot listen on 127.0.0.1:{port}"),
-                )
-                .with_source(e)
-            })?;
-        let port = listener.local_addr().map(|a| a.port()).unwrap_or(port);
+        let listeners = bind_loopback(host, port)?;
+        let port = listeners[0].local_addr().map(|a| a.port()).unwrap_or(port);
         let name = match host {
             CallbackHost::Ip => "127.0.0.1",
             CallbackHost::Localhost => "localhost",
@@ -228,7 +221,7 @@ impl CallbackListener {
         })?;
         let (tx, rx) = mpsc::channel();
         Ok(CallbackListener {
-            listener,
+            listeners,
             redirect_uri,
             tx,
             rx,
@@ -247,7 +240,11 @@ impl CallbackListener {
     /// When no randomness is available.
     pub fn launch_url(&mut self, target: &Url) -> Result<Url> {
         let nonce = crate::secret::random_token(32, Step::Authorization)?;
+        // On the literal address, whatever the redirect URI says: `localhost` may resolve to
+        // an address another user could listen on.
         let mut url = self.redirect_uri.clone();
+        url.set_host(Some("127.0.0.1"))
+            .map_err(|_| Error::new(ErrorKind::Config, Step::Callback, "bad launch URL"))?;
         url.set_path(&format!("{LAUNCH_PATH}{nonce}"));
         self.launch = Some(Launch {
             nonce,
@@ -294,7 +291,11 @@ impl CallbackListener {
             port: self.port(),
             path: self.redirect_uri.path().into(),
         };
-        let acceptor = Acceptor::start(self.listener, self.tx.clone(), served.clone())?;
+        let acceptors = self
+            .listeners
+            .into_iter()
+            .map(|l| Acceptor::start(l, self.tx.clone(), served.clone()))
+            .collect::<Result<Vec<_>>>()?;
         let mut waiting = Waiting {
             path: &served.path,
             expect,
@@ -329,7 +330,7 @@ impl CallbackListener {
                 }
             }
         };
-        drop(acceptor);
+        drop(acceptors);
         drop(self.tx);
         for late in self.rx.try_iter() {
             match late {
@@ -358,6 +359,18 @@ impl Waiting<'_, '_> {
     /// wait.
     fn decide(&mut self, event: Event) -> Option<Result<Secret>> {
         match event {
+            // Another user of this machine (who can read the browser's command line, and so
+            // the launch URL): nothing of this login is theirs to open or deliver. Asked only
+            // of requests that would count, the launch and callbacks with this login's `state`.
+            Event::Request(Candidate { mut stream, kind })
+                if self.counts(&kind) && super::peer::same_user(&stream) == Some(false) =>
+            {
+                log::warn!(
+                    "refused a request to the callback listener from another user's program"
+                );
+                respond(&mut stream, 403, &pages::failure(ANOTHER_USER));
+                None
+            }
             Event::Request(Candidate {
                 mut stream,
                 kind: Kind::Callback(params),
@@ -392,6 +405,20 @@ impl Waiting<'_, '_> {
                 Step::Callback,
                 "the login was cancelled",
             ))),
+        }
+    }
+
+    /// Whether a request would change the login: the launch path with its nonce, or a
+    /// callback carrying this login's `state`.
+    fn counts(&self, kind: &Kind) -> bool {
+        match kind {
+            Kind::Launch(nonce) => self
+                .launch
+                .as_ref()
+                .is_some_and(|l| constant_time_eq(l.nonce.as_bytes(), nonce.as_bytes())),
+            Kind::Callback(params) => params.iter().any(|(k, v)| {
+                k == "state" && constant_time_eq(v.as_bytes(), self.expect.state.as_bytes())
+            }),
         }
     }
 
@@ -452,6 +479,9 @@ fn verdict(
     }
 }
 
+/// The page text for a request of another user's program.
+const ANOTHER_USER: &str = "This sign-in belongs to another user of this computer.";
+
 /// The page text for a response that arrives after the wait ended.
 const FINISHED: &str = "No sign-in is waiting for this response any more.";
 
@@ -501,6 +531,75 @@ impl Drop for Acceptor {
 struct Served {
     port: u16,
     path: Arc<str>,
+}
+
+/// How many times a free port is looked for on every address `localhost` names.
+const BIND_ATTEMPTS: usize = 8;
+
+/// Listeners on `port` (0: a free one) at 127.0.0.1, and for [`CallbackHost::Localhost`] at
+/// `::1` and every other address `localhost` resolves to: a browser may try any of them first
+/// (Chromium and Firefox resolve `localhost` themselves, `::1` first, whatever the hosts file
+/// says), and one left to another user would receive the redirect, code and all. An address
+/// taken is an error, not one left out; one the machine does not have (no IPv6) is left out.
+fn bind_loopback(host: CallbackHost, port: u16) -> Result<Vec<TcpListener>> {
+    let refuse = |addr: SocketAddr, e: std::io::Error| {
+        Error::new(
+            ErrorKind::Config,
+            Step::Callback,
+            format!("cannot listen on {addr}: another program (maybe another user's) holds it"),
+        )
+        .with_source(e)
+    };
+    let ip = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    if host == CallbackHost::Ip {
+        return Ok(vec![TcpListener::bind(ip).map_err(|e| refuse(ip, e))?]);
+    }
+    let resolved: Vec<SocketAddr> = std::net::ToSocketAddrs::to_socket_addrs(&("localhost", 0))
+        .map(Iterator::collect)
+        .unwrap_or_default();
+    if let Some(odd) = resolved.iter().find(|a| !a.ip().is_loopback()) {
+        return Err(Error::new(
+            ErrorKind::Config,
+            Step::Callback,
+            format!("localhost resolves to {}, not a loopback address", odd.ip()),
+        ));
+    }
+    let mut others = vec![std::net::IpAddr::from(std::net::Ipv6Addr::LOCALHOST)];
+    for a in resolved.iter().map(SocketAddr::ip) {
+        if a != ip.ip() && !others.contains(&a) {
+            others.push(a);
+        }
+    }
+    for _ in 0..BIND_ATTEMPTS {
+        let first = TcpListener::bind(ip).map_err(|e| refuse(ip, e))?;
+        let port = first.local_addr().map_err(io_error)?.port();
+        let mut listeners = vec![first];
+        let mut taken = None;
+        for other in &others {
+            let addr = SocketAddr::new(*other, port);
+            match TcpListener::bind(addr) {
+                Ok(l) => listeners.push(l),
+                Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+                    taken = Some((addr, e));
+                    break;
+                }
+                // No IPv6 on this machine, say: no browser reaches it either.
+                Err(e) => log::debug!("{addr} is not available on this machine: {e}"),
+            }
+        }
+        match taken {
+            None => return Ok(listeners),
+            // A port picked at random that is taken elsewhere: another try. A pinned one: an
+            // error.
+            Some((addr, e)) if ip.port() != 0 => return Err(refuse(addr, e)),
+            Some(_) => continue,
+        }
+    }
+    Err(Error::new(
+        ErrorKind::Config,
+        Step::Callback,
+        "no port is free on every address localhost names",
+    ))
 }
 
 impl CallbackListener {
@@ -630,10 +729,13 @@ fn screen(raw: &[u8], served: &Served) -> Result<Kind, (u16, &'static str)> {
     Ok(kind)
 }
 
-/// True for `127.0.0.1:PORT` and `localhost:PORT` (any case), the names this listener serves.
+/// True for `127.0.0.1:PORT`, `[::1]:PORT` and `localhost:PORT` (any case), the names this
+/// listener serves.
 fn host_allowed(host: Option<&str>, port: u16) -> bool {
     host.is_some_and(|h| {
-        h == format!("127.0.0.1:{port}") || h.eq_ignore_ascii_case(&format!("localhost:{port}"))
+        h == format!("127.0.0.1:{port}")
+            || h == format!("[::1]:{port}")
+            || h.eq_ignore_ascii_case(&format!("localhost:{port}"))
     })
 }
 

@@ -14,6 +14,7 @@
 
 mod listener;
 mod pages;
+mod peer;
 mod request;
 mod response;
 

@@ -17,6 +17,8 @@ mod hostile;
 mod hostile_bridge;
 #[cfg(unix)]
 mod interrupts;
+#[cfg(target_os = "linux")]
+mod local_users;
 mod login;
 mod machines;
 mod network;
