@@ -303,7 +303,7 @@ pub use scope::Scopes;
 pub use secret::Secret;
 pub use session::{
     CriticalSection, DEFAULT_CALLBACK_TIMEOUT, DEFAULT_CLIENT_NAME, EXPIRY_MARGIN, Logout,
-    MAX_AUTHORIZATIONS, MCP_RESPONSE_TIMEOUT, Session, SessionBuilder,
+    MAX_AUTHORIZATIONS, MCP_RESPONSE_TIMEOUT, Progress, Session, SessionBuilder,
 };
 pub use storage::{CacheLock, FileTokenStorage, StoredTokens, TokenStore};
 pub use token::TokenSet;

@@ -36,6 +36,7 @@ use crate::token::{self, CodeExchange, RefreshRequest, TokenSet, unix_now};
 use crate::www_authenticate::Challenge;
 
 use super::binding::{self, Offered, Policy, ResourceDpop};
+use super::progress::Progress;
 
 /// A stored access token closer than this to its expiry is refreshed first (seconds).
 pub const EXPIRY_MARGIN: u64 = 60;
@@ -77,6 +78,8 @@ pub(crate) struct Config {
     pub(crate) dpop: Policy,
     /// Told when a token request's answer must reach the store.
     pub(crate) critical: super::critical::Critical,
+    /// Told each step of a login, refresh or grant.
+    pub(crate) progress: Option<super::progress::ProgressHook>,
 }
 
 /// An access token as it is presented to the MCP server, with the DPoP key it is bound to
@@ -345,6 +348,11 @@ impl Inner {
     fn flow(&self) -> MutexGuard<'_, Flow> {
         // A panic inside a hook must not make the session unusable.
         self.flow.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Tells the front end and the log about a step.
+    fn progress(&self, event: Progress) {
+        super::progress::report(self.config.progress.as_ref(), event);
     }
 
     /// When this session binds tokens now: as configured, or never after a fallback.
@@ -700,7 +708,9 @@ impl Inner {
         };
         // The cache is a file others may have written: its endpoint passes the rules too.
         self.check_named(&stored.token_endpoint, Step::Refresh)?;
-        log::info!("token refresh at {}", printable(&stored.token_endpoint));
+        self.progress(Progress::Refreshing {
+            token_endpoint: stored.token_endpoint.clone(),
+        });
         let held = self.config.critical.hold();
         let (earlier, marked) = self.mark_refresh(refresh_token);
         let refreshed = token::refresh(
@@ -1037,7 +1047,9 @@ impl Inner {
             )
         })?;
         hook(&step);
-        log::info!("waiting for the device login at {}", step.verification_uri);
+        self.progress(Progress::WaitingForDevice {
+            verification_uri: step.verification_uri.clone(),
+        });
         let (cancel, cancelled) = std::sync::mpsc::channel::<()>();
         let waiting = Waiting::start(
             &self.waiting,
@@ -1123,7 +1135,7 @@ impl Inner {
     ) -> Result<Discovered> {
         let Some(prm) = prm else {
             let origin = self.server_url.origin().ascii_serialization();
-            log::info!("no resource metadata; trying {origin} as the authorization server");
+            self.progress(Progress::NoResourceMetadata { origin });
             let metadata =
                 discovery::discover_legacy_auth_server_metadata(&self.agent, &self.server_url)?
                     .unwrap_or_else(|| discovery::fallback_auth_server_metadata(&self.server_url));
@@ -1139,10 +1151,9 @@ impl Inner {
         let mut refusals: Vec<(&str, Error)> = Vec::new();
         let several = prm.authorization_servers.len() > 1;
         for issuer in &prm.authorization_servers {
-            log::info!(
-                "resource metadata: authorization server {}",
-                printable(issuer)
-            );
+            self.progress(Progress::AuthorizationServer {
+                issuer: issuer.clone(),
+            });
             match self.usable_server(issuer, kind) {
                 Ok(metadata) => {
                     if several {
@@ -1161,7 +1172,10 @@ impl Inner {
                 }
                 Err(e) => {
                     if several {
-                        log::info!("authorization server {} skipped: {e}", printable(issuer));
+                        self.progress(Progress::ServerSkipped {
+                            issuer: issuer.clone(),
+                            reason: e.to_string(),
+                        });
                     }
                     refusals.push((issuer, e));
                 }
@@ -1207,10 +1221,9 @@ impl Inner {
     /// address rules; the browser needs PKCE S256 and a browser grant; a person's login needs
     /// a client there.
     fn check_server(&self, metadata: &AuthServerMetadata, kind: LoginKind) -> Result<()> {
-        log::info!(
-            "authorization server metadata: issuer {}",
-            printable(&metadata.issuer)
-        );
+        self.progress(Progress::ServerMetadata {
+            issuer: metadata.issuer.clone(),
+        });
         let browser = kind == LoginKind::Browser;
         self.check_endpoints(metadata, browser)?;
         if browser {
@@ -1266,7 +1279,9 @@ impl Inner {
             Instant::now() + timeout,
             listener.paster(),
         );
-        log::info!("waiting for the browser at {redirect_uri}");
+        self.progress(Progress::WaitingForBrowser {
+            redirect_uri: listener.redirect_uri().clone(),
+        });
         match flow.hook.as_mut() {
             Some(hook) => hook(&step),
             None => open_browser(&step.launch_url)?,
@@ -1282,7 +1297,7 @@ impl Inner {
         );
         drop(waiting);
         let code = code?;
-        log::info!("authorization code received; exchanging it");
+        self.progress(Progress::Exchanging);
         let held = self.config.critical.hold();
         let tokens = token::exchange_code(
             &self.agent,
@@ -1396,7 +1411,9 @@ impl Inner {
             resource: self.resource_param(&resource),
             dpop: dpop.as_deref(),
         };
-        log::info!("token grant at {}", printable(&metadata.token_endpoint));
+        self.progress(Progress::Granting {
+            token_endpoint: metadata.token_endpoint.clone(),
+        });
         let held = self.config.critical.hold();
         let tokens = match &self.config.grant {
             Grant::ClientCredentials => grant::client_credentials(&self.agent, &request)?,
@@ -1527,11 +1544,10 @@ impl Inner {
             }
             other => other?,
         };
-        log::info!(
-            "registered client {} with {}",
-            printable(&client.client_id),
-            printable(&metadata.issuer)
-        );
+        self.progress(Progress::Registered {
+            client_id: client.client_id.clone(),
+            issuer: metadata.issuer.clone(),
+        });
         if let Err(e) = self.store.save_client(&client) {
             log::warn!("the client registration is not cached: {e}");
         }

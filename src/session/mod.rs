@@ -16,10 +16,12 @@ use crate::error::{Error, ErrorKind, Result, Step};
 mod binding;
 mod critical;
 mod flow;
+mod progress;
 mod request;
 
 pub use critical::CriticalSection;
 pub use flow::{EXPIRY_MARGIN, Logout};
+pub use progress::Progress;
 pub use request::{MAX_AUTHORIZATIONS, MCP_RESPONSE_TIMEOUT};
 
 use crate::client_auth::AuthMethod;
@@ -67,6 +69,7 @@ pub struct SessionBuilder {
     dpop: binding::Policy,
     client_key: Option<ClientKey>,
     critical: Option<Arc<dyn CriticalSection>>,
+    progress: Option<progress::ProgressHook>,
     #[cfg(feature = "test-server")]
     as_if_remote: bool,
 }
@@ -292,6 +295,14 @@ impl SessionBuilder {
         self
     }
 
+    /// Tells `hook` each step of a login, refresh or grant as it happens ([`Progress`]), for
+    /// a front end that shows what is going on; the same steps are logged at `info`. It must
+    /// return promptly; it may be called from any thread that uses the session.
+    pub fn on_progress(mut self, hook: impl Fn(&Progress) + Send + Sync + 'static) -> Self {
+        self.progress = Some(Arc::new(hook));
+        self
+    }
+
     /// Whether the session may start a login (default `true`). A non-interactive session
     /// (a daemon, a job) never opens a browser or binds a port: when only a login would help,
     /// it fails at once with [`ErrorKind::LoginRequired`]. Cached tokens and refreshes work
@@ -416,6 +427,7 @@ impl SessionBuilder {
             grant: self.grant,
             dpop: self.dpop,
             critical: critical::Critical::new(self.critical),
+            progress: self.progress,
         };
         #[cfg(feature = "test-server")]
         let mut rules = if self.as_if_remote {
@@ -533,6 +545,7 @@ impl Session {
             dpop: binding::Policy::Auto,
             client_key: None,
             critical: None,
+            progress: None,
             #[cfg(feature = "test-server")]
             as_if_remote: false,
         }

@@ -84,8 +84,11 @@ fn checked(file: File, path: &Path, mode: u32) -> Result<File> {
             ));
         }
         if meta.mode() & 0o077 != 0 {
+            // Group and other rights are taken away; the owner's are left as they are (a
+            // directory made read-only on purpose stays read-only).
+            let restricted = meta.mode() & 0o7700 & (mode | 0o7000);
             log::warn!("{} was open to others; restricting it", path.display());
-            file.set_permissions(fs::Permissions::from_mode(mode))
+            file.set_permissions(fs::Permissions::from_mode(restricted))
                 .map_err(|e| storage_io("cannot restrict the mode of", path, e))?;
         }
     }

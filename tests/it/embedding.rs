@@ -465,3 +465,44 @@ fn a_token_store_of_the_programs_own_keeps_tokens_out_of_files() {
     second.clear().unwrap();
     assert!(store.load_tokens(&w.server.mcp_url()).unwrap().is_none());
 }
+
+#[test]
+fn a_front_end_is_told_each_step_as_a_typed_event() {
+    use mcp_oauth_client::Progress;
+    let w = crate::common::World::new();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = std::sync::Arc::clone(&seen);
+    let session = w
+        .builder()
+        .on_progress(move |event: &Progress| log.lock().unwrap().push(event.clone()))
+        .build()
+        .unwrap();
+    session.access_token().unwrap();
+    let issuer = w.server.issuer();
+    let events = seen.lock().unwrap().clone();
+    assert!(
+        matches!(&events[0], Progress::AuthorizationServer { issuer: i } if *i == issuer),
+        "{events:?}"
+    );
+    assert!(
+        matches!(&events[1], Progress::ServerMetadata { .. }),
+        "{events:?}"
+    );
+    assert!(
+        matches!(&events[2], Progress::Registered { .. }),
+        "{events:?}"
+    );
+    assert!(
+        matches!(&events[3], Progress::WaitingForBrowser { .. }),
+        "{events:?}"
+    );
+    assert_eq!(events[4], Progress::Exchanging);
+    assert_eq!(events.len(), 5);
+    w.expire_cached_token(&session);
+    session.access_token().unwrap();
+    let events = seen.lock().unwrap().clone();
+    assert!(
+        matches!(&events[5], Progress::Refreshing { .. }),
+        "{events:?}"
+    );
+}
