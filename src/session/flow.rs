@@ -883,8 +883,8 @@ impl Inner {
             return Err(Error::new(
                 ErrorKind::LoginRequired,
                 Step::Authorization,
-                "only a new login would help, and this session does not start one \
-                 (interactive(false))",
+                "no usable token is cached or could be refreshed, and this session does not \
+                 start a login",
             )
             .with_url(&self.server_url));
         }
@@ -904,7 +904,7 @@ impl Inner {
             resource,
             scopes_supported: prm_scopes,
             dpop: resource_dpop,
-        } = self.discover_server(prm, kind)?;
+        } = self.discover_server(prm, kind, ctx)?;
         let dpop = self.login_dpop(&metadata, resource_dpop, ctx)?;
         self.warn_omitted_resource(&resource);
         let challenged = ctx.challenge.and_then(Challenge::scope);
@@ -1132,13 +1132,25 @@ impl Inner {
         &self,
         prm: Option<ResourceMetadata>,
         kind: LoginKind,
+        ctx: &LoginContext<'_>,
     ) -> Result<Discovered> {
         let Some(prm) = prm else {
             let origin = self.server_url.origin().ascii_serialization();
             self.progress(Progress::NoResourceMetadata { origin });
-            let metadata =
-                discovery::discover_legacy_auth_server_metadata(&self.agent, &self.server_url)?
-                    .unwrap_or_else(|| discovery::fallback_auth_server_metadata(&self.server_url));
+            let metadata = match discovery::discover_legacy_auth_server_metadata(
+                &self.agent,
+                &self.server_url,
+            )? {
+                Some(metadata) => metadata,
+                None => {
+                    // No metadata at all: the 2025-03-26 default endpoints, for a server
+                    // that asks for a token. One that does not is no OAuth server.
+                    if !ctx.rejected && ctx.challenge.is_none() {
+                        self.require_token_asked()?;
+                    }
+                    discovery::fallback_auth_server_metadata(&self.server_url)
+                }
+            };
             self.check_server(&metadata, kind)?;
             return Ok(Discovered {
                 metadata,
@@ -1198,6 +1210,35 @@ impl Inner {
             rest.join("; "),
             printable(issuer)
         )))
+    }
+
+    /// Refuses a server that has no OAuth metadata of any kind and does not ask for a token
+    /// either (an MCP request without one is not answered 401): it offers no OAuth for MCP,
+    /// and a registration at its default `/register` would only fail more obscurely.
+    fn require_token_asked(&self) -> Result<()> {
+        let step = Step::ResourceDiscovery;
+        let ping = serde_json::json!({"jsonrpc": "2.0", "id": 0, "method": "ping"});
+        let answer = crate::http::send(
+            &self.agent,
+            &self.server_url,
+            crate::http::Body::Json(&ping),
+            &[],
+            step,
+        )?;
+        if answer.status == 401 {
+            return Ok(());
+        }
+        Err(Error::new(
+            ErrorKind::InvalidResponse,
+            step,
+            format!(
+                "this server does not offer OAuth for MCP: it has no protected resource metadata \
+                 (RFC 9728) and no authorization server metadata (RFC 8414), and answers an MCP \
+                 request without a token with HTTP {} instead of 401",
+                answer.status
+            ),
+        )
+        .with_url(&self.server_url))
     }
 
     /// The metadata of `issuer`, when it can be read and offers what a `kind` login needs.
@@ -1380,7 +1421,7 @@ impl Inner {
             resource,
             scopes_supported: prm_scopes,
             dpop: resource_dpop,
-        } = self.discover_server(prm, LoginKind::Grant)?;
+        } = self.discover_server(prm, LoginKind::Grant, ctx)?;
         self.warn_omitted_resource(&resource);
         // No `offline_access`: these grants run again instead of refreshing (RFC 6749 §4.4.3).
         let scopes = select_scopes(&ScopeSources {

@@ -87,6 +87,23 @@ impl FileTokenStorage {
         &self.dir
     }
 
+    /// Makes sure tokens can be stored here, before a login whose tokens would otherwise be
+    /// kept in memory only: the directory is created (0700) or checked, and a file is written
+    /// in it and removed.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Storage`] naming the directory and why (not a directory, another user's,
+    /// read-only, no space).
+    pub fn check_writable(&self) -> Result<()> {
+        self.ensure_dir()?;
+        let probe = self
+            .dir
+            .join(format!(".write-check.pid{}.tmp", std::process::id()));
+        let written = write_new_file(&probe, b"");
+        let _ = fs::remove_file(&probe);
+        written.map_err(|e| storage_io("cannot write in", &self.dir, e))
+    }
+
     /// The token file of the MCP server at `server_url`.
     pub fn tokens_path(&self, server_url: &Url) -> PathBuf {
         self.server_file(server_url, TOKENS_SUFFIX)

@@ -409,3 +409,49 @@ fn an_access_token_that_is_not_visible_ascii_is_refused_at_the_exchange() {
         assert!(!w.has_cached_tokens(&session));
     }
 }
+
+/// A web server that is no MCP server and no OAuth server (`python3 -m http.server`): 404 for
+/// every GET, 501 for anything else. Returns its base URL and how many requests it got.
+pub(crate) fn plain_web_server() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = std::sync::Arc::clone(&count);
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(2)));
+            let mut head = [0u8; 4096];
+            let n = stream.read(&mut head).unwrap_or(0);
+            let status = if head[..n].starts_with(b"GET ") {
+                "404 File not found"
+            } else {
+                "501 Unsupported method"
+            };
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+        }
+    });
+    (base, count)
+}
+
+#[test]
+fn a_web_server_without_oauth_is_said_to_offer_none_before_any_registration() {
+    let (base, _) = plain_web_server();
+    let cache = crate::common::TempDir::new();
+    let session = mcp_oauth_client::Session::builder(format!("{base}/mcp"))
+        .cache_dir(cache.path())
+        .build()
+        .unwrap();
+    let e = session.access_token().unwrap_err();
+    assert!(
+        e.to_string().contains("does not offer OAuth for MCP"),
+        "{e}"
+    );
+    assert!(e.to_string().contains("HTTP 501"), "{e}");
+    assert_ne!(e.step(), Step::Registration, "{e}");
+}
