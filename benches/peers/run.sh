@@ -73,7 +73,7 @@ EOF
 cat "$MACHINE" >&2
 
 step "build: this crate's example client, the bench server, mcp-oauth (release, $TARGET)"
-(cd "$ROOT" && cargo build --release --features cli --bin mcp-oauth \
+(cd "$ROOT" && cargo build --release --features cli,test-server --bin mcp-oauth \
     --example mcp_client --example bench_server)
 
 step "build: the spawn launcher and the floor program"

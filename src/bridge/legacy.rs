@@ -45,10 +45,7 @@ pub(super) fn forward(shared: &Arc<Shared>, outgoing: &Outgoing) {
             );
             shared.fail(&outgoing.keys, &why);
         }
-        Err(e) => shared.fail(
-            &outgoing.keys,
-            &format!("the MCP server was not reached: {e}"),
-        ),
+        Err(e) => shared.fail(&outgoing.keys, &shared.unreached(&e)),
     }
 }
 
@@ -78,7 +75,7 @@ fn open(shared: &Arc<Shared>) -> Result<Arc<Channel>, String> {
                 .build()
                 .call()
         })
-        .map_err(|e| format!("the MCP server was not reached: {e}"))?;
+        .map_err(|e| shared.unreached(&e))?;
     let status = response.status().as_u16();
     if status != 200 || !content_type(&response).starts_with("text/event-stream") {
         return Err(format!(

@@ -169,6 +169,8 @@ struct Shared {
     refused: AtomicBool,
     /// How long the requests in flight may take once the input has ended.
     drain: Mutex<Duration>,
+    /// What to tell the client when only a login would help and none is started.
+    login_hint: Mutex<Option<String>>,
 }
 
 #[derive(Default, Clone)]
@@ -224,6 +226,7 @@ impl Bridge {
                 budget: Arc::new(Budget::new(MAX_HELD)),
                 refused: AtomicBool::new(false),
                 drain: Mutex::new(DRAIN_TIMEOUT),
+                login_hint: Mutex::new(None),
             }),
         })
     }
@@ -233,6 +236,15 @@ impl Bridge {
     #[must_use]
     pub fn transport(self, transport: Transport) -> Bridge {
         *lock(&self.shared.transport) = transport;
+        self
+    }
+
+    /// What the client is told, in the error of each request, when only a login would help
+    /// and the session starts none (a front end names its own way to log in: `run
+    /// mcp-oauth login URL`).
+    #[must_use]
+    pub fn login_hint(self, hint: impl Into<String>) -> Bridge {
+        *lock(&self.shared.login_hint) = Some(hint.into());
         self
     }
 
@@ -409,6 +421,14 @@ impl Shared {
         }
     }
 
+    /// Why a message did not reach the server, for its error.
+    fn unreached(&self, e: &Error) -> String {
+        match (e.kind(), lock(&self.login_hint).as_deref()) {
+            (ErrorKind::LoginRequired, Some(hint)) => format!("a login is needed: {hint}"),
+            _ => format!("the MCP server was not reached: {e}"),
+        }
+    }
+
     /// Errors for the requests `keys`, saying why; for a message with none, a log line.
     fn fail(&self, keys: &[String], why: &str) {
         if keys.is_empty() {
@@ -545,12 +565,7 @@ impl Shared {
         let response = shared.post(outgoing);
         let response = match response {
             Ok(r) => r,
-            Err(e) => {
-                return shared.fail(
-                    &outgoing.keys,
-                    &format!("the MCP server was not reached: {e}"),
-                );
-            }
+            Err(e) => return shared.fail(&outgoing.keys, &shared.unreached(&e)),
         };
         let status = response.status().as_u16();
         if !outgoing.stateless && transport == Transport::Auto {
@@ -747,7 +762,7 @@ impl Shared {
         };
         match self.post(&again) {
             Ok(response) => self.answer(&again, response),
-            Err(e) => self.fail(&again.keys, &format!("the MCP server was not reached: {e}")),
+            Err(e) => self.fail(&again.keys, &self.unreached(&e)),
         }
         true
     }

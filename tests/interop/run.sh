@@ -159,8 +159,8 @@ if wants fastmcp; then
     cp "$HERE/requirements.txt" "$VENV/requirements.txt"
   fi
 fi
-say "cargo build --features cli --bin mcp-oauth --example mcp_client --example interrupts"
-in_bg timeout 900 cargo build --quiet --manifest-path "$ROOT/Cargo.toml" --features cli \
+say "cargo build --features cli,test-server --bin mcp-oauth --example mcp_client --example interrupts"
+in_bg timeout 900 cargo build --quiet --manifest-path "$ROOT/Cargo.toml" --features cli,test-server \
   --bin mcp-oauth --example mcp_client --example interrupts || setup_failed "cargo build failed"
 [ -x "$CLI" ] || setup_failed "$CLI was not built"
 [ -x "$EXAMPLE" ] || setup_failed "$EXAMPLE was not built"

@@ -8,9 +8,20 @@ use mcp_oauth_client::testing::{Route, ServerConfig, TestServer, follow_redirect
 
 use crate::common::{TempDir, World};
 
+/// The CLI with `args` and the cache `cache`, in an environment without a desktop session:
+/// no browser can start unless a test names one (`BROWSER`).
 pub(crate) fn cli(args: &[&str], cache: &std::path::Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_mcp-oauth"));
     cmd.args(args).arg("--cache-dir").arg(cache);
+    for var in [
+        "DISPLAY",
+        "WAYLAND_DISPLAY",
+        "BROWSER",
+        "WSL_DISTRO_NAME",
+        "RUST_LOG",
+    ] {
+        cmd.env_remove(var);
+    }
     cmd
 }
 
@@ -265,7 +276,15 @@ fn logout_revokes_both_tokens_and_a_later_token_needs_a_new_login() {
 #[test]
 fn exit_codes_per_failure() {
     let cache = TempDir::new();
-    let code = |args: &[&str]| cli(args, cache.path()).output().unwrap().status.code();
+    // With a "browser" that opens nothing: a login may be tried, and fails where it should.
+    let code = |args: &[&str]| {
+        cli(args, cache.path())
+            .env("BROWSER", "true")
+            .output()
+            .unwrap()
+            .status
+            .code()
+    };
     // Bad command lines.
     assert_eq!(code(&["frobnicate"]), Some(2));
     assert_eq!(code(&["token"]), Some(2));
@@ -308,6 +327,7 @@ fn exit_codes_per_failure() {
     assert_eq!(out.status.code(), Some(7), "{}", text(&out.stderr));
     // Errors are one line naming the step.
     let out = cli(&["token", no_pkce.mcp_url().as_str()], cache.path())
+        .env("BROWSER", "true")
         .output()
         .unwrap();
     let stderr = text(&out.stderr);
@@ -904,4 +924,246 @@ fn token_gives_a_bearer_token_where_the_mcp_server_takes_dpop_and_refuses_where_
     assert!(stderr.contains("takes DPoP-bound tokens only"), "{stderr}");
     assert!(stderr.contains("mcp-oauth proxy"), "{stderr}");
     assert!(strict.requests_to(Route::Authorize).is_empty());
+}
+
+#[test]
+fn a_login_whose_tokens_cannot_be_stored_fails_with_the_caches_exit_code() {
+    let w = World::new();
+    let url = w.server.mcp_url().to_string();
+    // A cache "directory" that is a file, or below one: refused before any browser.
+    let file = w.cache.path().join("a-file");
+    std::fs::write(&file, "x").unwrap();
+    for dir in [file.clone(), file.join("below")] {
+        let out = Command::new(env!("CARGO_BIN_EXE_mcp-oauth"))
+            .args(["login", &url, "--no-browser", "--cache-dir"])
+            .arg(&dir)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(7), "{stderr}");
+        assert!(stderr.contains(&file.display().to_string()), "{stderr}");
+        assert!(!stderr.contains("Logged in"), "{stderr}");
+    }
+    assert!(w.requests_to(Route::Authorize).is_empty());
+    // The directory goes away while the browser is awaited: logged in, but nothing stored.
+    let cache = TempDir::new();
+    let dir = cache.path().join("cache");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mcp-oauth"));
+    cmd.args(["login", &url, "--no-browser", "--cache-dir"])
+        .arg(&dir)
+        .stdin(Stdio::null());
+    let watched = Watched::spawn(cmd);
+    let authorize = watched.authorization_url().unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::write(&dir, "now a file").unwrap();
+    follow_redirects(&authorize).unwrap();
+    let out = watched.finish();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(7), "{stderr}");
+    assert!(stderr.contains("not cached"), "{stderr}");
+    assert!(!stderr.contains("Logged in"), "{stderr}");
+}
+
+#[test]
+fn with_no_browser_and_no_terminal_a_login_fails_at_once_saying_what_to_run() {
+    let w = World::new();
+    let url = w.server.mcp_url().to_string();
+    for args in [vec!["token", &url], vec!["login", &url]] {
+        let started = std::time::Instant::now();
+        let out = cli(&args, w.cache.path())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(8), "{args:?}: {stderr}");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(
+            stderr.contains("--device") && stderr.contains("mcp-oauth login"),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("Opening your browser"), "{stderr}");
+    }
+    // A browser that cannot be started, and no terminal: the same, at once.
+    let started = std::time::Instant::now();
+    let out = cli(&["login", &url], w.cache.path())
+        .env("BROWSER", "/nonexistent/browser")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(8), "{}", text(&out.stderr));
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(w.requests_to(Route::Token).is_empty());
+}
+
+#[test]
+fn command_lines_are_checked_per_command_with_exit_code_2() {
+    let cache = TempDir::new();
+    for (args, says) in [
+        (
+            vec!["token", "mcp.example.com/mcp"],
+            "not an absolute http(s) URL",
+        ),
+        (vec!["token", "http://mcp.example.com/mcp"], "plain http"),
+        (
+            vec!["clear-all", "--device"],
+            "--device does not apply to clear-all",
+        ),
+        (
+            vec!["login", "https://mcp.example.com/mcp", "--json"],
+            "--json does not apply to login",
+        ),
+        (
+            vec!["token", "https://mcp.example.com/mcp", "--timeout", "x"],
+            "--timeout takes a number",
+        ),
+    ] {
+        let out = cli(&args, cache.path()).output().unwrap();
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_mcp-oauth"))
+        .args(["completions", "tcsh"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("no completions for tcsh"));
+    let out = Command::new(env!("CARGO_BIN_EXE_mcp-oauth"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert_eq!(
+        text(&out.stdout).trim(),
+        format!("mcp-oauth {}", env!("CARGO_PKG_VERSION"))
+    );
+    let help = |command: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_mcp-oauth"))
+            .args(["help", command])
+            .output()
+            .unwrap();
+        text(&out.stdout)
+    };
+    let clear_all = help("clear-all");
+    assert!(
+        clear_all.contains("--cache-dir") && !clear_all.contains("--scopes"),
+        "{clear_all}"
+    );
+    let token = help("token");
+    assert!(
+        token.contains("--json") && token.contains("--refresh"),
+        "{token}"
+    );
+    let overview = Command::new(env!("CARGO_BIN_EXE_mcp-oauth"))
+        .arg("help")
+        .output()
+        .unwrap();
+    let overview = text(&overview.stdout);
+    for section in ["EXIT CODES:", "ENVIRONMENT:", "FILES:", "SIGNALS:"] {
+        assert!(overview.contains(section), "{section}");
+    }
+}
+
+#[test]
+fn completions_are_scripts_of_their_shell() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_mcp-oauth"))
+            .args(["completions", shell])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let script = text(&out.stdout);
+        assert!(script.contains("client-credentials"), "{shell}");
+        if shell == "bash" {
+            let dir = TempDir::new();
+            let path = dir.path().join("mcp-oauth.bash");
+            std::fs::write(&path, &script).unwrap();
+            let checked = Command::new("bash").arg("-n").arg(&path).output().unwrap();
+            assert!(checked.status.success(), "{}", text(&checked.stderr));
+            // Completing `mcp-oauth token --no-l` offers --no-login.
+            let probe = format!(
+                "source {}; COMP_WORDS=(mcp-oauth token --no-l); COMP_CWORD=2; _mcp_oauth; echo \"${{COMPREPLY[@]}}\"",
+                path.display()
+            );
+            let offered = Command::new("bash").arg("-c").arg(&probe).output().unwrap();
+            assert_eq!(text(&offered.stdout).trim(), "--no-login");
+        }
+    }
+}
+
+#[test]
+fn verbosity_and_rust_log() {
+    let w = World::new();
+    let url = w.server.mcp_url().to_string();
+    let login = |extra: &[&str], env: &[(&str, &str)]| {
+        let mut args = vec!["login", url.as_str(), "--no-browser"];
+        args.extend_from_slice(extra);
+        let mut cmd = cli(&args, w.cache.path());
+        cmd.envs(env.iter().copied());
+        complete_login(cmd)
+    };
+    let normal = login(&[], &[]);
+    assert!(text(&normal.stderr).contains("resource metadata: authorization server"));
+    let quiet = login(&["-q"], &[]);
+    assert!(quiet.status.success());
+    assert!(
+        !text(&quiet.stderr).contains("resource metadata"),
+        "{}",
+        text(&quiet.stderr)
+    );
+    assert!(!text(&quiet.stderr).contains("Logged in"));
+    // The library's log, its steps once (as log lines, not also as progress lines).
+    let verbose = login(&["-v"], &[]);
+    let verbose = text(&verbose.stderr);
+    assert!(verbose.contains("info: resource metadata"), "{verbose}");
+    assert_eq!(verbose.matches("resource metadata").count(), 1, "{verbose}");
+    let logged = login(&["-q"], &[("RUST_LOG", "mcp_oauth_client=info")]);
+    assert!(
+        text(&logged.stderr).contains("info: "),
+        "{}",
+        text(&logged.stderr)
+    );
+    let bad = cli(&["status"], w.cache.path())
+        .env("RUST_LOG", "mcp=loud")
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(text(&bad.stderr).contains("RUST_LOG"));
+}
+
+#[test]
+fn a_web_server_without_oauth_is_named_as_such() {
+    let (base, _) = crate::habits::plain_web_server();
+    let cache = TempDir::new();
+    let out = cli(&["token", &format!("{base}/mcp")], cache.path())
+        .env("BROWSER", "true")
+        .output()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(6), "{stderr}");
+    assert!(stderr.contains("does not offer OAuth for MCP"), "{stderr}");
+    assert!(!stderr.contains("registration"), "{stderr}");
+}
+
+#[test]
+fn a_bridge_without_a_login_names_the_command_that_logs_in() {
+    let w = World::new();
+    let url = w.server.mcp_url().to_string();
+    let mut proxy = crate::bridge::Proxy::start(&url, &w.cache, &["--no-login"]);
+    let reply = proxy.call(1, "initialize", serde_json::json!({"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}));
+    let message = reply["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains(&format!("mcp-oauth login {url}")),
+        "{message}"
+    );
+    assert!(!message.contains("interactive"), "{message}");
+    assert!(proxy.finish().0.success());
 }

@@ -289,3 +289,22 @@ mod planted {
         assert_eq!(mode & 0o777, 0o644, "the mode was changed through the link");
     }
 }
+
+#[cfg(unix)]
+#[test]
+fn tightening_a_cache_dir_takes_rights_from_others_only_and_never_adds_any() {
+    use std::os::unix::fs::PermissionsExt;
+    let w = World::new();
+    w.session().access_token().unwrap();
+    // Read-only for everyone, on purpose: others lose their rights, the owner keeps its own.
+    std::fs::set_permissions(w.cache.path(), std::fs::Permissions::from_mode(0o555)).unwrap();
+    // A refresh takes the cache's lock, which checks the directory.
+    let _ = w.session().refresh();
+    let mode = std::fs::metadata(w.cache.path())
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    std::fs::set_permissions(w.cache.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    assert_eq!(mode, 0o500);
+}

@@ -423,9 +423,25 @@ pub(crate) fn plain_web_server() -> (String, std::sync::Arc<std::sync::atomic::A
             let Ok(mut stream) = stream else { continue };
             seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(2)));
-            let mut head = [0u8; 4096];
-            let n = stream.read(&mut head).unwrap_or(0);
-            let status = if head[..n].starts_with(b"GET ") {
+            // The whole request, its body too: one left unread resets the connection.
+            let mut request = Vec::new();
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stream.read(&mut buf) {
+                request.extend_from_slice(&buf[..n]);
+                let text = String::from_utf8_lossy(&request).to_ascii_lowercase();
+                let Some(end) = text.find("\r\n\r\n") else {
+                    if n == 0 { break } else { continue }
+                };
+                let length = text[..end]
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse::<usize>().ok())
+                    .unwrap_or(0);
+                if n == 0 || request.len() >= end + 4 + length {
+                    break;
+                }
+            }
+            let status = if request.starts_with(b"GET ") {
                 "404 File not found"
             } else {
                 "501 Unsupported method"
