@@ -260,6 +260,8 @@
 //! - `keyring`: [`storage::KeyringTokenStore`], tokens and client secrets in the OS keyring.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+// docs.rs builds with `--cfg docsrs` on nightly: the features an item needs are shown on it.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod address;
 pub mod authorize;
@@ -286,11 +288,14 @@ pub mod token;
 pub mod www_authenticate;
 
 #[cfg(feature = "test-server")]
+#[cfg_attr(docsrs, doc(cfg(feature = "test-server")))]
 pub mod testing;
 
 /// The HTTP client this crate is built on: [`Session::agent`] is a [`ureq::Agent`] and
 /// [`Session::send`] returns a ureq response.
 pub use ureq;
+/// The URL type of this crate's API ([`Session::server_url`], the metadata's endpoints).
+pub use url;
 
 pub use browser::{AuthorizeHook, BrowserStep};
 pub use callback::{CallbackHost, PasteOutcome, Paster};
@@ -307,6 +312,11 @@ pub use session::{
 };
 pub use storage::{CacheLock, FileTokenStorage, StoredTokens, TokenStore};
 pub use token::TokenSet;
+
+/// The README's code, compiled (and the harness run) by `cargo test --all-features`.
+#[cfg(all(doctest, feature = "test-server"))]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
 
 /// Items for the fuzz targets, the CLI and the tests: not part of the API, may change in any
 /// release.

@@ -33,6 +33,7 @@ use crate::token::TokenSet;
 
 pub use file::{CACHE_DIR_ENV, FileTokenStorage};
 #[cfg(feature = "keyring")]
+#[cfg_attr(docsrs, doc(cfg(feature = "keyring")))]
 pub use os_keyring::{KEYRING_SERVICE, KeyringTokenStore};
 
 /// What a cache directory holds in place of an access token kept in the OS keyring (feature
