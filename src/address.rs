@@ -361,6 +361,21 @@ impl ureq::unversioned::resolver::Resolver for GuardedResolver {
     }
 }
 
+/// Parses an endpoint URL a server named (in metadata, a cache file, a challenge).
+///
+/// # Errors
+/// [`ErrorKind::InvalidResponse`] in `step`, quoting the start of the text.
+pub(crate) fn parse_endpoint(endpoint: &str, step: Step) -> Result<Url> {
+    Url::parse(endpoint).map_err(|e| {
+        Error::new(
+            ErrorKind::InvalidResponse,
+            step,
+            format!("invalid endpoint URL {:?}", crate::error::shorten(endpoint)),
+        )
+        .with_source(e)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -79,7 +79,7 @@ const REQUEST_PARAMS: [&str; 9] = [
 /// ```
 pub fn build_authorization_url(req: &AuthorizationRequest<'_>) -> Result<Url> {
     let step = Step::Authorization;
-    let mut url = crate::discovery::parse_endpoint(req.authorization_endpoint, step)?;
+    let mut url = crate::address::parse_endpoint(req.authorization_endpoint, step)?;
     crate::address::require_secure(&url, step)?;
     if url.fragment().is_some() {
         return Err(Error::new(
@@ -99,7 +99,7 @@ pub fn build_authorization_url(req: &AuthorizationRequest<'_>) -> Result<Url> {
             step,
             format!(
                 "the authorization endpoint's query already sets {:?}",
-                crate::discovery::shorten(&name)
+                crate::error::shorten(&name)
             ),
         )
         .with_url(&url));
@@ -113,7 +113,7 @@ pub fn build_authorization_url(req: &AuthorizationRequest<'_>) -> Result<Url> {
                 step,
                 format!(
                     "{:?} would be in the authorization request twice",
-                    crate::discovery::shorten(name)
+                    crate::error::shorten(name)
                 ),
             ));
         }
@@ -244,7 +244,7 @@ pub fn check_extra_param(name: &str, step: Step) -> Result<()> {
             format!(
                 "{:?} cannot be an extra authorization parameter: the client sets it, or it \
                  is not a plain name",
-                crate::discovery::shorten(name)
+                crate::error::shorten(name)
             ),
         ));
     }

@@ -2,101 +2,10 @@
 //! `token_endpoint_auth_method`; RFC 7009 §2.1): which method a client uses, and how a request
 //! carries its credentials.
 
-use serde::{Deserialize, Serialize};
-
-use crate::discovery::AuthServerMetadata;
+use crate::client::ClientRegistration;
+pub use crate::client::{AuthMethod, choose_auth_method};
 use crate::error::{Error, ErrorKind, Result, Step};
-use crate::registration::ClientRegistration;
 use crate::secret::Secret;
-
-/// How the client authenticates at the token endpoint (RFC 7591 §2, OAuth 2.1 §2.4).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum AuthMethod {
-    /// A public client: `client_id` in the form, no secret.
-    None,
-    /// HTTP Basic with the client id and secret.
-    ClientSecretBasic,
-    /// `client_id` and `client_secret` in the form body.
-    ClientSecretPost,
-    /// A JWT signed with the client's private key (RFC 7523 §2.2).
-    PrivateKeyJwt,
-}
-
-impl AuthMethod {
-    /// The RFC 7591 name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AuthMethod::None => "none",
-            AuthMethod::ClientSecretBasic => "client_secret_basic",
-            AuthMethod::ClientSecretPost => "client_secret_post",
-            AuthMethod::PrivateKeyJwt => "private_key_jwt",
-        }
-    }
-
-    /// The method with the RFC 7591 name `name` (`client_secret_basic`, …), if this crate
-    /// has it.
-    ///
-    /// ```
-    /// use mcp_oauth_client::AuthMethod;
-    /// assert_eq!(AuthMethod::from_name("client_secret_post"), Some(AuthMethod::ClientSecretPost));
-    /// assert_eq!(AuthMethod::from_name("tls_client_auth"), None);
-    /// ```
-    pub fn from_name(name: &str) -> Option<AuthMethod> {
-        [
-            AuthMethod::None,
-            AuthMethod::ClientSecretBasic,
-            AuthMethod::ClientSecretPost,
-            AuthMethod::PrivateKeyJwt,
-        ]
-        .into_iter()
-        .find(|m| m.as_str() == name)
-    }
-}
-
-/// Chooses the token endpoint authentication method from the server's metadata.
-///
-/// A client about to register prefers `none` (a native app cannot keep a secret, RFC 8252
-/// §8.4), then `client_secret_post`, then `client_secret_basic`; a client with a secret
-/// prefers `client_secret_post`, then `client_secret_basic`. An absent list means
-/// `client_secret_basic` (RFC 8414 §2).
-///
-/// Why `client_secret_post` before Basic when a server offers both, although RFC 6749 §2.3.1
-/// prefers Basic: it is the one method every server we have read accepts as it advertises it.
-/// The MCP TypeScript SDK's authorization server reads credentials only from the body; the
-/// MCP Python SDK decodes Basic credentials with percent-decoding but without `+` as space,
-/// so a secret that needs form-encoding (RFC 6749 §2.3.1) fails there; node-oidc-provider and
-/// Keycloak take both. A pre-registered client whose server insists on one method names it
-/// with [`SessionBuilder::client_auth_method`](crate::SessionBuilder::client_auth_method).
-pub fn choose_auth_method(metadata: &AuthServerMetadata, has_secret: bool) -> AuthMethod {
-    let listed = |m: AuthMethod| match &metadata.token_endpoint_auth_methods_supported {
-        Some(list) => list.iter().any(|s| s == m.as_str()),
-        None => m == AuthMethod::ClientSecretBasic,
-    };
-    let order: &[AuthMethod] = if has_secret {
-        &[
-            AuthMethod::ClientSecretPost,
-            AuthMethod::ClientSecretBasic,
-            AuthMethod::None,
-        ]
-    } else {
-        &[
-            AuthMethod::None,
-            AuthMethod::ClientSecretPost,
-            AuthMethod::ClientSecretBasic,
-        ]
-    };
-    order
-        .iter()
-        .copied()
-        .find(|m| listed(*m))
-        .unwrap_or(if has_secret {
-            AuthMethod::ClientSecretBasic
-        } else {
-            AuthMethod::None
-        })
-}
 
 /// The type of a client assertion (RFC 7523 §2.2).
 pub const CLIENT_ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -137,7 +46,7 @@ pub(crate) fn credentials(c: &ClientRegistration, step: Step) -> Result<Credenti
         }
         (AuthMethod::ClientSecretPost, Some(s), _) => form.push(("client_secret", s.to_owned())),
         (AuthMethod::PrivateKeyJwt, _, Some(key)) => {
-            let now = crate::token::unix_now();
+            let now = crate::local::unix_now();
             let claims = serde_json::json!({
                 "iss": c.client_id,
                 "sub": c.client_id,
@@ -179,6 +88,7 @@ fn basic_authorization(id: &str, secret: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::discovery::AuthServerMetadata;
     use crate::jwt::SigningKey;
     use std::sync::Arc;
     use url::Url;

@@ -20,7 +20,7 @@ use crate::secret::Secret;
 use crate::token::{TokenSet, authenticated_post, token_request};
 
 /// The device code grant type (RFC 8628 §3.4).
-pub const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+pub use crate::client::DEVICE_CODE_GRANT;
 
 /// The polling interval when the server names none (RFC 8628 §3.2).
 pub const DEFAULT_INTERVAL: u64 = 5;

@@ -14,7 +14,8 @@
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use crate::error::{Error, ErrorKind, Result, Step};
+use crate::address::parse_endpoint;
+use crate::error::{Error, ErrorKind, Result, Step, shorten};
 use crate::http::{self, Body};
 
 /// The largest metadata document read, in bytes.
@@ -370,18 +371,6 @@ fn check_endpoints(md: &AuthServerMetadata) -> Result<()> {
     Ok(())
 }
 
-/// Parses an endpoint URL from metadata.
-pub(crate) fn parse_endpoint(endpoint: &str, step: Step) -> Result<Url> {
-    Url::parse(endpoint).map_err(|e| {
-        Error::new(
-            ErrorKind::InvalidResponse,
-            step,
-            format!("invalid endpoint URL {:?}", shorten(endpoint)),
-        )
-        .with_source(e)
-    })
-}
-
 fn check_size(body: &[u8], step: Step) -> Result<()> {
     if body.len() > METADATA_LIMIT {
         return Err(Error::new(
@@ -391,11 +380,6 @@ fn check_size(body: &[u8], step: Step) -> Result<()> {
         ));
     }
     Ok(())
-}
-
-/// Server-supplied text in messages is cut short and stripped of control characters.
-pub(crate) fn shorten(s: &str) -> String {
-    crate::error::sanitize(s, 120)
 }
 
 /// The 2025-03-26 fallback when a server has no resource metadata and its origin has no

@@ -94,7 +94,7 @@ impl Dpop {
             "jti": crate::jwt::random_jti(step)?,
             "htm": method,
             "htu": htu(url),
-            "iat": crate::token::unix_now().saturating_sub(IAT_BACKDATE),
+            "iat": crate::local::unix_now().saturating_sub(IAT_BACKDATE),
         });
         if let Some(token) = access_token {
             claims["ath"] = ath(token).into();

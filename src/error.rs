@@ -361,6 +361,32 @@ pub(crate) fn sanitize(text: &str, max: usize) -> String {
     text.chars().filter(|c| shown(*c)).take(max).collect()
 }
 
+/// Server-supplied text in messages is cut short and stripped of control characters.
+pub(crate) fn shorten(s: &str) -> String {
+    sanitize(s, 120)
+}
+
+/// Server-supplied `text` without control characters and with every occurrence of each
+/// secret replaced by `[redacted]`. Control characters go first, so that a secret split by
+/// them cannot reassemble when the text is sanitised later; a secret that still shows after
+/// the replacement (one made of bits of `[redacted]`) empties the text.
+pub(crate) fn redact(text: &str, secrets: &[&str]) -> String {
+    let printable = |s: &str| sanitize(s, usize::MAX);
+    let secrets: Vec<String> = secrets
+        .iter()
+        .map(|s| printable(s))
+        .filter(|s| !s.is_empty())
+        .collect();
+    let redacted = secrets
+        .iter()
+        .fold(printable(text), |t, s| t.replace(s.as_str(), "[redacted]"));
+    if secrets.iter().any(|s| redacted.contains(s.as_str())) {
+        String::new()
+    } else {
+        redacted
+    }
+}
+
 impl fmt::Display for Error {
     /// Written whole, then made [`printable`]: whatever server text went into the message,
     /// the URL or the cause, the error prints as one clean line.

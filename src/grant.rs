@@ -19,7 +19,7 @@ use crate::secret::Secret;
 use crate::token::{TokenSet, authenticated_post, token_request};
 
 /// The JWT bearer grant type (RFC 7523 §2.1).
-pub const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+pub use crate::client::JWT_BEARER;
 /// The token exchange grant type (RFC 8693 §2.1).
 pub const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 /// The token type of an OpenID Connect ID token (RFC 8693 §3).
@@ -105,7 +105,7 @@ impl Assertion {
         match self {
             Assertion::Token(t) => Ok(t.clone()),
             Assertion::File(path) => {
-                let text = crate::files::read_user_file(path, "the assertion", step)?;
+                let text = crate::local::read_user_file(path, "the assertion", step)?;
                 let token = text.trim();
                 if token.is_empty() {
                     return Err(Error::new(
@@ -275,7 +275,7 @@ pub fn exchange_for_id_jag(agent: &ureq::Agent, req: &TokenExchange<'_>) -> Resu
             step,
             format!(
                 "the identity provider issued a {:?}, not an ID-JAG",
-                crate::discovery::shorten(&issued.issued_token_type)
+                crate::error::shorten(&issued.issued_token_type)
             ),
         )
         .with_url(&url));

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use url::Url;
 
-use crate::error::{Error, ErrorKind, Result, Step};
+use crate::error::{Error, ErrorKind, Result, Step, redact};
 
 /// The largest OAuth response body (metadata, registration, token) read, in bytes.
 pub const OAUTH_BODY_LIMIT: u64 = 256 * 1024;
@@ -56,7 +56,7 @@ pub(crate) fn tls_config(ca: Option<&[ureq::tls::Certificate<'static>]>) -> ureq
 /// [`ErrorKind::Config`] naming the file when it cannot be read or holds no certificate.
 pub(crate) fn read_ca_file(path: &std::path::Path) -> Result<Vec<ureq::tls::Certificate<'static>>> {
     let step = Step::Configure;
-    let text = crate::files::read_user_file(path, "the CA file", step)?;
+    let text = crate::local::read_user_file(path, "the CA file", step)?;
     let certs: Vec<_> = ureq::tls::parse_pem(text.as_bytes())
         .filter_map(|item| match item {
             Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
@@ -332,27 +332,6 @@ fn oauth_error(status: u16, body: &[u8], step: Step, sent: &[&str]) -> Error {
             step,
             format!("unexpected HTTP status {status}"),
         ),
-    }
-}
-
-/// Server-supplied `text` without control characters and with every occurrence of each
-/// secret replaced by `[redacted]`. Control characters go first, so that a secret split by
-/// them cannot reassemble when the text is sanitised later; a secret that still shows after
-/// the replacement (one made of bits of `[redacted]`) empties the text.
-pub(crate) fn redact(text: &str, secrets: &[&str]) -> String {
-    let printable = |s: &str| crate::error::sanitize(s, usize::MAX);
-    let secrets: Vec<String> = secrets
-        .iter()
-        .map(|s| printable(s))
-        .filter(|s| !s.is_empty())
-        .collect();
-    let redacted = secrets
-        .iter()
-        .fold(printable(text), |t, s| t.replace(s.as_str(), "[redacted]"));
-    if secrets.iter().any(|s| redacted.contains(s.as_str())) {
-        String::new()
-    } else {
-        redacted
     }
 }
 

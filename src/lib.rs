@@ -238,7 +238,7 @@
 //!   every request gets one answer, the ones in flight when the input ends an error
 //!   (`hostile_bridge::requests_still_in_flight_when_the_input_ends_each_get_an_error`).
 //! - **Files a user names** (a client secret, a client key, an assertion, a CA bundle) are
-//!   opened without blocking, must be regular files and at most [`files::MAX_USER_FILE`]
+//!   opened without blocking, must be regular files and at most [`local::MAX_USER_FILE`]
 //!   bytes: `/dev/zero`, a FIFO or a huge file stop nothing
 //!   (`security::files_a_user_names_are_read_only_when_regular_and_small_never_blocking`).
 //! - **What a person is shown** of a device login: a `verification_uri` with a user name in it
@@ -268,15 +268,16 @@ pub mod authorize;
 pub mod bridge;
 pub mod browser;
 pub mod callback;
+pub mod client;
 pub mod client_auth;
 pub mod device;
 pub mod discovery;
 pub mod dpop;
 mod error;
-pub mod files;
 pub mod grant;
 pub mod http;
 pub mod jwt;
+pub mod local;
 pub mod pkce;
 pub mod registration;
 pub mod revocation;
@@ -324,7 +325,7 @@ struct ReadmeDoctests;
 pub mod internals {
     pub use crate::address::{is_loopback, require_secure};
     pub use crate::http::parse_oauth_error;
+    pub use crate::local::unix_now;
     pub use crate::secret::constant_time_eq;
     pub use crate::storage::{FORMAT_VERSION, cache_key, parse_refresh_mark, parse_stored_client};
-    pub use crate::token::unix_now;
 }

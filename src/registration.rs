@@ -5,152 +5,15 @@
 //! supports it, else a client registered earlier with this issuer, else a new registration.
 //! Credentials belong to one issuer and are never sent to another.
 
-use std::sync::Arc;
-
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use url::Url;
 
-use crate::client_auth::{AuthMethod, choose_auth_method};
-use crate::discovery::AuthServerMetadata;
+use crate::client::{AuthMethod, DEVICE_CODE_GRANT};
+pub use crate::client::{ClientRegistration, ConfiguredClient};
 use crate::error::{Error, ErrorKind, Result, Step};
 use crate::http::{self, Body};
-use crate::jwt::SigningKey;
 use crate::scope::Scopes;
 use crate::secret::Secret;
-
-/// A client known to one authorization server.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[non_exhaustive]
-pub struct ClientRegistration {
-    /// The issuer this client belongs to; its credentials go nowhere else.
-    pub issuer: String,
-    /// The client identifier.
-    pub client_id: String,
-    /// The client secret, for confidential methods.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub client_secret: Option<Secret>,
-    /// How the client authenticates at the token endpoint.
-    pub auth_method: AuthMethod,
-    /// The registered redirect URIs.
-    #[serde(default)]
-    pub redirect_uris: Vec<String>,
-    /// When the secret expires (seconds since the epoch); 0 or absent: never.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub client_secret_expires_at: Option<u64>,
-    /// The private key of a `private_key_jwt` client (configured, never stored).
-    #[serde(skip)]
-    pub signing_key: Option<Arc<SigningKey>>,
-    /// The grant types it was registered for; empty when not known (a configured client, a
-    /// file of an earlier version: the browser login's).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub grant_types: Vec<String>,
-}
-
-impl ClientRegistration {
-    /// A client that needs no registration: pre-registered, or a client ID metadata document
-    /// URL (then `secret` is `None` and `auth_method` [`AuthMethod::None`]).
-    pub fn configured(
-        issuer: &str,
-        client_id: &str,
-        secret: Option<Secret>,
-        auth_method: AuthMethod,
-    ) -> ClientRegistration {
-        ClientRegistration {
-            issuer: issuer.to_owned(),
-            client_id: client_id.to_owned(),
-            client_secret: secret,
-            auth_method,
-            redirect_uris: Vec::new(),
-            client_secret_expires_at: None,
-            signing_key: None,
-            grant_types: Vec::new(),
-        }
-    }
-
-    /// True when it was registered for the device authorization grant (RFC 8628).
-    pub fn allows_device_flow(&self) -> bool {
-        self.grant_types
-            .iter()
-            .any(|g| g == crate::device::DEVICE_CODE_GRANT)
-    }
-
-    /// The same client with the private key it signs assertions with.
-    pub fn with_signing_key(mut self, key: Option<Arc<SigningKey>>) -> ClientRegistration {
-        self.signing_key = key;
-        self
-    }
-
-    /// True when the secret has an expiry that has passed at `now` (seconds since the epoch).
-    pub fn secret_expired(&self, now: u64) -> bool {
-        self.client_secret_expires_at
-            .is_some_and(|t| t != 0 && t <= now)
-    }
-}
-
-/// A client the user configured instead of dynamic registration: a pre-registered client id
-/// (with its secret and, when the server insists on one, its authentication method), or the
-/// HTTPS URL of a client ID metadata document.
-#[derive(Debug, Clone, Default)]
-#[non_exhaustive]
-pub struct ConfiguredClient {
-    /// A pre-registered client identifier.
-    pub client_id: Option<String>,
-    /// Its secret.
-    pub client_secret: Option<Secret>,
-    /// Its authentication method; chosen from the server's metadata when `None`.
-    pub auth_method: Option<AuthMethod>,
-    /// A client ID metadata document URL, used where the server supports them.
-    pub metadata_url: Option<String>,
-    /// The private key of the pre-registered client, for `private_key_jwt`.
-    pub key: Option<Arc<SigningKey>>,
-}
-
-impl ConfiguredClient {
-    /// The client to log in with at the authorization server of `metadata`, in the order of
-    /// MCP authorization's "Client registration": the pre-registered client, else the client
-    /// ID metadata document when the server advertises support. `None`: a client registered
-    /// earlier with this issuer, or a new registration.
-    pub fn for_server(&self, metadata: &AuthServerMetadata) -> Option<ClientRegistration> {
-        if let Some(id) = &self.client_id {
-            let secret = self.client_secret.clone();
-            let method = self.auth_method.unwrap_or_else(|| match self.key {
-                Some(_) => AuthMethod::PrivateKeyJwt,
-                None => choose_auth_method(metadata, secret.is_some()),
-            });
-            let client = ClientRegistration::configured(&metadata.issuer, id, secret, method);
-            return Some(client.with_signing_key(self.key.clone()));
-        }
-        let url = self
-            .metadata_url
-            .as_ref()
-            .filter(|_| metadata.client_id_metadata_document_supported)?;
-        Some(ClientRegistration::configured(
-            &metadata.issuer,
-            url,
-            None,
-            AuthMethod::None,
-        ))
-    }
-
-    /// The configured client that obtained a grant for `client_id` at `issuer`, authenticated
-    /// with `method` as then; `None` when the grant came from a registration.
-    pub fn issued(
-        &self,
-        issuer: &str,
-        client_id: &str,
-        method: AuthMethod,
-    ) -> Option<ClientRegistration> {
-        let (id, secret) = match (&self.client_id, &self.metadata_url) {
-            (Some(id), _) => (id, self.client_secret.clone()),
-            (None, Some(url)) => (url, None),
-            (None, None) => return None,
-        };
-        (id == client_id).then(|| {
-            ClientRegistration::configured(issuer, id, secret, method)
-                .with_signing_key(self.key.clone())
-        })
-    }
-}
 
 /// What a registration request says about the client.
 #[derive(Debug, Clone, Copy)]
@@ -175,7 +38,7 @@ pub fn build_registration_request(req: &RegistrationRequest<'_>) -> serde_json::
     body.insert("application_type".into(), "native".into());
     let (grants, responses) = match req.redirect_uri {
         Some(_) => (["authorization_code", "refresh_token"], vec!["code"]),
-        None => ([crate::device::DEVICE_CODE_GRANT, "refresh_token"], vec![]),
+        None => ([DEVICE_CODE_GRANT, "refresh_token"], vec![]),
     };
     body.insert("grant_types".into(), serde_json::json!(grants));
     body.insert("response_types".into(), serde_json::json!(responses));
@@ -276,7 +139,7 @@ pub fn register(
     request: &RegistrationRequest<'_>,
 ) -> Result<ClientRegistration> {
     let step = Step::Registration;
-    let url: Url = crate::discovery::parse_endpoint(registration_endpoint, step)?;
+    let url: Url = crate::address::parse_endpoint(registration_endpoint, step)?;
     let body = build_registration_request(request);
     let response = http::send(agent, &url, Body::Json(&body), &[], step)?;
     if !(200..300).contains(&response.status) || http::is_error_object(&response) {
@@ -346,7 +209,7 @@ mod tests {
         });
         assert_eq!(
             body["grant_types"],
-            serde_json::json!([crate::device::DEVICE_CODE_GRANT, "refresh_token"])
+            serde_json::json!([DEVICE_CODE_GRANT, "refresh_token"])
         );
         assert_eq!(body["response_types"], serde_json::json!([]));
         assert!(body.get("redirect_uris").is_none());

@@ -62,15 +62,6 @@ impl TokenSet {
     }
 }
 
-/// Seconds since the Unix epoch.
-#[doc(hidden)]
-pub fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
 /// Parses a successful token response received at `now` (seconds since the epoch).
 ///
 /// `expires_in` may be a number or a numeric string; a negative value means already
@@ -101,7 +92,7 @@ pub fn parse_token_response(body: &[u8], now: u64, step: Step) -> Result<TokenSe
                 step,
                 format!(
                     "unsupported token_type {:?}; Bearer and DPoP are supported",
-                    crate::discovery::shorten(&other)
+                    crate::error::shorten(&other)
                 ),
             ));
         }
@@ -248,8 +239,8 @@ pub(crate) fn token_request(
     step: Step,
 ) -> Result<TokenSet> {
     let (url, response) = authenticated_post(agent, token_endpoint, form, client, dpop, step)?;
-    let tokens =
-        parse_token_response(&response.body, unix_now(), step).map_err(|e| e.with_url(&url))?;
+    let tokens = parse_token_response(&response.body, crate::local::unix_now(), step)
+        .map_err(|e| e.with_url(&url))?;
     if tokens.is_dpop() && dpop.is_none() {
         return Err(Error::new(
             ErrorKind::InvalidResponse,
@@ -274,7 +265,7 @@ pub(crate) fn authenticated_post(
     dpop: Option<&Dpop>,
     step: Step,
 ) -> Result<(Url, http::Response)> {
-    let url: Url = crate::discovery::parse_endpoint(endpoint, step)?;
+    let url: Url = crate::address::parse_endpoint(endpoint, step)?;
     let secret = client.client_secret.as_ref().map(Secret::secret);
     let mut nonce_retried = false;
     loop {

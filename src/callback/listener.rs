@@ -629,7 +629,7 @@ fn check_callback_path(path: &str) -> Result<()> {
             format!(
                 "the callback path {:?} is not an absolute path of visible characters without \
                  query or fragment",
-                crate::discovery::shorten(path)
+                crate::error::shorten(path)
             ),
         ))
     }

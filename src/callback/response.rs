@@ -69,10 +69,10 @@ pub fn validate_callback(
     }
     if let Some(code) = get("error") {
         let secrets = [expect.state, get("code").unwrap_or("")];
-        let description = get("error_description").map(|d| crate::http::redact(d, &secrets));
+        let description = get("error_description").map(|d| crate::error::redact(d, &secrets));
         return CallbackOutcome::Failed(Error::oauth(
             Step::Callback,
-            &crate::http::redact(code, &secrets),
+            &crate::error::redact(code, &secrets),
             description.as_deref(),
         ));
     }

@@ -26,13 +26,14 @@ use crate::dpop::Dpop;
 use crate::error::{Error, ErrorKind, OAuthErrorCode, Result, Step, printable};
 use crate::grant::{self, Grant, GrantRequest, TokenExchange};
 use crate::jwt::SigningKey;
+use crate::local::unix_now;
 use crate::pkce::PkceVerifier;
 use crate::registration::{ClientRegistration, ConfiguredClient, RegistrationRequest, register};
 use crate::revocation::{RevocationRequest, TokenTypeHint, revoke};
 use crate::scope::{ScopeSources, Scopes, select_scopes, step_up_scopes};
 use crate::secret::Secret;
 use crate::storage::{CacheLock, FORMAT_VERSION, RefreshMark, StoredTokens, TokenStore};
-use crate::token::{self, CodeExchange, RefreshRequest, TokenSet, unix_now};
+use crate::token::{self, CodeExchange, RefreshRequest, TokenSet};
 use crate::www_authenticate::Challenge;
 
 use super::binding::{self, Offered, Policy, ResourceDpop};
@@ -1092,7 +1093,7 @@ impl Inner {
     /// Checks a URL a server named against the session's address rules.
     fn check_named(&self, url: &str, step: Step) -> Result<()> {
         self.rules
-            .check_url(&discovery::parse_endpoint(url, step)?, step)
+            .check_url(&crate::address::parse_endpoint(url, step)?, step)
     }
 
     /// Every endpoint of the metadata passes the address rules; with `browser`, there must
@@ -1110,7 +1111,7 @@ impl Inner {
             ));
         }
         if !metadata.authorization_endpoint.is_empty() {
-            let authorize = discovery::parse_endpoint(&metadata.authorization_endpoint, step)?;
+            let authorize = crate::address::parse_endpoint(&metadata.authorization_endpoint, step)?;
             self.rules.check_browser_url(&authorize, step)?;
         }
         let optional = [

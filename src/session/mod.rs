@@ -368,7 +368,7 @@ impl SessionBuilder {
                     step,
                     format!(
                         "{:?} is not an absolute http(s) URL",
-                        crate::discovery::shorten(&self.server_url)
+                        crate::error::shorten(&self.server_url)
                     ),
                 )
             })?;
@@ -402,7 +402,7 @@ impl SessionBuilder {
         };
         let mut rules = AddressRules::new(&server_url, self.private_network);
         if let Grant::IdentityAssertion(ia) = &self.grant {
-            let idp = crate::discovery::parse_endpoint(&ia.idp_token_endpoint, step)?;
+            let idp = crate::address::parse_endpoint(&ia.idp_token_endpoint, step)?;
             crate::address::require_secure(&idp, step)?;
             rules = rules.trusting(&idp);
         }
@@ -481,7 +481,7 @@ impl SessionBuilder {
 /// Reads a private key from a PEM file.
 fn read_key_file(path: &std::path::Path) -> Result<SigningKey> {
     let step = Step::Configure;
-    let text = crate::files::read_user_file(path, "the client key", step)?;
+    let text = crate::local::read_user_file(path, "the client key", step)?;
     SigningKey::from_pem(&text, step)
         .map_err(|e| e.prefix_message(&format!("the client key {}", path.display())))
 }
@@ -612,7 +612,7 @@ impl Session {
     /// As [`access_token`](Self::access_token); [`ErrorKind::Config`] for a `url` that does
     /// not parse.
     pub fn request_headers(&self, method: &str, url: &str) -> Result<Vec<(&'static str, Secret)>> {
-        let url = crate::discovery::parse_endpoint(url, Step::Request).map_err(|e| {
+        let url = crate::address::parse_endpoint(url, Step::Request).map_err(|e| {
             Error::new(ErrorKind::Config, Step::Request, "invalid URL").with_source(e)
         })?;
         request::authorization_headers(&self.inner.access_token()?, method, &url)

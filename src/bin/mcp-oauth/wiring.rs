@@ -231,7 +231,7 @@ fn client_secret(file: Option<&std::path::Path>) -> Result<Option<String>, Failu
             text
         }
         Some(path) => {
-            mcp_oauth_client::files::read_user_file(path, "the client secret", Step::Configure)?
+            mcp_oauth_client::local::read_user_file(path, "the client secret", Step::Configure)?
         }
         None => match std::env::var("MCP_OAUTH_CLIENT_SECRET") {
             Ok(secret) => secret,

@@ -1,15 +1,26 @@
-//! The small files a user names: a client secret, a client's private key, a workload
-//! identity token, a CA bundle. Each is read whole when it is needed, so a name that leads
-//! somewhere else must not hold the program: the file is opened without blocking (a FIFO
-//! would wait for a writer forever), must be a regular file (not `/dev/zero`, not a
-//! directory), and may be at most [`MAX_USER_FILE`] bytes. A symlink is followed: the user
-//! named it (a Kubernetes token file is one).
+//! What this machine tells the protocol steps: its clock, and the small files a user names (a
+//! client secret, a client's private key, a workload identity token, a CA bundle). Below every
+//! step, using none of them.
+//!
+//! A file is read whole when it is needed, so a name that leads somewhere else must not hold
+//! the program: it is opened without blocking (a FIFO would wait for a writer forever), must
+//! be a regular file (not `/dev/zero`, not a directory), and may be at most
+//! [`MAX_USER_FILE`] bytes. A symlink is followed: the user named it (a Kubernetes token file
+//! is one).
 
 use std::fs::OpenOptions;
 use std::io::Read;
 use std::path::Path;
 
 use crate::error::{Error, ErrorKind, Result, Step};
+
+/// Seconds since the Unix epoch (0 on a clock set before it).
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
 
 /// The largest file of this kind read, in bytes: keys, secrets and tokens are a few KiB, and a
 /// CA bundle of every public root about 220 KiB; 256 KiB holds any of them.
