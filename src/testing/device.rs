@@ -7,27 +7,13 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use super::http::{Request, Response};
-use super::oauth::{TokenCall, TokenError, oauth_error};
-use super::state::{Shared, State, require_method};
+use super::issue::{TokenCall, TokenError, oauth_error};
+use super::state::{DeviceGrant, Shared, State, require_method};
 use super::util::{html_escape, normalize_scope, random_token, single};
-
-/// A device code waiting for the person.
-#[derive(Clone, Debug)]
-pub(super) struct DeviceGrant {
-    pub client_id: String,
-    pub user_code: String,
-    pub scope: Option<String>,
-    pub resource: Option<String>,
-    pub expires: Instant,
-    /// `Some(true)` approved, `Some(false)` denied, `None` not yet.
-    pub decision: Option<bool>,
-    /// The first poll got `slow_down` already.
-    pub slowed: bool,
-}
 
 /// `POST {issuer_path}/device_authorization` (RFC 8628 §3.1): a device code and a user code.
 pub(super) fn device_authorization(s: &Shared, req: &Request) -> Response {
-    let call = match super::oauth::authenticated_post(s, req) {
+    let call = match super::issue::authenticated_post(s, req) {
         Ok(call) => call,
         Err(response) => return response,
     };
@@ -36,7 +22,7 @@ pub(super) fn device_authorization(s: &Shared, req: &Request) -> Response {
         Ok(scope) => normalize_scope(scope),
         Err(e) => return oauth_error(400, "invalid_request", &e),
     };
-    let resource = match super::oauth::resource_param(&form) {
+    let resource = match super::issue::resource_param(&form) {
         Ok(r) => r,
         Err((error, description)) => return oauth_error(400, error, &description),
     };
@@ -155,7 +141,7 @@ pub(super) fn device_code(state: &mut State, call: &TokenCall<'_>) -> Result<Val
             let Some(grant) = state.device_codes.remove(code) else {
                 return Err(TokenError::new("invalid_grant", "unknown device_code"));
             };
-            Ok(super::oauth::new_authorization(
+            Ok(super::issue::new_authorization(
                 state,
                 call,
                 grant.scope,

@@ -16,8 +16,11 @@ const KEEP_ALIVE: Duration = Duration::from_millis(200);
 /// A stream with nothing to send for this long ends.
 const IDLE_END: Duration = Duration::from_secs(60);
 
-/// `/mcp` and `/mcp/messages`, after the token check.
+/// `/mcp` and `/mcp/messages`, the token checked first.
 pub(super) fn handle(s: &Shared, req: &Request) -> Response {
+    if let Err(response) = super::mcp::check_token(s, req) {
+        return response;
+    }
     match (req.method.as_str(), req.path.as_str()) {
         ("GET", "/mcp") => open(s),
         ("POST", "/mcp/messages") => message(s, req),

@@ -21,9 +21,6 @@ pub(super) fn handle(s: &Shared, req: &Request) -> Response {
     if let Err(response) = check_token(s, req) {
         return response;
     }
-    if s.config.legacy_sse {
-        return super::legacy_sse::handle(s, req);
-    }
     match req.method.as_str() {
         "POST" => rpc(s, req),
         // Session termination: there is nothing to clean up.
@@ -36,7 +33,7 @@ pub(super) fn handle(s: &Shared, req: &Request) -> Response {
 /// Accepts a request with a live, unexpired token for this resource carrying the required
 /// scopes, presented with its scheme (a DPoP-bound token with `DPoP` and a valid proof by its
 /// key); otherwise builds the 401 or 403 challenge.
-fn check_token(s: &Shared, req: &Request) -> Result<(), Response> {
+pub(super) fn check_token(s: &Shared, req: &Request) -> Result<(), Response> {
     let Some(authorization) = req.header("authorization") else {
         return Err(unauthorized(s, None, "no access token"));
     };

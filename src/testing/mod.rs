@@ -40,14 +40,17 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 
+mod assertion;
 mod config;
 mod device;
 mod dpop;
 mod fault;
 mod grants;
 mod http;
+mod issue;
 mod legacy_sse;
 mod mcp;
+mod metadata;
 mod oauth;
 mod record;
 mod route;

@@ -1,117 +1,24 @@
-//! The authorization server: metadata documents, registration, authorization, token and
-//! revocation endpoints.
+//! The authorization server's endpoints: registration, authorization, the token endpoint (the
+//! code and refresh grants here, the others in their modules) and revocation.
 
-use std::sync::MutexGuard;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 use url::Url;
 
 use super::http::{Request, Response};
-use super::state::{
-    AccessGrant, Client, CodeGrant, RefreshGrant, Shared, State, not_found, require_method,
+use super::issue::{
+    Authenticated, TokenCall, TokenError, authenticated_post, mint_access_token, new_authorization,
+    oauth_error, resource_param, token_response,
 };
-use super::util::{
-    form_decode, has_scopes, html_escape, normalize_scope, random_token, single, unix_now,
-};
+use super::state::{Client, CodeGrant, Shared, State, require_method};
+use super::util::{has_scopes, html_escape, normalize_scope, random_token, single, unix_now};
 
 /// How long an authorization code can be redeemed.
 const CODE_LIFETIME: Duration = Duration::from_secs(600);
-
-// ---------------------------------------------------------------------------------------------
-// Metadata
-
-/// `GET /.well-known/oauth-protected-resource[/mcp]` (RFC 9728).
-pub(super) fn resource_metadata(s: &Shared, req: &Request) -> Response {
-    const PRM: &str = "/.well-known/oauth-protected-resource";
-    let served = req.path == PRM || req.path.strip_prefix(PRM) == Some("/mcp");
-    if !s.config.serve_resource_metadata || !served {
-        return not_found();
-    }
-    if let Err(response) = require_method(req, &["GET"]) {
-        return response;
-    }
-    let mut doc = json!({
-        "resource": s.advertised_resource(),
-        "authorization_servers": [s.issuer],
-        "bearer_methods_supported": ["header"],
-    });
-    if let Some(scopes) = &s.config.scopes_supported {
-        doc["scopes_supported"] = json!(scopes);
-    }
-    if s.config.dpop {
-        use super::McpDpop::*;
-        if matches!(s.config.mcp_dpop, Accepted | Required | Misadvertised) {
-            doc["dpop_signing_alg_values_supported"] = json!(["ES256", "RS256"]);
-        }
-        if s.config.mcp_dpop == Required {
-            doc["dpop_bound_access_tokens_required"] = json!(true);
-        }
-    }
-    Response::json(200, &doc)
-}
-
-/// `GET` one of the configured authorization server metadata URLs (RFC 8414, OpenID discovery).
-pub(super) fn auth_server_metadata(s: &Shared, req: &Request) -> Response {
-    if !s.config.metadata_paths().contains(&req.path) {
-        return not_found();
-    }
-    if let Err(response) = require_method(req, &["GET"]) {
-        return response;
-    }
-    let config = &s.config;
-    let mut doc = json!({
-        "issuer": config.issuer_override.as_deref().unwrap_or(&s.issuer),
-        "authorization_endpoint": s.endpoint_url("authorize"),
-        "token_endpoint": s.endpoint_url("token"),
-        "registration_endpoint": s.endpoint_url("register"),
-        "revocation_endpoint": s.endpoint_url(if config.revocation_at_token_endpoint {
-            "token"
-        } else {
-            "revoke"
-        }),
-        "response_types_supported": ["code"],
-        "grant_types_supported": grant_types(config),
-        "device_authorization_endpoint": s.endpoint_url("device_authorization"),
-        "token_endpoint_auth_methods_supported": config.token_endpoint_auth_methods,
-        "revocation_endpoint_auth_methods_supported": config.token_endpoint_auth_methods,
-        "authorization_response_iss_parameter_supported": config.iss_parameter,
-    });
-    let mut scopes = config.scopes_supported.clone();
-    if config.advertise_offline_access {
-        scopes.get_or_insert_default().push("offline_access".into());
-    }
-    if let Some(scopes) = scopes {
-        doc["scopes_supported"] = json!(scopes);
-    }
-    if let Some(methods) = &config.code_challenge_methods {
-        doc["code_challenge_methods_supported"] = json!(methods);
-    }
-    if config.dpop {
-        doc["dpop_signing_alg_values_supported"] = json!(["ES256", "RS256"]);
-    }
-    Response::json(200, &doc)
-}
-
-/// The grant types the token endpoint takes.
-fn grant_types(config: &super::ServerConfig) -> Vec<&'static str> {
-    let mut grants = vec![
-        "authorization_code",
-        "refresh_token",
-        "client_credentials",
-        crate::device::DEVICE_CODE_GRANT,
-    ];
-    if config.assertion_key.is_some() {
-        grants.push(crate::grant::JWT_BEARER);
-    }
-    grants
-}
-
-// ---------------------------------------------------------------------------------------------
-// Registration
 
 /// `POST {issuer_path}/register` (RFC 7591).
 pub(super) fn register(s: &Shared, req: &Request) -> Response {
@@ -195,9 +102,6 @@ pub(super) fn register(s: &Shared, req: &Request) -> Response {
     );
     Response::json(201, &Value::Object(metadata)).header("Cache-Control", "no-store")
 }
-
-// ---------------------------------------------------------------------------------------------
-// Authorization
 
 /// `GET {issuer_path}/authorize`: approves at once and redirects back with a code.
 pub(super) fn authorize(s: &Shared, req: &Request) -> Response {
@@ -289,21 +193,6 @@ impl AuthorizeParams {
     }
 }
 
-/// The `resource` parameter (RFC 8707): at most one (this server protects one resource), an
-/// absolute URI without a fragment.
-pub(super) fn resource_param(
-    params: &[(String, String)],
-) -> Result<Option<String>, (&'static str, String)> {
-    let Ok(resource) = single(params, "resource") else {
-        return Err(("invalid_target", "only one resource is supported".into()));
-    };
-    match resource {
-        None => Ok(None),
-        Some(r) if Url::parse(r).is_ok_and(|url| url.fragment().is_none()) => Ok(Some(r.into())),
-        Some(r) => Err(("invalid_target", format!("{r} is not an absolute URI"))),
-    }
-}
-
 /// A `302` to the client's redirect URI with these parameters added (plus `iss` when enabled).
 fn redirect<'a>(s: &'a Shared, redirect_uri: &str, mut params: Vec<(&str, &'a str)>) -> Response {
     let Ok(mut location) = Url::parse(redirect_uri) else {
@@ -326,33 +215,6 @@ fn error_page(message: &str) -> Response {
         html_escape(message)
     );
     Response::with_body(400, "text/html; charset=utf-8", html)
-}
-
-// ---------------------------------------------------------------------------------------------
-// Token
-
-/// A client-authenticated form POST (the token, revocation and device authorization
-/// endpoints).
-pub(super) struct Authenticated<'s> {
-    pub form: Vec<(String, String)>,
-    pub state: MutexGuard<'s, State>,
-    pub client_id: String,
-}
-
-/// Checks method and client authentication; the error is the response to send.
-pub(super) fn authenticated_post<'s>(
-    s: &'s Shared,
-    req: &Request,
-) -> Result<Authenticated<'s>, Response> {
-    require_method(req, &["POST"])?;
-    let form = req.form();
-    let mut state = s.lock();
-    let client_id = authenticate(s, &mut state, req, &form)?;
-    Ok(Authenticated {
-        form,
-        state,
-        client_id,
-    })
 }
 
 /// `POST {issuer_path}/token` (RFC 6749 §4.1.3, §4.4 and §6; RFC 7523 §2.1), with DPoP
@@ -407,37 +269,6 @@ pub(super) fn token(s: &Shared, req: &Request) -> Response {
     }
 }
 
-/// One authenticated token request: what every grant reads.
-pub(super) struct TokenCall<'a> {
-    pub s: &'a Shared,
-    /// The authenticated client (empty for a JWT bearer grant without one).
-    pub client_id: &'a str,
-    pub form: &'a [(String, String)],
-    /// The thumbprint of the key of the request's valid DPoP proof: the tokens are bound to it.
-    pub jkt: Option<String>,
-}
-
-/// A `400` token endpoint error.
-pub(super) struct TokenError {
-    error: &'static str,
-    description: String,
-}
-
-impl TokenError {
-    pub(super) fn new(error: &'static str, description: &str) -> TokenError {
-        TokenError {
-            error,
-            description: description.to_owned(),
-        }
-    }
-}
-
-impl From<(&'static str, String)> for TokenError {
-    fn from((error, description): (&'static str, String)) -> TokenError {
-        TokenError { error, description }
-    }
-}
-
 /// `grant_type=authorization_code`; the request's DPoP key binds the tokens.
 fn redeem_code(state: &mut State, call: &TokenCall<'_>) -> Result<Value, TokenError> {
     let (client_id, form) = (call.client_id, call.form);
@@ -485,38 +316,6 @@ fn redeem_code(state: &mut State, call: &TokenCall<'_>) -> Result<Value, TokenEr
     }
     let resource = grant.resource.or(requested);
     Ok(new_authorization(state, call, grant.scope, resource))
-}
-
-/// The tokens of a new authorization by a person (a code, a device code): a refresh token and
-/// an access token of a new grant, bound to the request's DPoP key when it had one.
-pub(super) fn new_authorization(
-    state: &mut State,
-    call: &TokenCall<'_>,
-    scope: Option<String>,
-    resource: Option<String>,
-) -> Value {
-    let grant_id = state.next_grant;
-    state.next_grant += 1;
-    let refresh_token = random_token();
-    state.refresh_tokens.insert(
-        refresh_token.clone(),
-        RefreshGrant {
-            client_id: call.client_id.to_owned(),
-            scope: scope.clone(),
-            resource: resource.clone(),
-            grant: grant_id,
-            jkt: call.jkt.clone(),
-        },
-    );
-    let access = mint_access_token(
-        state,
-        call.client_id,
-        scope,
-        resource,
-        grant_id,
-        call.jkt.clone(),
-    );
-    token_response(call.s, access, Some(refresh_token))
 }
 
 /// `grant_type=refresh_token`; a refresh token bound to a DPoP key needs a proof by that key.
@@ -603,80 +402,6 @@ fn revoke_family(state: &mut State, grant: u64) {
     state.family_revocations += 1;
 }
 
-/// An access token just issued, and what it was issued for.
-pub(super) struct IssuedAccess {
-    token: String,
-    lifetime: i64,
-    scope: Option<String>,
-    /// Bound to this DPoP key.
-    jkt: Option<String>,
-}
-
-pub(super) fn mint_access_token(
-    state: &mut State,
-    client_id: &str,
-    scope: Option<String>,
-    resource: Option<String>,
-    grant: u64,
-    jkt: Option<String>,
-) -> IssuedAccess {
-    let lifetime = state.access_token_lifetime;
-    let now = Instant::now();
-    let span = Duration::from_secs(lifetime.unsigned_abs());
-    let expires = if lifetime > 0 {
-        now.checked_add(span)
-            .unwrap_or(now + Duration::from_secs(3600 * 24 * 365))
-    } else {
-        now.checked_sub(span).unwrap_or(now)
-    };
-    let token = random_token();
-    state.access_tokens.insert(
-        token.clone(),
-        AccessGrant {
-            scope: scope.clone(),
-            expires,
-            resource,
-            client_id: client_id.to_owned(),
-            grant,
-            jkt: jkt.clone(),
-        },
-    );
-    IssuedAccess {
-        token,
-        lifetime,
-        scope,
-        jkt,
-    }
-}
-
-pub(super) fn token_response(
-    s: &Shared,
-    access: IssuedAccess,
-    refresh_token: Option<String>,
-) -> Value {
-    let token_type = match access.jkt {
-        Some(_) => "DPoP",
-        None => &s.config.token_type,
-    };
-    let mut body = json!({
-        "access_token": access.token,
-        "token_type": token_type,
-    });
-    if s.config.send_expires_in {
-        body["expires_in"] = json!(access.lifetime);
-    }
-    if let Some(refresh_token) = refresh_token {
-        body["refresh_token"] = json!(refresh_token);
-    }
-    if let Some(scope) = access.scope {
-        body["scope"] = json!(scope);
-    }
-    body
-}
-
-// ---------------------------------------------------------------------------------------------
-// Revocation
-
 /// `POST {issuer_path}/revoke` (RFC 7009).
 pub(super) fn revoke(s: &Shared, req: &Request) -> Response {
     let Authenticated {
@@ -713,146 +438,6 @@ pub(super) fn revoke(s: &Shared, req: &Request) -> Response {
     Response::empty(200)
 }
 
-// ---------------------------------------------------------------------------------------------
-// Client authentication
-
-/// Authenticates the client of a token or revocation request by its registered method;
-/// returns its id, or the `401 invalid_client` response. With
-/// [`client_id_in_body`](super::ServerConfig::client_id_in_body) the body must name the
-/// client whatever the method (the MCP Python SDK's rule). A JWT bearer grant may come with
-/// no client at all (RFC 7523 §3.1): its id is then empty.
-fn authenticate(
-    s: &Shared,
-    state: &mut State,
-    req: &Request,
-    form: &[(String, String)],
-) -> Result<String, Response> {
-    let authorization = req.header("authorization");
-    let fail = |description: &str| {
-        let response = oauth_error(401, "invalid_client", description);
-        // RFC 6749 §5.2: a client that tried the Authorization header gets a challenge.
-        match authorization {
-            Some(_) => response.header("WWW-Authenticate", "Basic realm=\"test-server\""),
-            None => response,
-        }
-    };
-    let basic = match authorization {
-        None => None,
-        Some(value) => match parse_basic(value) {
-            Some(credentials) => Some(credentials),
-            None => {
-                return Err(fail(
-                    "the Authorization header is not valid Basic credentials",
-                ));
-            }
-        },
-    };
-    let (Ok(form_id), Ok(form_secret)) = (single(form, "client_id"), single(form, "client_secret"))
-    else {
-        return Err(fail("client_id or client_secret is repeated"));
-    };
-    let assertion = single(form, "client_assertion").map_err(|_| fail("repeated assertion"))?;
-    if let Some(assertion) = assertion {
-        return client_assertion(s, state, form, form_id, assertion, basic.is_some())
-            .map_err(|why| fail(&why));
-    }
-    if s.config.client_id_in_body && form_id.is_none() {
-        return Err(fail("Missing client_id"));
-    }
-    let anonymous = basic.is_none() && form_id.is_none() && form_secret.is_none();
-    if anonymous && single(form, "grant_type") == Ok(Some(crate::grant::JWT_BEARER)) {
-        return Ok(String::new());
-    }
-    let client_id = match (&basic, form_id) {
-        (Some((id, _)), Some(form_id)) if id != form_id => {
-            return Err(fail("client_id differs from the Basic credentials"));
-        }
-        (Some((id, _)), _) => id.as_str(),
-        (None, Some(form_id)) => form_id,
-        (None, None) => return Err(fail("no client authentication")),
-    };
-    let Some(client) = state.clients.get(client_id) else {
-        return Err(fail("unknown client"));
-    };
-    let secret = client.secret.as_deref();
-    let authenticated = match client.auth_method.as_str() {
-        "none" => basic.is_none() && form_id.is_some(),
-        "client_secret_post" => basic.is_none() && form_secret.is_some() && form_secret == secret,
-        "client_secret_basic" => {
-            form_secret.is_none()
-                && basic
-                    .as_ref()
-                    .is_some_and(|(_, s)| Some(s.as_str()) == secret)
-        }
-        _ => false,
-    };
-    if authenticated {
-        Ok(client_id.to_owned())
-    } else {
-        let description = format!(
-            "authentication failed for a client registered with {}",
-            client.auth_method
-        );
-        Err(fail(&description))
-    }
-}
-
-/// Authenticates a `private_key_jwt` client by its assertion (RFC 7523 §2.2, §3): the
-/// registered key's signature, `iss` and `sub` the client, and what
-/// [`check_assertion`](super::grants::check_assertion) checks. The client is the body's
-/// `client_id`, else the assertion's `iss`.
-fn client_assertion(
-    s: &Shared,
-    state: &mut State,
-    form: &[(String, String)],
-    form_id: Option<&str>,
-    assertion: &str,
-    has_basic: bool,
-) -> Result<String, String> {
-    if has_basic || single(form, "client_secret") != Ok(None) {
-        return Err("more than one authentication method".into());
-    }
-    if single(form, "client_assertion_type") != Ok(Some(crate::client_auth::CLIENT_ASSERTION_TYPE))
-    {
-        return Err("client_assertion_type is not jwt-bearer".into());
-    }
-    let (_, unverified, _, _) =
-        crate::jwt::decode_unverified(assertion).ok_or("the client assertion is not a JWS")?;
-    let client_id = match form_id {
-        Some(id) => id.to_owned(),
-        None => unverified["iss"].as_str().unwrap_or_default().to_owned(),
-    };
-    let jwk = match state.clients.get(&client_id) {
-        Some(c) if c.auth_method == "private_key_jwt" => c.jwk.clone(),
-        _ => None,
-    }
-    .ok_or("no private_key_jwt client has this id")?;
-    let claims = super::grants::check_assertion(s, state, assertion, &jwk)?;
-    if claims["iss"] != client_id.as_str() || claims["sub"] != client_id.as_str() {
-        return Err("the client assertion's iss and sub must be the client id".into());
-    }
-    Ok(client_id)
-}
-
-/// Parses `Basic base64(urlencode(id):urlencode(secret))` (RFC 6749 §2.3.1).
-fn parse_basic(header: &str) -> Option<(String, String)> {
-    let (scheme, credentials) = header.trim().split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return None;
-    }
-    let credentials = credentials.trim();
-    let decoded = STANDARD
-        .decode(credentials)
-        .or_else(|_| STANDARD_NO_PAD.decode(credentials))
-        .ok()?;
-    let decoded = String::from_utf8(decoded).ok()?;
-    let (id, secret) = decoded.split_once(':')?;
-    Some((form_decode(id), form_decode(secret)))
-}
-
-// ---------------------------------------------------------------------------------------------
-// PKCE
-
 /// Whether `BASE64URL-NOPAD(SHA256(verifier)) == challenge` (RFC 7636 §4.6).
 pub(super) fn pkce_s256_matches(verifier: &str, challenge: &str) -> bool {
     URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes())) == challenge
@@ -872,15 +457,6 @@ fn is_s256_challenge(challenge: &str) -> bool {
         && challenge
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-}
-
-/// An OAuth error response: `{"error", "error_description"}`, never cached.
-pub(super) fn oauth_error(status: u16, error: &str, description: &str) -> Response {
-    Response::json(
-        status,
-        &json!({ "error": error, "error_description": description }),
-    )
-    .header("Cache-Control", "no-store")
 }
 
 #[cfg(test)]
@@ -906,16 +482,5 @@ mod tests {
         assert!(!is_valid_verifier(&"a".repeat(129)));
         assert!(!is_valid_verifier(&format!("{}!", "a".repeat(43))));
         assert!(is_valid_verifier(&"a-._~".repeat(10)));
-    }
-
-    #[test]
-    fn basic_credentials_are_form_decoded() {
-        let header = format!("Basic {}", STANDARD.encode("my%3Aid:s%2Bcr+t"));
-        assert_eq!(
-            parse_basic(&header),
-            Some(("my:id".to_owned(), "s+cr t".to_owned()))
-        );
-        assert_eq!(parse_basic("Bearer abc"), None);
-        assert_eq!(parse_basic("Basic !!!"), None);
     }
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use super::http::{self, ReadError, Request, Response};
 use super::state::{Shared, not_found};
-use super::{Fault, RecordedRequest, Route, mcp, oauth};
+use super::{Fault, RecordedRequest, Route, legacy_sse, mcp, metadata, oauth};
 
 /// How long a connection may stay silent (between or inside requests) before it is closed.
 const READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -126,8 +126,8 @@ fn fault_response(fault: Fault) -> Response {
 fn answer(shared: &Shared, route: Option<Route>, request: Request) -> Response {
     let path = request.path.as_str();
     match route {
-        Some(Route::ResourceMetadata) => oauth::resource_metadata(shared, &request),
-        Some(Route::AuthServerMetadata) => oauth::auth_server_metadata(shared, &request),
+        Some(Route::ResourceMetadata) => metadata::resource_metadata(shared, &request),
+        Some(Route::AuthServerMetadata) => metadata::auth_server_metadata(shared, &request),
         Some(Route::Register) if path == shared.endpoint_path("register") => {
             oauth::register(shared, &request)
         }
@@ -148,6 +148,7 @@ fn answer(shared: &Shared, route: Option<Route>, request: Request) -> Response {
         Some(Route::Device) if path == shared.endpoint_path("device") => {
             super::device::verification_page(shared, &request)
         }
+        Some(Route::Mcp) if shared.config.legacy_sse => legacy_sse::handle(shared, &request),
         Some(Route::Mcp) => mcp::handle(shared, &request),
         _ => not_found(),
     }

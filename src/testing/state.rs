@@ -106,7 +106,7 @@ pub(super) struct State {
     /// How many `use_dpop_nonce` challenges each endpoint sent.
     pub nonce_challenges: NonceChallenges,
     /// Device codes waiting for the person, by device code.
-    pub device_codes: HashMap<String, super::device::DeviceGrant>,
+    pub device_codes: HashMap<String, DeviceGrant>,
     /// Requests of the MCP endpoint to the client waiting for its answer, by request id.
     pub client_answers: HashMap<String, std::sync::mpsc::Sender<serde_json::Value>>,
     /// With `mcp_strict_initialization`: each MCP session, and whether the client's
@@ -114,6 +114,20 @@ pub(super) struct State {
     pub mcp_sessions: HashMap<String, bool>,
     /// With `legacy_sse`: where each session's event stream takes its messages.
     pub sse_sessions: HashMap<String, std::sync::mpsc::Sender<String>>,
+}
+
+/// A device code waiting for the person.
+#[derive(Clone, Debug)]
+pub(super) struct DeviceGrant {
+    pub client_id: String,
+    pub user_code: String,
+    pub scope: Option<String>,
+    pub resource: Option<String>,
+    pub expires: Instant,
+    /// `Some(true)` approved, `Some(false)` denied, `None` not yet.
+    pub decision: Option<bool>,
+    /// The first poll got `slow_down` already.
+    pub slowed: bool,
 }
 
 /// The nonces of [`ServerConfig::dpop_nonces`].
