@@ -3,8 +3,8 @@
 //! Progress and errors go to stderr; only the requested output (a token, a status, a
 //! completion script) goes to stdout. Exit codes are listed in `mcp-oauth help`.
 //!
-//! The files: `args` (the commands, their options, help and completions), `wiring` (the
-//! options into a session), `terminal` (what the person sees and types, the logger),
+//! The files: `spec` (the commands and their options, one table), `args` (the command line
+//! parsed by it), `help` (help, reference and completions from the same table), `wiring` (the options into a session), `terminal` (what the person sees and types, the logger),
 //! `commands/` (one file per larger command), `signals` (SIGINT and SIGTERM held while new
 //! tokens are on their way to the cache).
 
@@ -47,7 +47,9 @@ macro_rules! err {
 
 mod args;
 mod commands;
+mod help;
 mod signals;
+mod spec;
 mod terminal;
 mod wiring;
 
@@ -56,7 +58,8 @@ use std::process::ExitCode;
 
 use mcp_oauth_client::{Error, ErrorKind, printable};
 
-use args::{Cmd, Usage};
+use args::Usage;
+use spec::Cmd;
 
 fn main() -> ExitCode {
     let failure = match run(std::env::args_os().skip(1).collect()) {
@@ -138,7 +141,7 @@ impl From<Usage> for Failure {
 
 fn run(args: Vec<OsString>) -> Result<(), Failure> {
     let Some((first, rest)) = args.split_first() else {
-        err!("{}", args::overview());
+        err!("{}", help::overview());
         return Err(Failure::Usage("no command given".into()));
     };
     let first = first.to_string_lossy().into_owned();
@@ -152,9 +155,9 @@ fn run(args: Vec<OsString>) -> Result<(), Failure> {
                 Some(name) => {
                     let spec = args::command(&name)
                         .ok_or_else(|| Failure::Usage(format!("unknown command {name}")))?;
-                    out!("{}", args::command_help(spec));
+                    out!("{}", help::command_help(spec));
                 }
-                None => out!("{}", args::overview()),
+                None => out!("{}", help::overview()),
             }
             return Ok(());
         }
@@ -164,7 +167,7 @@ fn run(args: Vec<OsString>) -> Result<(), Failure> {
         .ok_or_else(|| Failure::Usage(format!("unknown command {}", printable(&first))))?;
     let options = args::parse(spec, rest.to_vec())?;
     if options.help {
-        out!("{}", args::command_help(spec));
+        out!("{}", help::command_help(spec));
         return Ok(());
     }
     terminal::Logger::install(options.verbosity).map_err(Failure::Usage)?;
@@ -178,7 +181,7 @@ fn run(args: Vec<OsString>) -> Result<(), Failure> {
         Cmd::Demo => demo(&options),
         Cmd::Completions => {
             let shell = options.shell.as_deref().unwrap_or_default();
-            let script = args::completions(shell).ok_or_else(|| {
+            let script = help::completions(shell).ok_or_else(|| {
                 Failure::Usage(format!(
                     "no completions for {}: bash, zsh or fish",
                     printable(shell)
