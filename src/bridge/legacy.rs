@@ -11,7 +11,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use url::Url;
 
 use super::sse::EventReader;
-use super::{MAX_MESSAGE, Outgoing, STREAM_IDLE_TIMEOUT, Shared, UNANSWERED, content_type, lock};
+use super::streamable::content_type;
+use super::{MAX_MESSAGE, Outgoing, STREAM_IDLE_TIMEOUT, Shared, UNANSWERED, lock};
 
 /// An open event stream and where its messages go.
 pub(super) struct Channel {
