@@ -9,9 +9,9 @@ setting this script touches is the provider module's access token lifetime
 real expiry fits in the run.
 
 Usage: ``python fastmcp_server.py`` with INTEROP_DIR (``server.json`` with the URLs is written
-there once listening, and ``server.log``, one JSON line per request: method, path, status; no
-query strings, no bodies, no tokens) and INTEROP_AT_TTL (seconds, default 3600). Binds
-127.0.0.1 on a free port.
+there once listening, and ``server.log``, one JSON line per request: method, path, status and
+the User-Agent's product; no query strings, no bodies, no tokens) and INTEROP_AT_TTL (seconds,
+default 3600). Binds 127.0.0.1 on a free port.
 """
 
 import json
@@ -68,7 +68,8 @@ class RequestLog:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        entry = {"method": scope["method"], "path": scope["path"]}
+        agent = dict(scope["headers"]).get(b"user-agent", b"").decode("latin-1")
+        entry = {"method": scope["method"], "path": scope["path"], "ua": agent.split("/")[0]}
 
         async def send_logged(message):
             if message["type"] == "http.response.start":

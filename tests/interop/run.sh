@@ -188,6 +188,7 @@ enter() {
   FIRST_LOGIN_OK=""
   ROTATED_RT=""
   BOUND=0
+  TOKEN_ARGS=()
 }
 
 start_oidc_provider() {
@@ -306,6 +307,23 @@ log_count() { tool count "$D/server.log" "$1" "$2"; }
 requests_to() { log_count "$1" "e.method === '$2' && e.path === '$3'"; }
 log_requests() { tool list "$D/server.log" "$1" 'e.path' 'e.method + " " + e.path + " " + e.status' | tr '\n' ' '; }
 
+# authorizations MARK BROWSER CHECKS [CHECK_STATUS]: after MARK, the authorization endpoint saw
+# BROWSER requests from the browser (Chromium's User-Agent) and CHECKS from the client itself
+# (its User-Agent, mcp-oauth-client/…: the one look before it sends the browser there for a
+# cached client), each of these answered CHECK_STATUS (a regular expression; default any
+# redirect, the answer for a client the server knows).
+authorizations() {
+  local mark=$1 browser=$2 checks=$3 status=${4:-3[0-9][0-9]} auth="e.method === 'GET' && e.path === '$AUTHORIZE_PATH'" n
+  n=$(log_count "$mark" "$auth && e.ua === 'Mozilla'")
+  [ "$n" = "$browser" ] || fail "expected $browser authorization request(s) from the browser, saw $n: $(log_requests "$mark")" || return 1
+  n=$(log_count "$mark" "$auth && e.ua === 'mcp-oauth-client'")
+  [ "$n" = "$checks" ] || fail "expected $checks check(s) of the cached client, saw $n: $(log_requests "$mark")" || return 1
+  n=$(log_count "$mark" "$auth && e.ua === 'mcp-oauth-client' && !/^($status)\$/.test(String(e.status))")
+  [ "$n" = 0 ] || fail "a check of the cached client was not answered $status: $(log_requests "$mark")" || return 1
+  n=$(log_count "$mark" "$auth && !['Mozilla', 'mcp-oauth-client'].includes(e.ua)")
+  [ "$n" = 0 ] || fail "authorization requests from another agent: $(tool list "$D/server.log" "$mark" "$auth" 'e.ua' | tr '\n' ' ')" || return 1
+}
+
 tokens_file() { ls "$1"/*_tokens.json 2>/dev/null | head -1; }
 
 # driver_result LABEL: waits for the driver's result file (the client may exit first).
@@ -338,7 +356,8 @@ s_first_login() {
   [ "$(tool get "$r" d.heading)" = "Signed in" ] || fail "callback page heading: $(tool get "$r" d.heading)" || return 1
   tool get "$r" d.text | grep -q "your program is finishing the sign-in" || fail "callback page text: $(tool get "$r" d.text)" || return 1
   [ -s "$OUT/$SERVER-success.png" ] || fail "no screenshot $OUT/$SERVER-success.png" || return 1
-  [ "$(requests_to "$mark" GET "$AUTHORIZE_PATH")" = 1 ] || fail "expected one authorization request: $(log_requests "$mark")" || return 1
+  # An empty cache: no cached client to check.
+  authorizations "$mark" 1 0 || return 1
   [ "$(requests_to "$mark" POST "$REGISTER_PATH")" = 1 ] || fail "expected one registration: $(log_requests "$mark")" || return 1
   tf=$(tokens_file "$CACHE")
   [ -n "$tf" ] || fail "no token file in the cache" || return 1
@@ -383,7 +402,7 @@ s_cached_token() {
   tf=$(tokens_file "$CACHE")
   mark=$(log_mark)
   before=$(launches)
-  cli token-cached -- token "$MCP_URL" --cache-dir "$CACHE" --timeout 30
+  cli token-cached -- token "$MCP_URL" --cache-dir "$CACHE" "${TOKEN_ARGS[@]}" --timeout 30
   [ "$CLI_RC" = 0 ] || fail "token exited $CLI_RC: $(cli_error token-cached)" || return 1
   [ "$(cat "$D/cli-token-cached.out")" = "$(tool get "$tf" d.tokens.access_token)" ] || fail "printed another token than the cached one" || return 1
   [ "$(launches)" = "$before" ] || fail "the browser was launched" || return 1
@@ -416,7 +435,7 @@ s_refresh() {
   # provider deletes the refresh token of an expired access token presented to it.
   mark=$(log_mark)
   before=$(launches)
-  cli refresh -- token "$MCP_URL" --cache-dir "$CACHE" --timeout 30
+  cli refresh -- token "$MCP_URL" --cache-dir "$CACHE" "${TOKEN_ARGS[@]}" --timeout 30
   [ "$CLI_RC" = 0 ] || fail "token exited $CLI_RC: $(cli_error refresh)" || return 1
   [ "$(launches)" = "$before" ] || fail "the browser was launched instead of a refresh" || return 1
   new_at=$(tool get "$tf" d.tokens.access_token)
@@ -475,7 +494,7 @@ s_concurrent_login() {
   [ -s "$D/cli-concurrent-a.out" ] && cmp -s "$D/cli-concurrent-a.out" "$D/cli-concurrent-b.out" \
     || fail "the two processes printed different tokens" || return 1
   [ "$(requests_to "$mark" POST "$REGISTER_PATH")" = 1 ] || fail "expected one registration: $(log_requests "$mark")" || return 1
-  [ "$(requests_to "$mark" GET "$AUTHORIZE_PATH")" = 1 ] || fail "expected one authorization: $(log_requests "$mark")" || return 1
+  authorizations "$mark" 1 0 || return 1
   [ "$(mcp_status "$(cat "$D/cli-concurrent-a.out")")" = 200 ] || fail "the MCP endpoint refused the token" || return 1
 }
 
@@ -504,7 +523,8 @@ s_logout() {
 # Scenarios of one server.
 
 # ts-sdk: the demo provider issues no refresh token and 1-hour tokens, so expiry is simulated
-# in the cache: the client must log in again (one browser window) with its cached client.
+# in the cache: the client must log in again (one browser window) with its cached client,
+# which it checks first.
 s_expired_without_refresh_token() {
   [ -n "$FIRST_LOGIN_OK" ] || fail "needs the first login" || return 1
   local tf mark before n old_at new_at
@@ -519,6 +539,8 @@ s_expired_without_refresh_token() {
   n=$(( $(launches) - before ))
   [ "$n" = 1 ] || fail "the browser was launched $n times, expected once" || return 1
   driver_result expired || return 1
+  # The cached client is checked (the server knows it: a redirect), then the browser goes.
+  authorizations "$mark" 1 1 || return 1
   [ "$(requests_to "$mark" POST "$REGISTER_PATH")" = 0 ] || fail "the cached client was not reused: $(log_requests "$mark")" || return 1
   new_at=$(cat "$D/cli-expired.out")
   [ -n "$new_at" ] && [ "$new_at" != "$old_at" ] || fail "no new access token" || return 1
@@ -550,6 +572,7 @@ s_registration_rate_limit() {
   cli limited-cached -- login "$MCP_URL" --cache-dir "$cached" --timeout 60
   [ "$CLI_RC" = 0 ] || fail "login with the cached registration exited $CLI_RC: $(cli_error limited-cached)" || return 1
   driver_result limited-cached || return 1
+  authorizations "$mark" 1 1 || return 1
   [ "$(requests_to "$mark" POST "$REGISTER_PATH")" = 0 ] || fail "registered again: $(log_requests "$mark")" || return 1
 }
 
@@ -719,6 +742,28 @@ s_dpop_nonces() {
     || fail "the MCP endpoint rejected a proof: $(tool list "$D/server.log" "$FIRST_MARK" "String(e.outcome).startsWith('rejected')" 'e.outcome' | tr '\n' ' ')" || return 1
 }
 
+# oidc-provider-dpop: `token` without --dpop, for a server that takes bound tokens only: no
+# Bearer token could serve another program there, so it refuses with a clear error naming the
+# bridge (exit 1) before any browser opens, and the cached bound token stays.
+s_token_without_dpop() {
+  [ -n "$FIRST_LOGIN_OK" ] || fail "needs the first login" || return 1
+  local tf mark before
+  tf=$(tokens_file "$CACHE")
+  cp -p "$tf" "$D/before-bearer.json"
+  mark=$(log_mark)
+  before=$(launches)
+  cli bearer -- token "$MCP_URL" --cache-dir "$CACHE" --timeout 30
+  [ "$CLI_RC" = 1 ] || fail "token without --dpop exited $CLI_RC, expected 1: $(cli_error bearer)" || return 1
+  [ ! -s "$D/cli-bearer.out" ] || fail "token without --dpop printed a token" || return 1
+  tail -1 "$D/cli-bearer.err" | grep -q "^mcp-oauth: the MCP server $MCP_URL takes DPoP-bound tokens only.*Run \`mcp-oauth proxy $MCP_URL\`" \
+    || fail "the error does not name the bridge: $(tail -1 "$D/cli-bearer.err")" || return 1
+  [ "$(launches)" = "$before" ] || fail "a browser was launched" || return 1
+  authorizations "$mark" 0 0 || return 1
+  [ "$(requests_to "$mark" POST "$TOKEN_PATH")" = 0 ] || fail "token requests were made: $(log_requests "$mark")" || return 1
+  [ "$(requests_to "$mark" POST "$REGISTER_PATH")" = 0 ] || fail "a client was registered: $(log_requests "$mark")" || return 1
+  cmp -s "$tf" "$D/before-bearer.json" || fail "the cached tokens changed" || return 1
+}
+
 # oidc-provider-dpop: client credentials, no browser, no port; the secret from the environment
 # (client_secret_basic) or the key from a file (private_key_jwt). The tokens are bound too.
 s_client_credentials() {
@@ -730,7 +775,7 @@ s_client_credentials() {
     key) args=(--client-id svc-key --client-key-file "$ROOT/tests/data/client-es256.pem") ;;
   esac
   cli "cc-$kind" MCP_OAUTH_CLIENT_SECRET="$([ "$kind" = secret ] && tool get "$D/server.json" d.svcBasicSecret)" \
-    -- token "$MCP_URL" --cache-dir "$cache" --client-credentials "${args[@]}" --timeout 30
+    -- token "$MCP_URL" --cache-dir "$cache" --client-credentials "${args[@]}" "${TOKEN_ARGS[@]}" --timeout 30
   [ "$CLI_RC" = 0 ] || fail "token exited $CLI_RC: $(cli_error "cc-$kind")" || return 1
   [ "$(launches)" = "$before" ] || fail "a browser was launched" || return 1
   [ "$(log_count "$mark" "e.event === 'grant' && e.grant_type === 'client_credentials' && e.token_type === 'DPoP' && e.resource === '$MCP_URL'")" = 1 ] \
@@ -768,6 +813,8 @@ s_refresh_reuse_relogin() {
   [ "$n" = 1 ] || fail "the browser was launched $n times, expected once" || return 1
   driver_result relogin || return 1
   [ "$(tool get "$D/driver-$SERVER-relogin.json" d.heading)" = "Signed in" ] || fail "relogin page: $(tool get "$D/driver-$SERVER-relogin.json" d.heading)" || return 1
+  authorizations "$mark" 1 1 || return 1
+  [ "$(requests_to "$mark" POST "$REGISTER_PATH")" = 0 ] || fail "the cached client was not reused: $(log_requests "$mark")" || return 1
   [ "$(log_count "$mark" "e.event === 'grant_error' && e.grant_type === 'refresh_token' && e.error === 'invalid_grant'")" = 1 ] \
     || fail "expected exactly one refused refresh (invalid_grant): $(tool list "$D/server.log" "$mark" 'e.event' | tr '\n' ' ')" || return 1
   [ "$(log_count "$mark" "e.event === 'grant_revoked'")" -ge 1 ] || fail "the provider did not revoke the grant (reuse detection)" || return 1
@@ -786,10 +833,11 @@ s_refresh_reuse_relogin() {
 # oidc-provider: the user cancels on the consent page.
 s_access_denied() {
   [ -n "$FIRST_LOGIN_OK" ] || fail "needs the first login" || return 1
-  local tf before n r="$D/driver-$SERVER-denied.json"
+  local tf before n mark r="$D/driver-$SERVER-denied.json"
   tf=$(tokens_file "$CACHE")
   cp -p "$tf" "$D/before-denied.json"
   before=$(launches)
+  mark=$(log_mark)
   cli denied INTEROP_DRIVER_MODE=deny -- login "$MCP_URL" --cache-dir "$CACHE" --timeout 60
   [ "$CLI_RC" != 0 ] || fail "login exited 0 after the user cancelled" || return 1
   [ "$CLI_RC" != 124 ] || fail "login timed out" || return 1
@@ -802,6 +850,7 @@ s_access_denied() {
   [ "$(tool get "$r" d.heading)" = "Sign-in did not complete" ] || fail "failure page heading: $(tool get "$r" d.heading)" || return 1
   tool get "$r" d.text | grep -q "access_denied" || fail "failure page text: $(tool get "$r" d.text)" || return 1
   [ -s "$OUT/$SERVER-denied.png" ] || fail "no screenshot $OUT/$SERVER-denied.png" || return 1
+  authorizations "$mark" 1 1 || return 1
   cmp -s "$tf" "$D/before-denied.json" || fail "the cached tokens changed after a denied login" || return 1
 }
 
@@ -904,7 +953,9 @@ fi
 
 if wants oidc-provider-dpop; then
   enter oidc-provider-dpop
+  # Its MCP endpoint takes bound tokens only: `token` hands out one with --dpop.
   BOUND=1
+  TOKEN_ARGS=(--dpop)
   say "node-oidc-provider (profile machines: DPoP with nonces, client credentials)"
   start_oidc_provider machines
   say "issuer $ISSUER, MCP endpoint $MCP_URL"
@@ -912,6 +963,7 @@ if wants oidc-provider-dpop; then
   scenario mcp_client s_mcp_client
   scenario dpop_nonces s_dpop_nonces
   scenario cached_token s_cached_token
+  scenario token_without_dpop s_token_without_dpop
   scenario client_credentials_secret s_client_credentials secret
   scenario client_credentials_private_key_jwt s_client_credentials key
   scenario refresh s_refresh
