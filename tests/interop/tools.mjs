@@ -7,8 +7,14 @@
 //   node tools.mjs list LOG MARK EXPR [MAP]
 //                                          the same entries, one line each: the entry as JSON,
 //                                          or MAP evaluated with e = the entry
-//   node tools.mjs mcp URL [TOKEN]         POSTs an MCP initialize (with the Bearer TOKEN) and
-//                                          prints {status, wwwAuthenticate, body}
+//   node tools.mjs mcp URL [TOKEN]         POSTs an MCP initialize (with the Bearer TOKEN, or
+//                                          with the scheme in INTEROP_SCHEME) and prints
+//                                          {status, wwwAuthenticate, body}
+//   node tools.mjs http URL                GETs URL and prints {status, body}
+//   node tools.mjs refresh URL CLIENT_ID   a refresh_token grant for a public client at the
+//                                          token endpoint URL, the refresh token from the
+//                                          environment (REFRESH_TOKEN, not on the command line);
+//                                          prints {status, error} only
 //   node tools.mjs register URL            registers a native public client without `scope` at
 //                                          the registration endpoint URL; prints its client_id
 //   node tools.mjs exhaust-registration URL MAX
@@ -68,7 +74,7 @@ async function main() {
         'content-type': 'application/json',
         accept: 'application/json, text/event-stream',
       };
-      if (token) headers.authorization = `Bearer ${token}`;
+      if (token) headers.authorization = `${process.env.INTEROP_SCHEME || 'Bearer'} ${token}`;
       const response = await fetch(url, {
         method: 'POST',
         headers,
@@ -88,6 +94,31 @@ async function main() {
       let body = text;
       try { body = JSON.parse(text); } catch { /* plain text */ }
       print({ status: response.status, wwwAuthenticate: response.headers.get('www-authenticate'), body });
+      break;
+    }
+    case 'http': {
+      const [url] = args;
+      const response = await fetch(url, { signal: AbortSignal.timeout(10_000) });
+      const text = await response.text();
+      let body = text;
+      try { body = JSON.parse(text); } catch { /* plain text */ }
+      print({ status: response.status, body });
+      break;
+    }
+    case 'refresh': {
+      const [url, clientId] = args;
+      const refreshToken = process.env.REFRESH_TOKEN;
+      if (!refreshToken) throw new Error('REFRESH_TOKEN is not set');
+      const response = await fetch(url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ grant_type: 'refresh_token', client_id: clientId, refresh_token: refreshToken }).toString(),
+        signal: AbortSignal.timeout(10_000),
+      });
+      const text = await response.text();
+      let error = null;
+      try { error = JSON.parse(text).error ?? null; } catch { /* not JSON */ }
+      print({ status: response.status, error });
       break;
     }
     case 'register': {
