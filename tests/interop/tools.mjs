@@ -11,6 +11,7 @@
 //                                          with the scheme in INTEROP_SCHEME) and prints
 //                                          {status, wwwAuthenticate, body}
 //   node tools.mjs http URL                GETs URL and prints {status, body}
+//   node tools.mjs up URL                  exits 0 when a GET of URL answers 200 (within 2 s)
 //   node tools.mjs refresh URL CLIENT_ID   a refresh_token grant for a public client at the
 //                                          token endpoint URL, the refresh token from the
 //                                          environment (REFRESH_TOKEN, not on the command line);
@@ -103,6 +104,13 @@ async function main() {
       let body = text;
       try { body = JSON.parse(text); } catch { /* plain text */ }
       print({ status: response.status, body });
+      break;
+    }
+    case 'up': {
+      const [url] = args;
+      const response = await fetch(url, { signal: AbortSignal.timeout(2_000) });
+      await response.arrayBuffer();
+      if (response.status !== 200) process.exit(1);
       break;
     }
     case 'refresh': {
