@@ -7,7 +7,8 @@ authorization routes (metadata, dynamic registration, ``/authorize`` that approv
 endpoint ``/mcp``, which serves one tool, ``add``. Nothing of FastMCP is changed: the one
 setting this script touches is the provider module's access token lifetime
 (``DEFAULT_ACCESS_TOKEN_EXPIRY_SECONDS``, read at each token issue), so that a refresh after a
-real expiry fits in the run.
+real expiry fits in the run. The same script serves FastMCP 2.14 (run.sh's ``fastmcp-2.14``,
+its own venv), whose provider module has the same setting.
 
 With INTEROP_ISSUER set, FastMCP is a resource server only (FastMCP 4.x): its ``JWTVerifier``
 checks the JWT access tokens of the authorization server at INTEROP_ISSUER by signature (the
@@ -17,7 +18,8 @@ takes the ``Bearer`` scheme only and says nothing of DPoP.
 
 Usage: ``python fastmcp_server.py`` with INTEROP_DIR (``server.json`` with the URLs is written
 there once listening, and ``server.log``, one JSON line per request: method, path, status, the
-User-Agent's product and the Authorization scheme; no query strings, no bodies, no tokens) and
+User-Agent's product and the Authorization scheme, an MCP request's JSON-RPC method and the
+order of arrivals and answers; no query strings, no bodies, no tokens) and
 INTEROP_AT_TTL (seconds, default 3600). Binds 127.0.0.1 on INTEROP_PORT, or on a free port.
 """
 
@@ -85,26 +87,65 @@ def log(entry):
 
 
 class RequestLog:
-    """ASGI middleware: one log line per HTTP request once its status is known."""
+    """ASGI middleware: one log line per HTTP request once its status is known.
+
+    Requests and answers are numbered in the order this server saw them (``seq_in`` when the
+    request arrived, ``seq`` when its answer started), and an MCP POST also logs its JSON-RPC
+    method (read from the body, which is then handed on unchanged): the run can tell whether a
+    client's message left before the answer to the one before it had come back.
+    """
 
     def __init__(self, app):
         self.app = app
+        self.seq = 0
+
+    def next_seq(self):
+        self.seq += 1
+        return self.seq
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        seq_in = self.next_seq()
         headers = dict(scope["headers"])
         agent = headers.get(b"user-agent", b"").decode("latin-1")
         # The Authorization scheme alone (Bearer, DPoP), never the token.
         scheme = headers.get(b"authorization", b"").decode("latin-1").split(" ")[0]
         entry = {"method": scope["method"], "path": scope["path"], "ua": agent.split("/")[0], "scheme": scheme}
+        if scope["method"] == "POST" and scope["path"] == "/mcp":
+            entry["seq_in"] = seq_in
+            receive, entry["rpc"] = await self.peek_rpc_method(receive)
 
         async def send_logged(message):
             if message["type"] == "http.response.start":
-                log({**entry, "status": message["status"]})
+                log({**entry, "status": message["status"], "seq": self.next_seq()})
             await send(message)
 
         return await self.app(scope, receive, send_logged)
+
+    @staticmethod
+    async def peek_rpc_method(receive):
+        """The JSON-RPC method of the request body (no params: they may carry anything), and a
+        receive function that hands the app the same body."""
+        messages = []
+        while True:
+            message = await receive()
+            messages.append(message)
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                break
+        body = b"".join(m.get("body", b"") for m in messages)
+        try:
+            parsed = json.loads(body)
+            method = parsed.get("method") if isinstance(parsed, dict) else "(batch)"
+        except ValueError:
+            method = "(not JSON)"
+
+        async def replay():
+            if messages:
+                return messages.pop(0)
+            return await receive()
+
+        return replay, method
 
 
 app = RequestLog(mcp.http_app(path="/mcp"))

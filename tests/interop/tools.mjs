@@ -16,6 +16,13 @@
 //                                          token endpoint URL, the refresh token from the
 //                                          environment (REFRESH_TOKEN, not on the command line);
 //                                          prints {status, error} only
+//   node tools.mjs in-order LOG MARK M1 M2 ...
+//                                          for every MCP request with the last JSON-RPC method
+//                                          after MARK: each method before it (the latest of
+//                                          each) arrived after the one before that had been
+//                                          answered (server.log's seq_in and seq); prints how
+//                                          many sequences were checked, or the first that was
+//                                          not in order (exit 1)
 //   node tools.mjs register URL            registers a native public client without `scope` at
 //                                          the registration endpoint URL; prints its client_id
 //   node tools.mjs exhaust-registration URL MAX
@@ -127,6 +134,30 @@ async function main() {
       let error = null;
       try { error = JSON.parse(text).error ?? null; } catch { /* not JSON */ }
       print({ status: response.status, error });
+      break;
+    }
+    case 'in-order': {
+      const [file, mark, ...methods] = args;
+      const rpc = entries(file, mark).filter((e) => e.rpc && e.seq_in !== undefined);
+      const last = methods[methods.length - 1];
+      let checked = 0;
+      for (const end of rpc.filter((e) => e.rpc === last)) {
+        let next = end;
+        for (const method of methods.slice(0, -1).reverse()) {
+          const before = rpc.filter((e) => e.rpc === method && e.seq_in < next.seq_in).pop();
+          if (!before) {
+            print(`no ${method} before the ${next.rpc} that arrived as #${next.seq_in}`);
+            process.exit(1);
+          }
+          if (!(before.seq < next.seq_in)) {
+            print(`${next.rpc} arrived (#${next.seq_in}) before ${method} was answered (#${before.seq})`);
+            process.exit(1);
+          }
+          next = before;
+        }
+        checked += 1;
+      }
+      print(checked);
       break;
     }
     case 'register': {
