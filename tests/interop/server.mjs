@@ -403,7 +403,10 @@ async function mcp(req, res) {
 
 server.on('request', async (req, res) => {
   const url = new URL(req.url, origin);
-  const entry = { method: req.method, path: url.pathname };
+  // The User-Agent's product (`mcp-oauth-client` for the client's own requests, `Mozilla` for
+  // Chromium's): the client's check of a cached client and the browser's authorization request
+  // reach the same endpoint.
+  const entry = { method: req.method, path: url.pathname, ua: (req.headers['user-agent'] || '').split('/')[0] };
   res.on('finish', () => log({ ...entry, status: res.statusCode }));
   try {
     if (url.pathname === '/oidc' || url.pathname.startsWith('/oidc/')) {
@@ -428,6 +431,8 @@ server.on('request', async (req, res) => {
         scopes_supported: [mcpScope],
         bearer_methods_supported: ['header'],
         resource_name: 'interop MCP endpoint',
+        // `machines`: the endpoint takes DPoP-bound tokens only (RFC 9728 §2, RFC 9449 §5.2).
+        ...(machines ? { dpop_signing_alg_values_supported: ['ES256', 'RS256'], dpop_bound_access_tokens_required: true } : {}),
       });
       return;
     }

@@ -7,8 +7,22 @@
 //   node tools.mjs list LOG MARK EXPR [MAP]
 //                                          the same entries, one line each: the entry as JSON,
 //                                          or MAP evaluated with e = the entry
-//   node tools.mjs mcp URL [TOKEN]         POSTs an MCP initialize (with the Bearer TOKEN) and
-//                                          prints {status, wwwAuthenticate, body}
+//   node tools.mjs mcp URL [TOKEN]         POSTs an MCP initialize (with the Bearer TOKEN, or
+//                                          with the scheme in INTEROP_SCHEME) and prints
+//                                          {status, wwwAuthenticate, body}
+//   node tools.mjs http URL                GETs URL and prints {status, body}
+//   node tools.mjs up URL                  exits 0 when a GET of URL answers 200 (within 2 s)
+//   node tools.mjs refresh URL CLIENT_ID   a refresh_token grant for a public client at the
+//                                          token endpoint URL, the refresh token from the
+//                                          environment (REFRESH_TOKEN, not on the command line);
+//                                          prints {status, error} only
+//   node tools.mjs in-order LOG MARK M1 M2 ...
+//                                          for every MCP request with the last JSON-RPC method
+//                                          after MARK: each method before it (the latest of
+//                                          each) arrived after the one before that had been
+//                                          answered (server.log's seq_in and seq); prints how
+//                                          many sequences were checked, or the first that was
+//                                          not in order (exit 1)
 //   node tools.mjs register URL            registers a native public client without `scope` at
 //                                          the registration endpoint URL; prints its client_id
 //   node tools.mjs exhaust-registration URL MAX
@@ -68,7 +82,7 @@ async function main() {
         'content-type': 'application/json',
         accept: 'application/json, text/event-stream',
       };
-      if (token) headers.authorization = `Bearer ${token}`;
+      if (token) headers.authorization = `${process.env.INTEROP_SCHEME || 'Bearer'} ${token}`;
       const response = await fetch(url, {
         method: 'POST',
         headers,
@@ -88,6 +102,62 @@ async function main() {
       let body = text;
       try { body = JSON.parse(text); } catch { /* plain text */ }
       print({ status: response.status, wwwAuthenticate: response.headers.get('www-authenticate'), body });
+      break;
+    }
+    case 'http': {
+      const [url] = args;
+      const response = await fetch(url, { signal: AbortSignal.timeout(10_000) });
+      const text = await response.text();
+      let body = text;
+      try { body = JSON.parse(text); } catch { /* plain text */ }
+      print({ status: response.status, body });
+      break;
+    }
+    case 'up': {
+      const [url] = args;
+      const response = await fetch(url, { signal: AbortSignal.timeout(2_000) });
+      await response.arrayBuffer();
+      if (response.status !== 200) process.exit(1);
+      break;
+    }
+    case 'refresh': {
+      const [url, clientId] = args;
+      const refreshToken = process.env.REFRESH_TOKEN;
+      if (!refreshToken) throw new Error('REFRESH_TOKEN is not set');
+      const response = await fetch(url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ grant_type: 'refresh_token', client_id: clientId, refresh_token: refreshToken }).toString(),
+        signal: AbortSignal.timeout(10_000),
+      });
+      const text = await response.text();
+      let error = null;
+      try { error = JSON.parse(text).error ?? null; } catch { /* not JSON */ }
+      print({ status: response.status, error });
+      break;
+    }
+    case 'in-order': {
+      const [file, mark, ...methods] = args;
+      const rpc = entries(file, mark).filter((e) => e.rpc && e.seq_in !== undefined);
+      const last = methods[methods.length - 1];
+      let checked = 0;
+      for (const end of rpc.filter((e) => e.rpc === last)) {
+        let next = end;
+        for (const method of methods.slice(0, -1).reverse()) {
+          const before = rpc.filter((e) => e.rpc === method && e.seq_in < next.seq_in).pop();
+          if (!before) {
+            print(`no ${method} before the ${next.rpc} that arrived as #${next.seq_in}`);
+            process.exit(1);
+          }
+          if (!(before.seq < next.seq_in)) {
+            print(`${next.rpc} arrived (#${next.seq_in}) before ${method} was answered (#${before.seq})`);
+            process.exit(1);
+          }
+          next = before;
+        }
+        checked += 1;
+      }
+      print(checked);
       break;
     }
     case 'register': {
