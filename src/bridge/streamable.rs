@@ -195,6 +195,8 @@ impl Shared {
                     return;
                 }
                 self.deliver(outgoing, &mut body);
+            } else {
+                self.learn_from_refused_probe(outgoing, status);
             }
             let why = match status {
                 404 if !outgoing.stateless && self.mcp().id.is_some() => {
@@ -217,6 +219,24 @@ impl Shared {
             None => "the MCP server's answer ended without a response to this request".to_owned(),
         };
         self.fail(&outgoing.keys, &why);
+    }
+
+    /// A 2026-07-28 request refused with HTTP 404 or 405 and no JSON-RPC error, before any
+    /// session, under [`Transport::Auto`]: the URL takes no POST, so the server is neither of
+    /// 2026-07-28 nor of Streamable HTTP. Its client falls back to `initialize` next, which then
+    /// goes straight to the HTTP+SSE transport instead of being refused once more.
+    fn learn_from_refused_probe(&self, outgoing: &Outgoing, status: u16) {
+        if !outgoing.stateless || !matches!(status, 404 | 405) || self.mcp().id.is_some() {
+            return;
+        }
+        let mut transport = lock(&self.transport);
+        if *transport == Transport::Auto {
+            log::info!(
+                "bridge: the server answers a POST with HTTP {status}: it is not of revision \
+                 2026-07-28; the next messages try the HTTP+SSE transport of 2024-11-05"
+            );
+            *transport = Transport::Sse;
+        }
     }
 
     /// Writes one message of an answer to `outgoing`: a `tools/list` answer of 2026-07-28

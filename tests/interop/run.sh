@@ -20,7 +20,12 @@
 #                    authorization server with a username/password page, and a resource server
 #                    checking tokens by introspection; the authorization server restarts;
 #   - fastmcp-2.14:  FastMCP 2.14 (on mcp 1.x, its own venv): stdio clients through the
-#                    bridge, one writing its first three messages at once.
+#                    bridge, one writing its first three messages at once;
+#   - fastmcp-sse:   FastMCP serving the HTTP+SSE transport only (revision 2024-11-05), which
+#                    the bridge must find and speak.
+#
+# The MCP Python SDK's own client (sdk_client.py) runs through the bridge against fastmcp in
+# the 2026-07-28 revision, in its automatic mode and in its legacy one, and against fastmcp-sse.
 #
 #   bash tests/interop/run.sh
 #
@@ -34,7 +39,7 @@
 # target/interop/ (or $CARGO_TARGET_DIR/interop/).
 #
 # Environment: INTEROP_SERVERS (default "fastmcp ts-sdk oidc-provider oidc-provider-dpop
-# oidc-provider-interrupts oidc-mixed simple-auth fastmcp-2.14"); INTEROP_STRICT=0 skips
+# oidc-provider-interrupts oidc-mixed simple-auth fastmcp-2.14 fastmcp-sse"); INTEROP_STRICT=0 skips
 # the two scenarios against the provider's documented OIDC defaults; INTEROP_AT_TTL sets
 # node-oidc-provider 8's access token lifetime in seconds (default 75: long enough
 # for the cached-token scenario, whose token must still be outside the client's refresh margin,
@@ -69,7 +74,7 @@ AT_TTL=${INTEROP_AT_TTL:-75}
 FASTMCP_TTL=${INTEROP_FASTMCP_TTL:-40}
 MIXED_TTL=${INTEROP_MIXED_TTL:-40}
 STRICT=${INTEROP_STRICT:-1}
-SERVERS=${INTEROP_SERVERS:-fastmcp ts-sdk oidc-provider oidc-provider-dpop oidc-provider-interrupts oidc-mixed simple-auth fastmcp-2.14}
+SERVERS=${INTEROP_SERVERS:-fastmcp ts-sdk oidc-provider oidc-provider-dpop oidc-provider-interrupts oidc-mixed simple-auth fastmcp-2.14 fastmcp-sse}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/mcp-oauth-interop.XXXXXX")
 STARTED=$SECONDS
 FG_PID=""
@@ -185,7 +190,7 @@ make_venv() {
     cp "$HERE/$reqs" "$dir/requirements.txt"
   fi
 }
-if wants fastmcp || wants oidc-mixed || wants simple-auth; then
+if wants fastmcp || wants fastmcp-sse || wants oidc-mixed || wants simple-auth; then
   make_venv "$VENV" requirements.txt
 fi
 if wants fastmcp-2.14; then
@@ -243,6 +248,7 @@ enter() {
   ROTATED_RT=""
   BOUND=0
   TOKEN_ARGS=()
+  PATH_KIND=""
   JWT_ACCESS_TOKENS=0
 }
 
@@ -267,7 +273,7 @@ start_oidc_provider() {
 
 # start_fastmcp [VENV]: FastMCP of that venv (default the requirements.txt one).
 start_fastmcp() {
-  INTEROP_DIR="$D" INTEROP_AT_TTL="$FASTMCP_TTL" "${1:-$VENV}/bin/python" "$HERE/fastmcp_server.py" \
+  INTEROP_DIR="$D" INTEROP_AT_TTL="$FASTMCP_TTL" INTEROP_TRANSPORT="${PATH_KIND:-http}" "${1:-$VENV}/bin/python" "$HERE/fastmcp_server.py" \
     >"$D/server.out" 2>&1 &
   echo $! >"$D/server.pid"
   wait_for 60 test -s "$D/server.json" || setup_failed "FastMCP did not start: $(tail -3 "$D/server.out")"
@@ -281,7 +287,7 @@ start_fastmcp() {
   REVOKE_PATH=/revoke
   ISSUES_REFRESH=1
   LOGIN_PAGES=""
-  TOOL_NAME=add TOOL_ARGS="a=2 b=3" TOOL_EXPECT=5
+  TOOL_NAME=add TOOL_ARGS="a=2 b=3" TOOL_JSON='{"a": 2, "b": 3}' TOOL_EXPECT=5
 }
 
 start_ts_sdk() {
@@ -334,7 +340,7 @@ start_oidc_mixed() {
   ISSUES_REFRESH=1
   LOGIN_PAGES=login,consent
   JWT_ACCESS_TOKENS=1
-  TOOL_NAME=add TOOL_ARGS="a=2 b=3" TOOL_EXPECT=5
+  TOOL_NAME=add TOOL_ARGS="a=2 b=3" TOOL_JSON='{"a": 2, "b": 3}' TOOL_EXPECT=5
 }
 
 # The MCP Python SDK's simple-auth example as published (from the sdist), each module run by
@@ -455,7 +461,9 @@ driver_result() {
   fi
 }
 
-mcp_status() { tool mcp "$MCP_URL" "${1:-}" >"$D/mcp.json" && tool get "$D/mcp.json" d.status; }
+mcp_status() {
+  INTEROP_MCP_SSE=$([ "${PATH_KIND:-}" = sse ] && echo 1 || echo 0) tool mcp "$MCP_URL" "${1:-}" >"$D/mcp.json" && tool get "$D/mcp.json" d.status
+}
 
 # ---------------------------------------------------------------------------------------------
 # Scenarios every server runs.
@@ -785,6 +793,47 @@ s_initialize_burst() {
   [ "$n" = 30 ] || fail "the server saw $n initialize, initialized, tools/list sequences, expected 30" || return 1
   [ "$(log_count "$mark" "e.path === '/mcp' && e.status >= 400")" = 0 ] \
     || fail "the server refused MCP requests: $(log_requests "$mark")" || return 1
+}
+
+# s_sdk_client MODE VERSION [PROXY_ARGS...]: the MCP Python SDK's own client (requirements.txt's
+# mcp) starts `mcp-oauth proxy` as its stdio server, negotiates in MODE (sdk_client.py), lists
+# the tools and calls one. The session must speak VERSION ("any": whatever the two agree), the
+# tool must answer, no browser may open, and the server's log must show the transport that
+# revision takes: 2026-07-28 sends no `initialize` and no session (every request stands alone),
+# HTTP+SSE (PATH /sse) posts its messages to /messages/.
+s_sdk_client() {
+  [ -n "$FIRST_LOGIN_OK" ] || fail "needs the first login" || return 1
+  local mode=$1 want=$2 before mark rc=0 out="$D/sdk-$1.json" version
+  shift 2
+  before=$(launches)
+  mark=$(log_mark)
+  in_bg timeout 90 "$VENV/bin/python" "$HERE/sdk_client.py" "$mode" "$TOOL_NAME" "$TOOL_JSON" -- \
+    "$CLI" proxy "$MCP_URL" --no-login --cache-dir "$CACHE" "$@" >"$out" 2>"$D/sdk-$mode.err" || rc=$?
+  [ "$rc" = 0 ] || fail "the SDK client ($mode) exited $rc: $(tail -3 "$D/sdk-$mode.err" | tr '\n' ' ')" || return 1
+  version=$(tool get "$out" d.protocol_version)
+  say "    SDK client mode $mode: protocol $version"
+  if [ "$want" != any ]; then
+    [ "$version" = "$want" ] || fail "the session speaks $version, expected $want" || return 1
+  fi
+  tool get "$out" 'd.tools.join(",")' | grep -qw "$TOOL_NAME" || fail "no $TOOL_NAME in $(head -c 300 "$out")" || return 1
+  [ "$(tool get "$out" 'd.text.join("")')" = "$TOOL_EXPECT" ] && [ "$(tool get "$out" d.is_error)" = false ] \
+    || fail "the tool answered $(head -c 300 "$out"), expected $TOOL_EXPECT" || return 1
+  [ "$(launches)" = "$before" ] || fail "the browser was launched although a token is cached" || return 1
+  [ "$(log_count "$mark" "e.status === 401")" = 0 ] || fail "a request went without a valid token: $(log_requests "$mark")" || return 1
+  if [ "$want" = 2026-07-28 ]; then
+    [ "$(log_count "$mark" "e.rpc === 'initialize'")" = 0 ] \
+      || fail "an initialize reached the server in a 2026-07-28 session: $(log_requests "$mark")" || return 1
+    [ "$(log_count "$mark" "e.rpc === 'tools/call' && e.status === 200")" = 1 ] \
+      || fail "the server did not answer one tools/call: $(log_requests "$mark")" || return 1
+  fi
+  if [ "$PATH_KIND" = sse ]; then
+    [ "$(log_count "$mark" "e.method === 'GET' && e.path === '/sse'")" -ge 1 ] \
+      || fail "no GET /sse stream: $(log_requests "$mark")" || return 1
+    [ "$(log_count "$mark" "e.method === 'POST' && e.path === '/messages/' && e.rpc === 'tools/call'")" = 1 ] \
+      || fail "the tool call was not posted to /messages/: $(log_requests "$mark")" || return 1
+    [ "$(log_count "$mark" "e.method === 'POST' && e.path === '/sse'")" -le 1 ] \
+      || fail "the bridge kept trying Streamable HTTP: $(log_requests "$mark")" || return 1
+  fi
 }
 
 # ts-sdk, simple-auth: the demo providers issue no refresh token and 1-hour tokens, so expiry is
@@ -1158,9 +1207,27 @@ if wants fastmcp; then
   scenario cached_token s_cached_token
   scenario mcp_client s_mcp_client
   scenario inspector_through_proxy s_inspector_proxy
+  scenario sdk_client_2026_07_28 s_sdk_client 2026-07-28 2026-07-28
+  scenario sdk_client_auto s_sdk_client auto 2026-07-28
+  scenario sdk_client_legacy s_sdk_client legacy any
   scenario concurrent_login s_concurrent_login
   scenario refresh s_refresh
   scenario logout s_logout
+fi
+
+if wants fastmcp-sse; then
+  enter fastmcp-sse
+  at=$SECONDS
+  PATH_KIND=sse
+  say "FastMCP $(grep -m1 '^fastmcp==' "$HERE/requirements.txt" | cut -d= -f3) serving HTTP+SSE only (revision 2024-11-05's transport, /sse and /messages/)"
+  start_fastmcp
+  say "MCP endpoint $MCP_URL, issuer $ISSUER"
+  scenario first_login s_first_login
+  scenario inspector_through_proxy s_inspector_proxy
+  scenario sdk_client_legacy s_sdk_client legacy any
+  scenario sdk_client_auto s_sdk_client auto any
+  scenario sdk_client_forced_sse s_sdk_client legacy any --transport sse
+  say "fastmcp-sse: $((SECONDS - at)) s"
 fi
 
 if wants ts-sdk; then

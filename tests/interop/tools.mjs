@@ -9,7 +9,9 @@
 //                                          or MAP evaluated with e = the entry
 //   node tools.mjs mcp URL [TOKEN]         POSTs an MCP initialize (with the Bearer TOKEN, or
 //                                          with the scheme in INTEROP_SCHEME) and prints
-//                                          {status, wwwAuthenticate, body}
+//                                          {status, wwwAuthenticate, body}; with
+//                                          INTEROP_MCP_SSE=1 it opens an HTTP+SSE stream
+//                                          (GET) and reads its first event instead
 //   node tools.mjs http URL                GETs URL and prints {status, body}
 //   node tools.mjs up URL                  exits 0 when a GET of URL answers 200 (within 2 s)
 //   node tools.mjs refresh URL CLIENT_ID   a refresh_token grant for a public client at the
@@ -83,6 +85,30 @@ async function main() {
         accept: 'application/json, text/event-stream',
       };
       if (token) headers.authorization = `${process.env.INTEROP_SCHEME || 'Bearer'} ${token}`;
+      if (process.env.INTEROP_MCP_SSE === '1') {
+        // An HTTP+SSE server (revision 2024-11-05): the token opens its event stream, whose
+        // first event names the endpoint for messages. The stream stays open: read the first
+        // event, then close it.
+        const controller = new AbortController();
+        const timer = setTimeout(() => controller.abort(), 10_000);
+        const response = await fetch(url, { headers: { ...headers, accept: 'text/event-stream' }, signal: controller.signal });
+        let body = '';
+        if (response.status === 200) {
+          const reader = response.body.getReader();
+          const decoder = new TextDecoder();
+          while (!/\r?\n\r?\n/.test(body)) {
+            const { value, done } = await reader.read();
+            if (done) break;
+            body += decoder.decode(value, { stream: true });
+          }
+        } else {
+          body = await response.text();
+        }
+        clearTimeout(timer);
+        controller.abort();
+        print({ status: response.status, wwwAuthenticate: response.headers.get('www-authenticate'), body });
+        break;
+      }
       const response = await fetch(url, {
         method: 'POST',
         headers,

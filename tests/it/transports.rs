@@ -198,6 +198,55 @@ fn an_http_sse_server_of_2024_11_05_is_found_and_used() {
     assert!(proxy.finish().0.success());
 }
 
+/// A client that probes with `server/discover` first (the MCP Python SDK's automatic mode):
+/// against an HTTP+SSE server, the probe's refusal tells the bridge the transport, and the
+/// client's `initialize` that follows goes there without being refused again.
+#[test]
+fn a_refused_2026_probe_leads_straight_to_http_sse() {
+    let w = World::with(ServerConfig {
+        legacy_sse: true,
+        ..ServerConfig::default()
+    });
+    let mut proxy = Proxy::start(w.server.mcp_url().as_str(), &w.cache, &[]);
+    let probe = proxy.call(1, "server/discover", stateless(json!({})));
+    assert!(
+        probe["error"]["message"].as_str().unwrap().contains("405"),
+        "{probe}"
+    );
+    let init = proxy.initialize();
+    assert_eq!(
+        init["result"]["serverInfo"]["name"], "mcp-oauth-client test server",
+        "{init}"
+    );
+    let echoed = proxy.call(
+        3,
+        "tools/call",
+        json!({"name": "echo", "arguments": {"text": "after the probe"}}),
+    );
+    assert_eq!(echoed["result"]["content"][0]["text"], "after the probe");
+    let (status, stderr) = proxy.finish();
+    assert!(status.success(), "{stderr}");
+    // The probe went out twice, without a token (401, the login) and with one (405).
+    let requests: Vec<String> = w
+        .requests_to(Route::Mcp)
+        .into_iter()
+        .map(|r| {
+            let token = r.headers.iter().any(|(n, _)| n == "authorization");
+            format!(
+                "{} {}{}",
+                r.method,
+                r.path,
+                if token { " +token" } else { "" }
+            )
+        })
+        .collect();
+    let refused_posts = requests.iter().filter(|r| *r == "POST /mcp +token").count();
+    assert_eq!(
+        refused_posts, 1,
+        "only the probe is POSTed to the stream's URL: {requests:?}"
+    );
+}
+
 #[test]
 fn messages_over_the_limit_are_answered_with_their_own_ids() {
     let w = World::new();
