@@ -2,7 +2,8 @@
 //! Request Headers", "Custom Headers from Tool Parameters"): `MCP-Protocol-Version` from the
 //! request's `_meta`, `Mcp-Method`, `Mcp-Name`, and `Mcp-Param-{Name}` for the tool arguments
 //! a tool's input schema marks with `x-mcp-header`. Servers refuse a request whose headers
-//! are missing or disagree with its body. Pure; fuzzed.
+//! are missing or disagree with its body. Also the content type of the server's answers.
+//! Pure; fuzzed.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
@@ -259,6 +260,16 @@ pub fn screen_tools(response: &[u8]) -> Screened {
         screened.rewritten = serde_json::to_vec(&top).ok();
     }
     screened
+}
+
+/// A response's content type, lower case.
+pub(super) fn content_type(response: &ureq::http::Response<ureq::Body>) -> String {
+    response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_ascii_lowercase()
 }
 
 #[cfg(test)]

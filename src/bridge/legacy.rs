@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use url::Url;
 
+use super::headers::content_type;
 use super::sse::EventReader;
-use super::streamable::content_type;
 use super::{MAX_MESSAGE, Outgoing, STREAM_IDLE_TIMEOUT, Shared, UNANSWERED, lock};
 
 /// An open event stream and where its messages go.

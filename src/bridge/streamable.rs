@@ -12,7 +12,7 @@ use serde_json::Value;
 use ureq::http::Response;
 
 use super::budget::{Budget, Held};
-use super::headers::{routing_headers, screen_tools};
+use super::headers::{content_type, routing_headers, screen_tools};
 use super::legacy;
 use super::message::{self, Kind, Message, id_from_prefix};
 use super::sse::{Cut, EventReader};
@@ -507,16 +507,6 @@ fn is_initialize_body(outgoing: &Outgoing) -> bool {
     !outgoing.stateless
         && outgoing.method.as_deref() == Some("initialize")
         && !outgoing.keys.is_empty()
-}
-
-/// A response's content type, lower case.
-pub(super) fn content_type(response: &Response<ureq::Body>) -> String {
-    response
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_ascii_lowercase()
 }
 
 /// A reader that fails once its request is cancelled: the stream of the answer is then
