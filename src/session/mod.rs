@@ -4,11 +4,21 @@
 //! storage (MCP authorization, all revisions this crate implements; see the crate docs).
 
 mod binding;
+mod browser_login;
 mod builder;
+mod cache;
+mod clients;
+mod context;
 mod critical;
+mod device_login;
 mod flow;
+mod grant_login;
+mod keys;
+mod net;
 mod progress;
+mod refresh;
 mod request;
+mod servers;
 
 use std::sync::Arc;
 
@@ -16,14 +26,16 @@ use url::Url;
 
 pub use builder::{DEFAULT_CALLBACK_TIMEOUT, DEFAULT_CLIENT_NAME, SessionBuilder};
 pub use critical::CriticalSection;
-pub use flow::{EXPIRY_MARGIN, Logout};
+pub use flow::Logout;
 pub use progress::Progress;
+pub use refresh::EXPIRY_MARGIN;
 pub use request::{MAX_AUTHORIZATIONS, MCP_RESPONSE_TIMEOUT};
 
 use crate::error::{Error, ErrorKind, Result, Step};
 use crate::secret::Secret;
 use crate::storage::{FileTokenStorage, TokenStore};
-use flow::{Inner, LoginContext};
+use context::LoginContext;
+use flow::Inner;
 
 /// A login to one OAuth-protected MCP server.
 ///

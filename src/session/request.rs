@@ -12,7 +12,9 @@ use ureq::middleware::{Middleware, MiddlewareNext};
 use ureq::{Body, SendBody};
 
 use super::binding::Offered;
-use super::flow::{Inner, LoginContext, Presented};
+use super::cache::Presented;
+use super::context::LoginContext;
+use super::flow::Inner;
 use crate::address::{AddressRules, GuardedResolver};
 use crate::dpop::{DPOP_HEADER, NONCE_HEADER};
 use crate::error::{Error, ErrorKind, OAuthErrorCode, Result, Step};

@@ -912,18 +912,32 @@ fn token_gives_a_bearer_token_where_the_mcp_server_takes_dpop_and_refuses_where_
         mcp_dpop: McpDpop::Required,
         ..ServerConfig::default()
     });
-    let out = cli(
-        &["token", strict.server.mcp_url().as_str(), "--no-browser"],
-        strict.cache.path(),
-    )
-    .stdin(Stdio::null())
-    .output()
-    .unwrap();
+    let token = || {
+        cli(
+            &["token", strict.server.mcp_url().as_str(), "--no-browser"],
+            strict.cache.path(),
+        )
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+    };
+    let out = token();
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("takes DPoP-bound tokens only"), "{stderr}");
     assert!(stderr.contains("mcp-oauth proxy"), "{stderr}");
     assert!(strict.requests_to(Route::Authorize).is_empty());
+    // With bound tokens cached there: the same error, and no word of a login that does not
+    // happen.
+    assert!(logged_in(&strict).tokens.is_dpop());
+    strict.server.clear_requests();
+    let out = token();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("mcp-oauth proxy"), "{stderr}");
+    assert!(!stderr.contains("logging in"), "{stderr}");
+    assert!(strict.requests_to(Route::Authorize).is_empty());
+    assert!(strict.requests_to(Route::Token).is_empty());
 }
 
 #[test]

@@ -1,0 +1,93 @@
+//! The browser login (OAuth 2.1 authorization code with PKCE): the authorization URL, the
+//! browser (or the front end's hook), the callback on the loopback listener, the code
+//! exchange, and the tokens stored before anything else is done with them.
+
+use std::time::Instant;
+
+use crate::authorize::{AuthorizationRequest, build_authorization_url};
+use crate::browser::{AuthorizeHook, BrowserStep, open_browser};
+use crate::callback::CallbackExpectation;
+use crate::error::{Result, Step};
+use crate::pkce::PkceVerifier;
+use crate::token::{self, CodeExchange};
+
+use super::cache::Presented;
+use super::clients::ChosenClient;
+use super::context::{Login, Parts, Wait, Waiting};
+use super::progress::Progress;
+
+/// Browser → callback → exchange → storage, with a chosen client and its listener; `hook`
+/// shows the browser step instead of opening the browser.
+pub(super) fn log_in(
+    parts: Parts<'_>,
+    hook: Option<&mut AuthorizeHook>,
+    wait: Wait<'_>,
+    login: &Login<'_>,
+    chosen: ChosenClient,
+) -> Result<Presented> {
+    let (net, cache, requested) = (parts.net, parts.cache, parts.requested);
+    let (metadata, scopes, dpop) = (login.metadata, login.scopes, login.dpop);
+    let ChosenClient {
+        client,
+        mut listener,
+        ..
+    } = chosen;
+    let verifier = PkceVerifier::generate()?;
+    let state_value = crate::secret::random_token(32, Step::Authorization)?;
+    let redirect_uri = listener.redirect_uri().to_string();
+    let resource = requested.resource_param(login.resource);
+    let url = build_authorization_url(&AuthorizationRequest {
+        authorization_endpoint: &metadata.authorization_endpoint,
+        client_id: &client.client_id,
+        redirect_uri: &redirect_uri,
+        scope: scopes,
+        state: &state_value,
+        code_challenge: &verifier.challenge(),
+        resource,
+        extra: &requested.authorize_params,
+    })?;
+    let launch_url = listener.launch_url(&url)?;
+    let step = BrowserStep::new(
+        url,
+        launch_url,
+        listener.redirect_uri().clone(),
+        Instant::now() + wait.timeout,
+        listener.paster(),
+    );
+    net.progress(Progress::WaitingForBrowser {
+        redirect_uri: listener.redirect_uri().clone(),
+    });
+    match hook {
+        Some(hook) => hook(&step),
+        None => open_browser(&step.launch_url)?,
+    }
+    let waiting = Waiting::start(wait.slot, listener.canceller());
+    let code = listener.wait(
+        &CallbackExpectation {
+            state: &state_value,
+            issuer: &metadata.issuer,
+            iss_required: metadata.authorization_response_iss_parameter_supported,
+        },
+        step.remaining(),
+    );
+    drop(waiting);
+    let code = code?;
+    net.progress(Progress::Exchanging);
+    let held = cache.hold();
+    let tokens = token::exchange_code(
+        net.agent(),
+        &CodeExchange {
+            token_endpoint: &metadata.token_endpoint,
+            code: &code,
+            verifier: &verifier,
+            redirect_uri: &redirect_uri,
+            client: &client,
+            resource,
+            dpop: dpop.map(|d| &**d),
+        },
+    )?;
+    let record = cache.record(metadata, resource, scopes, &client, tokens, dpop);
+    let presented = cache.save(record, dpop.cloned());
+    drop(held);
+    Ok(presented)
+}
