@@ -9,20 +9,35 @@
 //! `state` get an error page and do not end the wait; the first response with the right
 //! `state` does. The `iss` parameter is checked before the code is released (RFC 9207 §2.4).
 //!
-//! Four parts: [`request`](parse_callback_request) parsing (pure, fuzzed), the
-//! [`response`](validate_callback) checks (pure, fuzzed), the listener, and the pages.
+//! The parts: [`request`](parse_callback_request) parsing (pure, fuzzed), the
+//! [`response`](validate_callback) checks (pure, fuzzed), the listener (its binding, its
+//! connections, the events that reach the waiting thread, the peer's user), and the pages.
 
+mod accept;
+mod bind;
+mod events;
 mod listener;
 mod pages;
 mod peer;
 mod request;
 mod response;
 
-pub(crate) use listener::Canceller;
-pub use listener::{CALLBACK_PATH, CallbackHost, CallbackListener, PasteOutcome, Paster};
+pub(crate) use events::Canceller;
+pub use events::{PasteOutcome, Paster};
+pub use listener::{CALLBACK_PATH, CallbackHost, CallbackListener};
 #[cfg(feature = "test-server")]
 pub(crate) use pages::html_escape;
 pub use request::{
     CallbackParseError, CallbackRequest, MAX_CALLBACK_REQUEST, parse_callback_request,
 };
 pub use response::{CallbackExpectation, CallbackOutcome, validate_callback};
+
+/// An I/O failure of the listener.
+fn io_error(e: std::io::Error) -> crate::Error {
+    crate::Error::new(
+        crate::ErrorKind::Config,
+        crate::error::Step::Callback,
+        "the callback listener failed",
+    )
+    .with_source(e)
+}
