@@ -311,12 +311,7 @@ pub(super) fn respond(stream: &mut TcpStream, status: u16, body: &str) {
 mod tests {
     use super::*;
     use crate::callback::CALLBACK_PATH;
-
-    fn params(q: &str) -> Vec<(String, String)> {
-        url::form_urlencoded::parse(q.as_bytes())
-            .into_owned()
-            .collect()
-    }
+    use crate::callback::test_params as params;
 
     fn served(port: u16) -> Served {
         Served {

@@ -41,3 +41,11 @@ fn io_error(e: std::io::Error) -> crate::Error {
     )
     .with_source(e)
 }
+
+/// The query parameters of `q`, for the tests of the parts.
+#[cfg(test)]
+fn test_params(q: &str) -> Vec<(String, String)> {
+    url::form_urlencoded::parse(q.as_bytes())
+        .into_owned()
+        .collect()
+}

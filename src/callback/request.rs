@@ -124,12 +124,7 @@ pub(super) fn head_end(raw: &[u8]) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn params(q: &str) -> Vec<(String, String)> {
-        url::form_urlencoded::parse(q.as_bytes())
-            .into_owned()
-            .collect()
-    }
+    use crate::callback::test_params as params;
 
     #[test]
     fn parses_requests_and_rejects_junk() {

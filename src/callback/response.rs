@@ -85,12 +85,7 @@ pub fn validate_callback(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn params(q: &str) -> Vec<(String, String)> {
-        url::form_urlencoded::parse(q.as_bytes())
-            .into_owned()
-            .collect()
-    }
+    use crate::callback::test_params as params;
 
     const EXPECT: CallbackExpectation<'static> = CallbackExpectation {
         state: "st",
