@@ -33,7 +33,7 @@ fn main() -> ExitCode {
     match run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("mcp_client: {e}");
+            eprintln!("mcp_client: {e:#}");
             ExitCode::FAILURE
         }
     }

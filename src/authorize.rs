@@ -217,7 +217,7 @@ pub fn check_client(agent: &ureq::Agent, request: &AuthorizationRequest<'_>) -> 
             read_client_check(status, location.as_deref(), request.redirect_uri)
         }
         Err(e) => {
-            log::debug!("checking the cached client: {e}");
+            log::debug!("checking the cached client: {e:#}");
             ClientCheck::Unsure
         }
     }

@@ -4,7 +4,7 @@
 //! error code; transport failures, unparseable responses and policy refusals are kept apart so a
 //! caller can decide what to do. No message ever contains a token, code, verifier or secret.
 
-use std::fmt;
+use std::fmt::{self, Write as _};
 
 /// A specialised `Result` for this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -176,7 +176,8 @@ impl fmt::Display for Step {
 ///
 /// Small (one pointer) so that `Result`s stay cheap. `Display` names the step, the URL when
 /// there is one, and the reason; the underlying cause is reachable through
-/// [`source()`](std::error::Error::source).
+/// [`source()`](std::error::Error::source), and `{:#}` prints it too (each cause once, as
+/// error-chain printers do).
 pub struct Error(Box<Inner>);
 
 struct Inner {
@@ -240,6 +241,32 @@ impl Error {
     pub(crate) fn with_retry_after(mut self, seconds: Option<u64>) -> Error {
         self.0.retry_after = seconds;
         self
+    }
+
+    /// This crate's error inside an error of a session's [`agent`](crate::Session::agent):
+    /// its middleware refreshes tokens, and a refresh that fails (the authorization server
+    /// refused it, say) reaches the caller as a [`ureq::Error::Io`] holding this error, kind
+    /// and all. `None` for the agent's own errors (the connection failed, …).
+    pub fn in_agent_error(e: &ureq::Error) -> Option<&Error> {
+        match e {
+            ureq::Error::Io(io) => io.get_ref()?.downcast_ref::<Error>(),
+            _ => None,
+        }
+    }
+
+    /// The error of a request sent with a session's agent at `step`: this crate's own when
+    /// its middleware failed (see [`in_agent_error`](Self::in_agent_error)), else a transport
+    /// error with `e` as its cause.
+    pub(crate) fn from_agent(e: ureq::Error, step: Step, message: &str) -> Error {
+        match e {
+            ureq::Error::Io(io) if io.get_ref().is_some_and(|i| i.is::<Error>()) => {
+                match io.into_inner().map(|b| b.downcast::<Error>()) {
+                    Some(Ok(inner)) => *inner,
+                    _ => Error::new(ErrorKind::Transport, step, message),
+                }
+            }
+            e => Error::new(ErrorKind::Transport, step, message).with_source(e),
+        }
     }
 
     /// Attaches the underlying cause.
@@ -389,10 +416,19 @@ pub(crate) fn redact(text: &str, secrets: &[&str]) -> String {
 
 impl fmt::Display for Error {
     /// Written whole, then made [`printable`]: whatever server text went into the message,
-    /// the URL or the cause, the error prints as one clean line.
+    /// the URL or the causes, the error prints as one clean line. `{}` is this error alone
+    /// (its cause is [`source()`](std::error::Error::source), for printers that walk the
+    /// chain); `{:#}` appends every cause, each once.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut text = String::new();
         self.render(&mut text)?;
+        if f.alternate() {
+            let mut cause = std::error::Error::source(self);
+            while let Some(c) = cause {
+                write!(text, ": {c}")?;
+                cause = c.source();
+            }
+        }
         f.write_str(&printable(&text))
     }
 }
@@ -412,9 +448,6 @@ impl Error {
         }
         if let Some(seconds) = self.0.retry_after {
             write!(f, "; the server asks to retry after {seconds} s")?;
-        }
-        if let Some(source) = &self.0.source {
-            write!(f, ": {source}")?;
         }
         Ok(())
     }
@@ -472,5 +505,29 @@ mod tests {
         );
         assert!(e.needs_reauthorization());
         assert!(!text.contains("SECRET"));
+    }
+
+    #[test]
+    fn each_cause_is_shown_once() {
+        let io = std::io::Error::other("connection reset\nby peer");
+        let inner =
+            Error::new(ErrorKind::Transport, Step::Refresh, "the request failed").with_source(io);
+        let outer = Error::new(ErrorKind::Storage, Step::Storage, "cannot save").with_source(inner);
+        assert_eq!(outer.to_string(), "token storage failed: cannot save");
+        assert_eq!(
+            format!("{outer:#}"),
+            "token storage failed: cannot save: token refresh failed: the request failed: \
+             connection resetby peer"
+        );
+        // A printer that walks the chain, as error reporters do, sees each cause once.
+        let mut chain = vec![outer.to_string()];
+        let mut cause = std::error::Error::source(&outer);
+        while let Some(c) = cause {
+            chain.push(c.to_string());
+            cause = c.source();
+        }
+        let whole = chain.join(" / ");
+        assert_eq!(whole.matches("connection reset").count(), 1, "{whole}");
+        assert_eq!(whole.matches("the request failed").count(), 1, "{whole}");
     }
 }

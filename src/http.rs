@@ -391,7 +391,7 @@ mod tests {
         for status in [301, 302, 303, 307, 308] {
             let e = parse_oauth_error(status, br#"{"error":"x"}"#, Step::CodeExchange);
             assert_eq!(e.kind(), ErrorKind::Refused, "{status}");
-            assert!(e.to_string().contains("redirect"), "{e}");
+            assert!(e.to_string().contains("redirect"), "{e:#}");
         }
         for body in [
             &b""[..],
@@ -419,7 +419,7 @@ mod tests {
         };
         let url = Url::parse("https://as.example/token").unwrap();
         let e = status_error(&response, Step::Refresh, &url, &["RT1", ""]);
-        let text = format!("{e} {e:?}");
+        let text = format!("{e:#} {e:?}");
         assert!(!text.contains("RT1"), "{text}");
         assert_eq!(e.oauth_error(), Some("bad [redacted]"));
         assert_eq!(
@@ -439,7 +439,7 @@ mod tests {
             n: u64,
         }
         let e = parse_json::<Doc>(br#"{"n":"SECRET \" still"}"#, Step::Refresh, "x").unwrap_err();
-        let text = format!("{e} {e:?}");
+        let text = format!("{e:#} {e:?}");
         assert!(
             !text.contains("SECRET") && !text.contains("still"),
             "{text}"
@@ -475,7 +475,7 @@ mod tests {
         assert!(parse_json::<Doc>(nested(100).as_bytes(), Step::Refresh, "x").is_ok());
         let e = parse_json::<Doc>(nested(200_000).as_bytes(), Step::Refresh, "x").unwrap_err();
         assert_eq!(e.kind(), ErrorKind::InvalidResponse);
-        assert!(e.to_string().contains("recursion limit"), "{e}");
+        assert!(format!("{e:#}").contains("recursion limit"), "{e:#}");
         let ignored = format!(
             r#"{{"other":{}{}}}"#,
             "[".repeat(200_000),

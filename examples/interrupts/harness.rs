@@ -319,7 +319,7 @@ fn run(o: &Options) -> Result<bool, String> {
                 .authorize_hook(browser.hook())
                 .build()
                 .and_then(|s| s.login())
-                .map_err(|e| format!("the first login: {e}"))?;
+                .map_err(|e| format!("the first login: {e:#}"))?;
             if !o.slow_token.is_zero() {
                 server.set_fault(Route::Token, Fault::slow(o.slow_token));
             }

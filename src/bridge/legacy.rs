@@ -116,7 +116,7 @@ fn open(shared: &Arc<Shared>) -> Result<Arc<Channel>, String> {
                 "the MCP server's event stream (HTTP+SSE) ended before it answered",
             );
         })
-        .map_err(|e| format!("cannot start the event stream thread: {e}"))?;
+        .map_err(|e| format!("cannot start the event stream thread: {e:#}"))?;
     Ok(channel)
 }
 

@@ -416,7 +416,7 @@ impl Shared {
             });
         if let Err(e) = spawned {
             shared.release();
-            log::warn!("bridge: cannot start a thread: {e}");
+            log::warn!("bridge: cannot start a thread: {e:#}");
         }
     }
 
@@ -424,7 +424,11 @@ impl Shared {
     fn unreached(&self, e: &Error) -> String {
         match (e.kind(), lock(&self.login_hint).as_deref()) {
             (ErrorKind::LoginRequired, Some(hint)) => format!("a login is needed: {hint}"),
-            _ => format!("the MCP server was not reached: {e}"),
+            (ErrorKind::Transport | ErrorKind::Timeout, _) => {
+                format!("the MCP server was not reached: {e:#}")
+            }
+            // A refresh or login that failed names its own step.
+            _ => format!("{e:#}"),
         }
     }
 

@@ -32,14 +32,8 @@ impl Shared {
     ) -> Result<Response<ureq::Body>> {
         let mut build = build;
         if self.refused.load(Ordering::SeqCst) {
-            let response = build(self.session.agent()).map_err(|e| {
-                Error::new(
-                    ErrorKind::Transport,
-                    Step::Request,
-                    "the MCP request failed",
-                )
-                .with_source(e)
-            })?;
+            let response = build(self.session.agent())
+                .map_err(|e| Error::from_agent(e, Step::Request, "the MCP request failed"))?;
             if response.status().as_u16() == 401 {
                 return Err(Error::new(
                     ErrorKind::OAuth,
@@ -58,7 +52,7 @@ impl Shared {
             && !self.refused.swap(true, Ordering::SeqCst)
         {
             log::error!(
-                "bridge: {e}; no more logins are started: later requests are sent with the \
+                "bridge: {e:#}; no more logins are started: later requests are sent with the \
                  cached token only"
             );
         }
@@ -416,7 +410,7 @@ impl Shared {
             .name("mcp-oauth-bridge-events".into())
             .spawn(move || worker.get_stream());
         if let Err(e) = spawned {
-            log::warn!("bridge: cannot start the event stream thread: {e}");
+            log::warn!("bridge: cannot start the event stream thread: {e:#}");
         }
     }
 
@@ -473,7 +467,7 @@ impl Shared {
                     return;
                 }
                 Ok(r) => log::debug!("bridge: event stream HTTP {}", r.status()),
-                Err(e) => log::debug!("bridge: event stream: {e}"),
+                Err(e) => log::debug!("bridge: event stream: {e:#}"),
             }
             if self.stopping.load(Ordering::SeqCst) {
                 return;
@@ -497,7 +491,7 @@ impl Shared {
             .build()
             .call();
         if let Err(e) = ended {
-            log::debug!("bridge: ending the session: {e}");
+            log::debug!("bridge: ending the session: {e:#}");
         }
     }
 }
@@ -538,7 +532,7 @@ fn read_body(body: ureq::Body, budget: &Arc<Budget>) -> std::result::Result<Held
     loop {
         let n = reader
             .read(&mut chunk)
-            .map_err(|e| format!("the MCP server's answer could not be read: {e}"))?;
+            .map_err(|e| format!("the MCP server's answer could not be read: {e:#}"))?;
         if n == 0 {
             break;
         }

@@ -146,7 +146,7 @@ fn accept_loop(listener: &TcpListener, tx: &Sender<Event>, served: &Served, stop
             Ok(stream) => dispatch(stream, tx, served, &reading),
             Err(e) => {
                 // Out of file descriptors, say: back off instead of spinning.
-                log::debug!("callback accept failed: {e}");
+                log::debug!("callback accept failed: {e:#}");
                 std::thread::sleep(ACCEPT_BACKOFF);
             }
         }
@@ -174,7 +174,7 @@ fn dispatch(mut stream: TcpStream, tx: &Sender<Event>, served: &Served, reading:
             read_candidate(stream, &served, &tx);
         });
     if let Err(e) = spawned {
-        log::debug!("cannot start a callback reader: {e}");
+        log::debug!("cannot start a callback reader: {e:#}");
     }
 }
 

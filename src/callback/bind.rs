@@ -59,7 +59,7 @@ pub(super) fn bind_loopback(host: CallbackHost, port: u16) -> Result<Vec<TcpList
                     break;
                 }
                 // No IPv6 on this machine, say: no browser reaches it either.
-                Err(e) => log::debug!("{addr} is not available on this machine: {e}"),
+                Err(e) => log::debug!("{addr} is not available on this machine: {e:#}"),
             }
         }
         match taken {

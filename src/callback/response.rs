@@ -107,7 +107,7 @@ mod tests {
         let q = "error=server_error&state=st&code=CODE1&error_description=bad+st+and+CODE1";
         match validate_callback(&params(q), &EXPECT) {
             CallbackOutcome::Failed(e) => {
-                let text = format!("{e} {e:?}");
+                let text = format!("{e:#} {e:?}");
                 assert_eq!(e.oauth_description(), Some("bad [redacted] and [redacted]"));
                 assert!(!text.contains("CODE1"), "{text}");
             }

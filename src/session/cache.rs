@@ -110,7 +110,7 @@ impl Cache {
         match self.store.lock(&self.server_url, self.lock_wait) {
             Ok(lock) => Some(lock),
             Err(e) => {
-                log::warn!("going on without the cache lock: {e}");
+                log::warn!("going on without the cache lock: {e:#}");
                 None
             }
         }
@@ -127,12 +127,12 @@ impl Cache {
             }
             Ok(None) => {}
             Err(e) => {
-                log::warn!("ignoring the cached tokens: {e}");
+                log::warn!("ignoring the cached tokens: {e:#}");
                 // What this process holds is whole: put it back.
                 if let Some(t) = held()
                     && let Err(e) = self.store.save_tokens(&self.server_url, &t)
                 {
-                    log::warn!("the tokens are not cached: {e}");
+                    log::warn!("the tokens are not cached: {e:#}");
                 }
             }
         }
@@ -178,7 +178,7 @@ impl Cache {
         self.store
             .load_client(issuer)
             .unwrap_or_else(|e| {
-                log::warn!("ignoring the cached client: {e}");
+                log::warn!("ignoring the cached client: {e:#}");
                 None
             })
             .filter(|c| !c.secret_expired(unix_now()))
@@ -187,14 +187,14 @@ impl Cache {
     /// Keeps a new registration for later logins.
     pub(super) fn keep_client(&self, client: &ClientRegistration) {
         if let Err(e) = self.store.save_client(client) {
-            log::warn!("the client registration is not cached: {e}");
+            log::warn!("the client registration is not cached: {e:#}");
         }
     }
 
     /// Forgets the registration cached for `issuer`.
     pub(super) fn forget_client(&self, issuer: &str) {
         if let Err(e) = self.store.remove_client(issuer) {
-            log::warn!("{e}");
+            log::warn!("{e:#}");
         }
     }
 
@@ -209,7 +209,7 @@ impl Cache {
             .store
             .load_refresh_mark(&self.server_url)
             .unwrap_or_else(|e| {
-                log::debug!("{e}");
+                log::debug!("{e:#}");
                 None
             })
             .filter(|m| m.presented(refresh_token));
@@ -219,7 +219,7 @@ impl Cache {
         let marked = match self.store.save_refresh_mark(&self.server_url, Some(&mark)) {
             Ok(()) => true,
             Err(e) => {
-                log::debug!("the refresh is not recorded as begun: {e}");
+                log::debug!("the refresh is not recorded as begun: {e:#}");
                 false
             }
         };
@@ -229,7 +229,7 @@ impl Cache {
     /// Removes the mark of a refresh whose answer was handled.
     pub(super) fn unmark_refresh(&self) {
         if let Err(e) = self.store.save_refresh_mark(&self.server_url, None) {
-            log::debug!("{e}");
+            log::debug!("{e:#}");
         }
     }
 
@@ -284,7 +284,7 @@ impl Cache {
     /// whatever key the session holds by now, which another thread may have changed).
     pub(super) fn save(&self, stored: StoredTokens, dpop: Option<Arc<Dpop>>) -> Presented {
         if let Err(e) = self.store.save_tokens(&self.server_url, &stored) {
-            log::warn!("the tokens are not cached: {e}");
+            log::warn!("the tokens are not cached: {e:#}");
         }
         let access = stored.tokens.access_token.clone();
         let mut held = self.held();

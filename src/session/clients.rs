@@ -78,7 +78,7 @@ pub(super) fn stale_client(
 ) -> Result<()> {
     match origin {
         ClientOrigin::Cached => {
-            log::info!("{e}; the cached client is not accepted any more: registering anew");
+            log::info!("{e:#}; the cached client is not accepted any more: registering anew");
             cache.forget_client(issuer);
             Ok(())
         }
@@ -205,7 +205,7 @@ impl Clients {
                 if e.oauth_code() == Some(OAuthErrorCode::InvalidClientMetadata)
                     && scopes.is_some() =>
             {
-                log::info!("{e}; registering again without a scope");
+                log::info!("{e:#}; registering again without a scope");
                 let request = RegistrationRequest {
                     scope: None,
                     ..request

@@ -177,9 +177,12 @@ impl Session {
     /// An agent for requests to the MCP server. Its middleware adds `Authorization: Bearer`
     /// with the cached (or refreshed) token to every request for the server's origin, and to
     /// no other (for a DPoP-bound token, `Authorization: DPoP` and a fresh proof; the nonces
-    /// the server sends are kept for the next proofs); it never starts a browser login: a 401 does, through
-    /// [`send`](Self::send) or [`on_unauthorized`](Self::on_unauthorized). HTTP error statuses
-    /// are responses, not errors, so a 401's `WWW-Authenticate` can be read.
+    /// the server sends are kept for the next proofs); it never starts a browser login: a 401
+    /// does, through [`send`](Self::send) or [`on_unauthorized`](Self::on_unauthorized). HTTP
+    /// error statuses are responses, not errors, so a 401's `WWW-Authenticate` can be read.
+    /// When the middleware's refresh fails, the request fails with a [`ureq::Error::Io`] that
+    /// holds this crate's error: [`Error::in_agent_error`] finds it, kind and all
+    /// ([`send`](Self::send) returns it as it is).
     pub fn agent(&self) -> &ureq::Agent {
         &self.mcp_agent
     }

@@ -38,7 +38,7 @@ impl Refresher<'_> {
         let dpop = self
             .keys
             .of_stored(stored)
-            .map_err(|e| log::warn!("{e}"))
+            .map_err(|e| log::warn!("{e:#}"))
             .ok()?;
         log::debug!(
             "token check: cached token for {} is valid",
@@ -95,7 +95,7 @@ impl Refresher<'_> {
         let dpop = match self.keys.of_stored(&stored) {
             Ok(dpop) => dpop,
             Err(e) => {
-                log::info!("{e}; logging in again");
+                log::info!("{e:#}; logging in again");
                 return Ok(None);
             }
         };
@@ -144,7 +144,7 @@ impl Refresher<'_> {
                         unix_now().saturating_sub(earlier.started)
                     );
                 }
-                log::info!("token refresh: {e}; logging in again");
+                log::info!("token refresh: {e:#}; logging in again");
                 if e.is_invalid_client() {
                     self.cache.forget_client(&stored.issuer);
                 }

@@ -185,13 +185,8 @@ pub(crate) fn send(
     let mut nonce_retried = false;
     loop {
         let response = build(agent).map_err(|e| {
-            Error::new(
-                ErrorKind::Transport,
-                Step::Request,
-                "the MCP request failed",
-            )
-            .with_url(inner.server_url())
-            .with_source(e)
+            Error::from_agent(e, Step::Request, "the MCP request failed")
+                .with_url(inner.server_url())
         })?;
         let status = response.status().as_u16();
         let challenges = challenges_of(&response);

@@ -107,7 +107,7 @@ impl Servers<'_> {
                     if several {
                         self.net.progress(Progress::ServerSkipped {
                             issuer: issuer.clone(),
-                            reason: e.to_string(),
+                            reason: format!("{e:#}"),
                         });
                     }
                     refusals.push((issuer, e));
@@ -120,7 +120,7 @@ impl Servers<'_> {
             .next()
             .expect("the metadata names an authorization server");
         let rest: Vec<String> = refusals
-            .map(|(issuer, e)| format!("{}: {e}", printable(issuer)))
+            .map(|(issuer, e)| format!("{}: {e:#}", printable(issuer)))
             .collect();
         if rest.is_empty() {
             return Err(first);

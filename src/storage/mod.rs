@@ -355,6 +355,6 @@ mod tests {
             br#"{"version":1,"client":{"issuer":"i","client_id":"c","auth_method":"x\ny"}}"#,
         )
         .unwrap_err();
-        assert!(!e.to_string().contains('\n'), "{e}");
+        assert!(!e.to_string().contains('\n'), "{e:#}");
     }
 }

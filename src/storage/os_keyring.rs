@@ -168,7 +168,7 @@ impl TokenStore for KeyringTokenStore {
         copy.tokens.refresh_token = None;
         copy.dpop_key = None;
         if let Err(e) = self.files.save_tokens(server_url, &copy) {
-            log::warn!("the tokens are in the keyring, their non-secret copy is not: {e}");
+            log::warn!("the tokens are in the keyring, their non-secret copy is not: {e:#}");
         }
         Ok(())
     }
@@ -189,7 +189,7 @@ impl TokenStore for KeyringTokenStore {
         let mut copy = client.clone();
         copy.client_secret = None;
         if let Err(e) = self.files.save_client(&copy) {
-            log::warn!("the client is in the keyring, its non-secret copy is not: {e}");
+            log::warn!("the client is in the keyring, its non-secret copy is not: {e:#}");
         }
         Ok(())
     }
@@ -231,7 +231,7 @@ mod tests {
     #[test]
     fn an_undecodable_item_stays_out_of_the_error() {
         let e = super::keyring_error(::keyring::Error::BadEncoding(b"refresh-secret-42".to_vec()));
-        let text = format!("{e} {e:?}");
+        let text = format!("{e:#} {e:?}");
         assert!(!text.contains("refresh-secret-42"), "{text}");
         assert!(
             !text.contains("114, 101, 102"),

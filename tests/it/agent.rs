@@ -277,3 +277,50 @@ fn a_login_and_the_mcp_requests_share_one_connection_to_one_origin() {
         }
     }
 }
+
+/// A refresh the authorization server refuses with an error a login would not mend: through
+/// the agent's middleware it stays the OAuth error it is (not a network failure), for the
+/// agent's caller, for `send`, and for an MCP client of `mcp-oauth proxy`; the tokens stay.
+#[test]
+fn a_refused_refresh_under_the_agent_keeps_its_kind() {
+    let w = World::new();
+    let session = w.session();
+    session.access_token().unwrap();
+    w.expire_cached_token(&session);
+    let logins = w.browser.opened();
+    let refused = || Fault::oauth_error(400, "unsupported_grant_type");
+    w.server.set_fault(Route::Token, refused());
+    let url = session.server_url().as_str().to_owned();
+    let e = session
+        .agent()
+        .post(&url)
+        .content_type("application/json")
+        .send(PING)
+        .unwrap_err();
+    let inner = mcp_oauth_client::Error::in_agent_error(&e).expect("the session's error");
+    assert_eq!(inner.kind(), ErrorKind::OAuth, "{inner:#}");
+    assert_eq!(inner.step(), Step::Refresh);
+    assert_eq!(inner.oauth_error(), Some("unsupported_grant_type"));
+
+    w.server.set_fault(Route::Token, refused());
+    let e = ping(&session).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::OAuth, "{e:#}");
+    assert_eq!(e.step(), Step::Refresh);
+    assert_eq!(
+        w.browser.opened(),
+        logins,
+        "no login: it would not mend this"
+    );
+
+    w.server.set_fault(Route::Token, refused());
+    let mut proxy = crate::bridge::Proxy::start(&url, &w.cache, &["--no-login"]);
+    let answer = proxy.initialize();
+    let message = answer["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("token refresh failed"), "{answer}");
+    assert!(message.contains("unsupported_grant_type"), "{answer}");
+    assert!(!message.contains("not reached"), "{answer}");
+    assert!(proxy.finish().0.success());
+    // Nothing was lost: the refresh token is still there for when the server takes it.
+    let stored = crate::common::stored(&session);
+    assert!(stored.tokens.refresh_token.is_some());
+}

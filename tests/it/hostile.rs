@@ -1256,7 +1256,7 @@ fn a_deeply_nested_refresh_answer_is_invalid_and_the_tokens_stay() {
         raw_fault(200, "application/json", nested_expiry()),
     );
     let e = login_refused(&w, &s, ErrorKind::InvalidResponse, Step::Refresh);
-    assert!(e.to_string().contains("recursion limit"), "{e}");
+    assert!(format!("{e:#}").contains("recursion limit"), "{e:#}");
 }
 
 /// A token response whose `expires_in` (read as any JSON value) nests 20 000 objects deep.
@@ -1276,7 +1276,7 @@ fn a_token_answer_nested_past_the_depth_limit_is_invalid() {
             raw_fault(200, "application/json", nested_expiry()),
         );
     });
-    assert!(e.to_string().contains("recursion limit"), "{e}");
+    assert!(format!("{e:#}").contains("recursion limit"), "{e:#}");
 }
 
 #[test]

@@ -89,7 +89,7 @@ fn main() -> ExitCode {
                 ),
             )
         }
-        Failure::Error(e) => (exit_code(&e), e.to_string()),
+        Failure::Error(e) => (exit_code(&e), format!("{e:#}")),
         Failure::Stored(msg) => (7, msg),
         Failure::LoginNeeded(msg) => (8, msg),
         Failure::Other(msg) => (1, msg),

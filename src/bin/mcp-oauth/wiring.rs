@@ -157,7 +157,7 @@ impl Options {
                     match mcp_oauth_client::browser::open_browser(&step.launch_url) {
                         Ok(()) => true,
                         Err(e) => {
-                            errln!("mcp-oauth: {e}; open the URL above by hand.");
+                            errln!("mcp-oauth: {e:#}; open the URL above by hand.");
                             false
                         }
                     }
@@ -227,7 +227,7 @@ fn client_secret(file: Option<&std::path::Path>) -> Result<Option<String>, Failu
             std::io::stdin()
                 .take(64 * 1024)
                 .read_to_string(&mut text)
-                .map_err(|e| Failure::Other(format!("cannot read the client secret: {e}")))?;
+                .map_err(|e| Failure::Other(format!("cannot read the client secret: {e:#}")))?;
             text
         }
         Some(path) => {

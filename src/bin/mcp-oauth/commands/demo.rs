@@ -14,7 +14,7 @@ use crate::args::Options;
 /// each step with its time.
 pub(crate) fn demo(options: &Options) -> Result<(), Failure> {
     let server = TestServer::start()
-        .map_err(|e| Failure::Other(format!("cannot start the embedded server: {e}")))?;
+        .map_err(|e| Failure::Other(format!("cannot start the embedded server: {e:#}")))?;
     // A cache of its own, removed at the end, unless one is named (and kept).
     let named = options.cache_dir.clone();
     let cache = named.clone().unwrap_or_else(|| {
@@ -110,7 +110,7 @@ fn mcp_initialize(session: &Session) -> Result<String, Failure> {
     let text = response
         .body_mut()
         .read_to_string()
-        .map_err(|e| Failure::Other(format!("reading the MCP answer: {e}")))?;
+        .map_err(|e| Failure::Other(format!("reading the MCP answer: {e:#}")))?;
     let value: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
     Ok(format!(
         "HTTP {status} from {}",

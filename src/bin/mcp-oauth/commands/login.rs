@@ -103,7 +103,7 @@ fn stored(session: &Session, token: &Secret) -> Result<(), Failure> {
         .map(|f| f.dir().display().to_string())
         .unwrap_or_else(|| "the token store".into());
     let why = match held {
-        Err(e) => e.to_string(),
+        Err(e) => format!("{e:#}"),
         Ok(_) => "the tokens were not written there (see the warning above)".into(),
     };
     Err(Failure::Stored(format!(

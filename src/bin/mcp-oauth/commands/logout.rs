@@ -30,7 +30,7 @@ pub(crate) fn logout(options: &Options) -> Result<(), Failure> {
         );
     }
     for e in &report.errors {
-        errln!("mcp-oauth: {e}");
+        errln!("mcp-oauth: {e:#}");
     }
     errln!("Forgot the cached tokens of {}", session.server_url());
     Ok(())

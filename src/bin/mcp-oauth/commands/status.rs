@@ -41,7 +41,7 @@ pub(crate) fn status(options: &Options) -> Result<(), Failure> {
             Err(e) if wanted.is_none() => {
                 // A file name in the cache directory is anyone's choice: printable only.
                 errln!(
-                    "mcp-oauth: skipping {}: {e}",
+                    "mcp-oauth: skipping {}: {e:#}",
                     printable(&path.display().to_string())
                 )
             }
