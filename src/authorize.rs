@@ -8,6 +8,7 @@ use crate::scope::Scopes;
 
 /// Everything the authorization URL carries. `Debug` hides the `state`.
 #[derive(Clone, Copy)]
+#[non_exhaustive]
 pub struct AuthorizationRequest<'a> {
     /// The authorization server's `authorization_endpoint`.
     pub authorization_endpoint: &'a str,
@@ -26,6 +27,48 @@ pub struct AuthorizationRequest<'a> {
     /// More parameters a provider wants (`access_type=offline`, say), after the others;
     /// none may be one of the request's own (see [`check_extra_param`]).
     pub extra: &'a [(String, String)],
+}
+
+impl<'a> AuthorizationRequest<'a> {
+    /// The request at `authorization_endpoint` for `client_id` coming back to `redirect_uri`,
+    /// with its `state` and PKCE `code_challenge`; no scope, no resource indicator, nothing
+    /// more.
+    pub fn new(
+        authorization_endpoint: &'a str,
+        client_id: &'a str,
+        redirect_uri: &'a str,
+        state: &'a str,
+        code_challenge: &'a str,
+    ) -> AuthorizationRequest<'a> {
+        AuthorizationRequest {
+            authorization_endpoint,
+            client_id,
+            redirect_uri,
+            scope: None,
+            state,
+            code_challenge,
+            resource: None,
+            extra: &[],
+        }
+    }
+
+    /// With the scopes to request.
+    #[must_use]
+    pub fn scope(self, scope: Option<&'a Scopes>) -> AuthorizationRequest<'a> {
+        AuthorizationRequest { scope, ..self }
+    }
+
+    /// With the RFC 8707 `resource` indicator.
+    #[must_use]
+    pub fn resource(self, resource: Option<&'a str>) -> AuthorizationRequest<'a> {
+        AuthorizationRequest { resource, ..self }
+    }
+
+    /// With more parameters a provider wants (see [`check_extra_param`]).
+    #[must_use]
+    pub fn extra(self, extra: &'a [(String, String)]) -> AuthorizationRequest<'a> {
+        AuthorizationRequest { extra, ..self }
+    }
 }
 
 impl std::fmt::Debug for AuthorizationRequest<'_> {
@@ -65,16 +108,15 @@ const REQUEST_PARAMS: [&str; 9] = [
 ///
 /// ```
 /// use mcp_oauth_client::authorize::{build_authorization_url, AuthorizationRequest};
-/// let url = build_authorization_url(&AuthorizationRequest {
-///     authorization_endpoint: "https://as.example.com/authorize",
-///     client_id: "abc",
-///     redirect_uri: "http://127.0.0.1:8765/callback",
-///     scope: None,
-///     state: "xyz",
-///     code_challenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
-///     resource: Some("https://mcp.example.com/mcp"),
-///     extra: &[],
-/// }).unwrap();
+/// let request = AuthorizationRequest::new(
+///     "https://as.example.com/authorize",
+///     "abc",
+///     "http://127.0.0.1:8765/callback",
+///     "xyz",
+///     "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+/// )
+/// .resource(Some("https://mcp.example.com/mcp"));
+/// let url = build_authorization_url(&request).unwrap();
 /// assert!(url.as_str().starts_with("https://as.example.com/authorize?response_type=code&client_id=abc"));
 /// ```
 pub fn build_authorization_url(req: &AuthorizationRequest<'_>) -> Result<Url> {

@@ -12,12 +12,10 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 use url::Url;
 
-use crate::dpop::Dpop;
 use crate::error::{Error, ErrorKind, OAuthErrorCode, Result, Step};
-use crate::registration::ClientRegistration;
 use crate::scope::Scopes;
 use crate::secret::Secret;
-use crate::token::{TokenSet, authenticated_post, token_request};
+use crate::token::{ClientEndpoint, TokenSet};
 
 /// The device code grant type (RFC 8628 §3.4).
 pub use crate::client::DEVICE_CODE_GRANT;
@@ -153,15 +151,38 @@ pub fn parse_device_authorization_response(body: &[u8]) -> Result<DeviceAuthoriz
 
 /// A device authorization request (RFC 8628 §3.1, with RFC 8707 `resource`).
 #[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
 pub struct DeviceRequest<'a> {
-    /// The authorization server's `device_authorization_endpoint`.
-    pub endpoint: &'a str,
-    /// The client and its credentials.
-    pub client: &'a ClientRegistration,
+    /// The authorization server's `device_authorization_endpoint` and the client.
+    pub endpoint: ClientEndpoint<'a>,
     /// The scopes asked for.
     pub scope: Option<&'a Scopes>,
     /// The resource indicator.
     pub resource: Option<&'a str>,
+}
+
+impl<'a> DeviceRequest<'a> {
+    /// A request at the device authorization `endpoint`, with no scope and no resource
+    /// indicator.
+    pub fn new(endpoint: ClientEndpoint<'a>) -> DeviceRequest<'a> {
+        DeviceRequest {
+            endpoint,
+            scope: None,
+            resource: None,
+        }
+    }
+
+    /// With the scopes asked for.
+    #[must_use]
+    pub fn scope(self, scope: Option<&'a Scopes>) -> DeviceRequest<'a> {
+        DeviceRequest { scope, ..self }
+    }
+
+    /// With the resource indicator.
+    #[must_use]
+    pub fn resource(self, resource: Option<&'a str>) -> DeviceRequest<'a> {
+        DeviceRequest { resource, ..self }
+    }
 }
 
 /// Asks for a device code and a user code.
@@ -180,7 +201,7 @@ pub fn request_device_authorization(
         form.push(("scope", scope.as_str()));
     }
     form.extend(req.resource.map(|r| ("resource", r)));
-    let (url, response) = authenticated_post(agent, req.endpoint, form, req.client, None, step)?;
+    let (url, response) = req.endpoint.dpop(None).post(agent, form, step)?;
     parse_device_authorization_response(&response.body).map_err(|e| e.with_url(&url))
 }
 
@@ -209,17 +230,15 @@ impl DeviceStep {
 pub type DeviceHook = Box<dyn FnMut(&DeviceStep) + Send>;
 
 /// Polling the token endpoint for a device login (RFC 8628 §3.4).
+#[non_exhaustive]
 pub struct DevicePoll<'a> {
-    /// The token endpoint.
-    pub token_endpoint: &'a str,
-    /// The client that asked for the device code.
-    pub client: &'a ClientRegistration,
+    /// The token endpoint, the client that asked for the device code, and the key the tokens
+    /// are to be bound to.
+    pub endpoint: ClientEndpoint<'a>,
     /// The device code.
     pub device_code: &'a Secret,
     /// The resource indicator.
     pub resource: Option<&'a str>,
-    /// The DPoP key to bind the tokens to.
-    pub dpop: Option<&'a Dpop>,
     /// The first interval, in seconds.
     pub interval: u64,
     /// When to give up.
@@ -227,6 +246,38 @@ pub struct DevicePoll<'a> {
     /// Ends the polling early ([`ErrorKind::Cancelled`]) when a message arrives or its sender
     /// goes away.
     pub cancel: &'a Receiver<()>,
+}
+
+impl<'a> DevicePoll<'a> {
+    /// Polling `endpoint` with `device_code` until `deadline` or a message on `cancel`, every
+    /// 5 s (RFC 8628 §3.2's default), with no resource indicator.
+    pub fn new(
+        endpoint: ClientEndpoint<'a>,
+        device_code: &'a Secret,
+        deadline: Instant,
+        cancel: &'a Receiver<()>,
+    ) -> DevicePoll<'a> {
+        DevicePoll {
+            endpoint,
+            device_code,
+            resource: None,
+            interval: 5,
+            deadline,
+            cancel,
+        }
+    }
+
+    /// With the interval the server asked for, in seconds.
+    #[must_use]
+    pub fn interval(self, interval: u64) -> DevicePoll<'a> {
+        DevicePoll { interval, ..self }
+    }
+
+    /// With the resource indicator.
+    #[must_use]
+    pub fn resource(self, resource: Option<&'a str>) -> DevicePoll<'a> {
+        DevicePoll { resource, ..self }
+    }
 }
 
 /// Polls until the person has approved: `authorization_pending` waits another interval,
@@ -281,14 +332,7 @@ pub fn poll_for_tokens_held<G>(
         ];
         form.extend(poll.resource.map(|r| ("resource", r)));
         let held = hold();
-        match token_request(
-            agent,
-            poll.token_endpoint,
-            form,
-            poll.client,
-            poll.dpop,
-            step,
-        ) {
+        match poll.endpoint.request(agent, form, step) {
             Ok(tokens) => return Ok((tokens, held)),
             Err(e) => match e.oauth_code() {
                 Some(OAuthErrorCode::AuthorizationPending) => {}

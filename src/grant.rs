@@ -11,12 +11,11 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use crate::dpop::Dpop;
 use crate::error::{Error, ErrorKind, Result, Step};
 use crate::registration::ClientRegistration;
 use crate::scope::Scopes;
 use crate::secret::Secret;
-use crate::token::{TokenSet, authenticated_post, token_request};
+use crate::token::{ClientEndpoint, TokenSet};
 
 /// The JWT bearer grant type (RFC 7523 §2.1).
 pub use crate::client::JWT_BEARER;
@@ -151,17 +150,37 @@ impl IdentityAssertion {
 
 /// A grant request at an authorization server's token endpoint.
 #[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
 pub struct GrantRequest<'a> {
-    /// The token endpoint.
-    pub token_endpoint: &'a str,
-    /// The client and its credentials (an empty `client_id` sends none).
-    pub client: &'a ClientRegistration,
+    /// The token endpoint, the client, and the key the tokens are to be bound to.
+    pub endpoint: ClientEndpoint<'a>,
     /// The scopes asked for.
     pub scope: Option<&'a Scopes>,
     /// The resource indicator (RFC 8707).
     pub resource: Option<&'a str>,
-    /// The DPoP key to bind the tokens to.
-    pub dpop: Option<&'a Dpop>,
+}
+
+impl<'a> GrantRequest<'a> {
+    /// A grant at `endpoint` with no scope and no resource indicator.
+    pub fn new(endpoint: ClientEndpoint<'a>) -> GrantRequest<'a> {
+        GrantRequest {
+            endpoint,
+            scope: None,
+            resource: None,
+        }
+    }
+
+    /// With the scopes asked for.
+    #[must_use]
+    pub fn scope(self, scope: Option<&'a Scopes>) -> GrantRequest<'a> {
+        GrantRequest { scope, ..self }
+    }
+
+    /// With the resource indicator (RFC 8707).
+    #[must_use]
+    pub fn resource(self, resource: Option<&'a str>) -> GrantRequest<'a> {
+        GrantRequest { resource, ..self }
+    }
 }
 
 /// Client credentials (RFC 6749 §4.4): tokens for the client itself.
@@ -210,23 +229,16 @@ fn send<'a>(
         form.push(("scope", scope));
     }
     form.extend(req.resource.map(|r| ("resource", r)));
-    token_request(
-        agent,
-        req.token_endpoint,
-        form,
-        req.client,
-        req.dpop,
-        Step::Grant,
-    )
+    req.endpoint.request(agent, form, Step::Grant)
 }
 
 /// A token exchange (RFC 8693 §2.1) of a subject token for an ID-JAG.
 #[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
 pub struct TokenExchange<'a> {
-    /// The identity provider's token endpoint.
-    pub token_endpoint: &'a str,
-    /// The client at the identity provider (an empty `client_id` sends none).
-    pub client: &'a ClientRegistration,
+    /// The identity provider's token endpoint and the client there (no DPoP key: an ID-JAG
+    /// is not bound).
+    pub endpoint: ClientEndpoint<'a>,
     /// The person's ID token.
     pub subject_token: &'a Secret,
     /// The issuer of the authorization server the ID-JAG is for (`audience`).
@@ -235,6 +247,31 @@ pub struct TokenExchange<'a> {
     pub resource: &'a str,
     /// The scopes asked for.
     pub scope: Option<&'a Scopes>,
+}
+
+impl<'a> TokenExchange<'a> {
+    /// The exchange of `subject_token` at `endpoint` for an ID-JAG for the authorization
+    /// server `audience` and the MCP server `resource`, with no scope.
+    pub fn new(
+        endpoint: ClientEndpoint<'a>,
+        subject_token: &'a Secret,
+        audience: &'a str,
+        resource: &'a str,
+    ) -> TokenExchange<'a> {
+        TokenExchange {
+            endpoint,
+            subject_token,
+            audience,
+            resource,
+            scope: None,
+        }
+    }
+
+    /// With the scopes asked for.
+    #[must_use]
+    pub fn scope(self, scope: Option<&'a Scopes>) -> TokenExchange<'a> {
+        TokenExchange { scope, ..self }
+    }
 }
 
 /// What a token exchange issued (RFC 8693 §2.2.1).
@@ -266,8 +303,7 @@ pub fn exchange_for_id_jag(agent: &ureq::Agent, req: &TokenExchange<'_>) -> Resu
     if !scope.is_empty() {
         form.push(("scope", &scope));
     }
-    let (url, response) =
-        authenticated_post(agent, req.token_endpoint, form, req.client, None, step)?;
+    let (url, response) = req.endpoint.dpop(None).post(agent, form, step)?;
     let issued = parse_token_exchange_response(&response.body).map_err(|e| e.with_url(&url))?;
     if issued.issued_token_type != ID_JAG_TYPE {
         return Err(Error::new(

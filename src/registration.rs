@@ -17,6 +17,7 @@ use crate::secret::Secret;
 
 /// What a registration request says about the client.
 #[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
 pub struct RegistrationRequest<'a> {
     /// Human-readable name shown on consent pages.
     pub client_name: &'a str,
@@ -29,6 +30,44 @@ pub struct RegistrationRequest<'a> {
     pub scope: Option<&'a Scopes>,
     /// Extra client metadata merged in; it cannot replace `redirect_uris`.
     pub extra: Option<&'a serde_json::Map<String, serde_json::Value>>,
+}
+
+impl<'a> RegistrationRequest<'a> {
+    /// A client named `client_name` authenticating with `auth_method`, for the device grant
+    /// (no redirect URI), with no scope and no more metadata.
+    pub fn new(client_name: &'a str, auth_method: AuthMethod) -> RegistrationRequest<'a> {
+        RegistrationRequest {
+            client_name,
+            redirect_uri: None,
+            auth_method,
+            scope: None,
+            extra: None,
+        }
+    }
+
+    /// With the loopback redirect URI of a browser login.
+    #[must_use]
+    pub fn redirect_uri(self, redirect_uri: Option<&'a str>) -> RegistrationRequest<'a> {
+        RegistrationRequest {
+            redirect_uri,
+            ..self
+        }
+    }
+
+    /// With the scopes the client will ask for.
+    #[must_use]
+    pub fn scope(self, scope: Option<&'a Scopes>) -> RegistrationRequest<'a> {
+        RegistrationRequest { scope, ..self }
+    }
+
+    /// With more client metadata (it cannot replace `redirect_uris`).
+    #[must_use]
+    pub fn extra(
+        self,
+        extra: Option<&'a serde_json::Map<String, serde_json::Value>>,
+    ) -> RegistrationRequest<'a> {
+        RegistrationRequest { extra, ..self }
+    }
 }
 
 /// The RFC 7591 §2 client metadata JSON for a native MCP client.

@@ -1,8 +1,8 @@
 //! Token revocation (RFC 7009): telling the authorization server a token is no longer needed.
 
 use crate::error::{Result, Step};
-use crate::registration::ClientRegistration;
 use crate::secret::Secret;
+use crate::token::ClientEndpoint;
 
 /// Which kind of token is revoked (RFC 7009 §2.1 `token_type_hint`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,15 +26,30 @@ impl TokenTypeHint {
 
 /// A revocation request (RFC 7009 §2.1).
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct RevocationRequest<'a> {
-    /// The authorization server's `revocation_endpoint`.
-    pub revocation_endpoint: &'a str,
+    /// The authorization server's `revocation_endpoint`, with the client the token was issued
+    /// to, which authenticates as at the token endpoint.
+    pub endpoint: ClientEndpoint<'a>,
     /// The token to revoke.
     pub token: &'a Secret,
     /// What kind of token it is.
     pub hint: TokenTypeHint,
-    /// The client the token was issued to, authenticated as at the token endpoint.
-    pub client: &'a ClientRegistration,
+}
+
+impl<'a> RevocationRequest<'a> {
+    /// The revocation of `token`, a `hint`, at `endpoint`.
+    pub fn new(
+        endpoint: ClientEndpoint<'a>,
+        token: &'a Secret,
+        hint: TokenTypeHint,
+    ) -> RevocationRequest<'a> {
+        RevocationRequest {
+            endpoint,
+            token,
+            hint,
+        }
+    }
 }
 
 /// Revokes a token. The server answers 200 also for tokens it does not know (RFC 7009 §2.2).
@@ -48,13 +63,8 @@ pub fn revoke(agent: &ureq::Agent, req: &RevocationRequest<'_>) -> Result<()> {
         ("token", req.token.secret()),
         ("token_type_hint", req.hint.as_str()),
     ];
-    crate::token::authenticated_post(
-        agent,
-        req.revocation_endpoint,
-        form,
-        req.client,
-        None,
-        Step::Revocation,
-    )
-    .map(drop)
+    req.endpoint
+        .dpop(None)
+        .post(agent, form, Step::Revocation)
+        .map(drop)
 }

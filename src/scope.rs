@@ -108,8 +108,10 @@ impl<'a> FromIterator<&'a str> for Scopes {
     }
 }
 
-/// What scope selection looks at.
+/// What scope selection looks at: start from [`ScopeSources::default`] (nothing known) and
+/// add what is.
 #[derive(Debug, Clone, Copy, Default)]
+#[non_exhaustive]
 pub struct ScopeSources<'a> {
     /// Scopes the caller configured.
     pub configured: Option<&'a Scopes>,
@@ -121,18 +123,49 @@ pub struct ScopeSources<'a> {
     pub server_supported: Option<&'a [String]>,
 }
 
+impl<'a> ScopeSources<'a> {
+    /// With the scopes the caller configured.
+    #[must_use]
+    pub fn configured(self, configured: Option<&'a Scopes>) -> ScopeSources<'a> {
+        ScopeSources { configured, ..self }
+    }
+
+    /// With the `scope` parameter of the 401 challenge.
+    #[must_use]
+    pub fn challenged(self, challenged: Option<&'a str>) -> ScopeSources<'a> {
+        ScopeSources { challenged, ..self }
+    }
+
+    /// With the protected resource's `scopes_supported`.
+    #[must_use]
+    pub fn resource_supported(self, supported: Option<&'a [String]>) -> ScopeSources<'a> {
+        ScopeSources {
+            resource_supported: supported,
+            ..self
+        }
+    }
+
+    /// With the authorization server's `scopes_supported`.
+    #[must_use]
+    pub fn server_supported(self, supported: Option<&'a [String]>) -> ScopeSources<'a> {
+        ScopeSources {
+            server_supported: supported,
+            ..self
+        }
+    }
+}
+
 /// The scopes to request, or `None` to omit the `scope` parameter.
 ///
 /// ```
 /// use mcp_oauth_client::scope::{select_scopes, ScopeSources};
 /// let prm = vec!["files:read".to_string()];
 /// let asm = vec!["files:read".to_string(), "offline_access".to_string()];
-/// let s = select_scopes(&ScopeSources {
-///     challenged: Some("files:read files:write"),
-///     resource_supported: Some(&prm),
-///     server_supported: Some(&asm),
-///     ..Default::default()
-/// });
+/// let sources = ScopeSources::default()
+///     .challenged(Some("files:read files:write"))
+///     .resource_supported(Some(&prm))
+///     .server_supported(Some(&asm));
+/// let s = select_scopes(&sources);
 /// assert_eq!(s.unwrap().to_string(), "files:read files:write offline_access");
 /// ```
 pub fn select_scopes(sources: &ScopeSources<'_>) -> Option<Scopes> {

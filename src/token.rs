@@ -132,23 +132,113 @@ pub(crate) fn check_access_token(token: &str, step: Step) -> Result<()> {
     Err(Error::new(ErrorKind::InvalidResponse, step, why))
 }
 
+/// An endpoint of the authorization server where the client authenticates, as every request
+/// there meets it: its URL, the client and how it authenticates (RFC 6749 §2.3: the same at
+/// the token, device authorization and revocation endpoints), and the DPoP key the tokens
+/// are to be bound to (RFC 9449), when they are. Each request adds its own form: the token
+/// requests ([`CodeExchange`], [`RefreshRequest`], [`GrantRequest`](crate::grant::GrantRequest),
+/// [`DevicePoll`](crate::device::DevicePoll), [`TokenExchange`](crate::grant::TokenExchange)),
+/// [`DeviceRequest`](crate::device::DeviceRequest) and
+/// [`RevocationRequest`](crate::revocation::RevocationRequest).
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct ClientEndpoint<'a> {
+    /// The endpoint's URL (the token endpoint of the client's issuer, say).
+    pub url: &'a str,
+    /// The client and its credentials (an empty `client_id` sends none).
+    pub client: &'a ClientRegistration,
+    /// The DPoP key the tokens are bound to, when they are.
+    pub dpop: Option<&'a Dpop>,
+}
+
+impl<'a> ClientEndpoint<'a> {
+    /// The endpoint at `url`, for `client`, with no DPoP key.
+    pub fn new(url: &'a str, client: &'a ClientRegistration) -> ClientEndpoint<'a> {
+        ClientEndpoint {
+            url,
+            client,
+            dpop: None,
+        }
+    }
+
+    /// With the DPoP key the tokens are to be bound to (`None`: Bearer tokens).
+    #[must_use]
+    pub fn dpop(self, dpop: Option<&'a Dpop>) -> ClientEndpoint<'a> {
+        ClientEndpoint { dpop, ..self }
+    }
+
+    /// `form` POSTed with the client's authentication and, with a key, a proof (see
+    /// [`authenticated_post`]); the 200 response.
+    pub(crate) fn post(
+        &self,
+        agent: &ureq::Agent,
+        form: Vec<(&str, &str)>,
+        step: Step,
+    ) -> Result<(Url, http::Response)> {
+        authenticated_post(agent, self.url, form, self.client, self.dpop, step)
+    }
+
+    /// A token request with the grant's `form`, its response parsed as a token set.
+    pub(crate) fn request(
+        &self,
+        agent: &ureq::Agent,
+        form: Vec<(&str, &str)>,
+        step: Step,
+    ) -> Result<TokenSet> {
+        let (url, response) = self.post(agent, form, step)?;
+        let tokens = parse_token_response(&response.body, crate::local::unix_now(), step)
+            .map_err(|e| e.with_url(&url))?;
+        if tokens.is_dpop() && self.dpop.is_none() {
+            return Err(Error::new(
+                ErrorKind::InvalidResponse,
+                step,
+                "the server issued a DPoP-bound token although the request carried no DPoP proof",
+            )
+            .with_url(&url));
+        }
+        Ok(tokens)
+    }
+}
+
 /// A code exchange (RFC 6749 §4.1.3 with RFC 7636 §4.5 and RFC 8707 §2.2).
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct CodeExchange<'a> {
     /// The token endpoint of the client's issuer.
-    pub token_endpoint: &'a str,
+    pub endpoint: ClientEndpoint<'a>,
     /// The authorization code from the callback.
     pub code: &'a Secret,
     /// The PKCE verifier of this authorization.
     pub verifier: &'a PkceVerifier,
     /// The redirect URI used on the authorization request.
     pub redirect_uri: &'a str,
-    /// The client and its credentials.
-    pub client: &'a ClientRegistration,
     /// The resource indicator sent on the authorization request.
     pub resource: Option<&'a str>,
-    /// The session's DPoP key, when the tokens are to be bound to it.
-    pub dpop: Option<&'a Dpop>,
+}
+
+impl<'a> CodeExchange<'a> {
+    /// The exchange of `code` at `endpoint`, with the PKCE `verifier` and the `redirect_uri`
+    /// of its authorization request, and no resource indicator.
+    pub fn new(
+        endpoint: ClientEndpoint<'a>,
+        code: &'a Secret,
+        verifier: &'a PkceVerifier,
+        redirect_uri: &'a str,
+    ) -> CodeExchange<'a> {
+        CodeExchange {
+            endpoint,
+            code,
+            verifier,
+            redirect_uri,
+            resource: None,
+        }
+    }
+
+    /// With the resource indicator sent on the authorization request.
+    #[must_use]
+    pub fn resource(self, resource: Option<&'a str>) -> CodeExchange<'a> {
+        CodeExchange { resource, ..self }
+    }
 }
 
 /// Redeems an authorization code for tokens.
@@ -164,29 +254,37 @@ pub fn exchange_code(agent: &ureq::Agent, req: &CodeExchange<'_>) -> Result<Toke
         ("code_verifier", req.verifier.secret()),
     ];
     form.extend(req.resource.map(|r| ("resource", r)));
-    token_request(
-        agent,
-        req.token_endpoint,
-        form,
-        req.client,
-        req.dpop,
-        Step::CodeExchange,
-    )
+    req.endpoint.request(agent, form, Step::CodeExchange)
 }
 
 /// A refresh (RFC 6749 §6 with RFC 8707 §2.2).
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct RefreshRequest<'a> {
-    /// The token endpoint of the client's issuer.
-    pub token_endpoint: &'a str,
+    /// The token endpoint of the client's issuer, with the key the grant's tokens are bound
+    /// to, if any.
+    pub endpoint: ClientEndpoint<'a>,
     /// The refresh token to spend.
     pub refresh_token: &'a Secret,
-    /// The client and its credentials.
-    pub client: &'a ClientRegistration,
     /// The resource indicator of the grant.
     pub resource: Option<&'a str>,
-    /// The DPoP key the grant's tokens are bound to, if any.
-    pub dpop: Option<&'a Dpop>,
+}
+
+impl<'a> RefreshRequest<'a> {
+    /// A refresh with `refresh_token` at `endpoint`, with no resource indicator.
+    pub fn new(endpoint: ClientEndpoint<'a>, refresh_token: &'a Secret) -> RefreshRequest<'a> {
+        RefreshRequest {
+            endpoint,
+            refresh_token,
+            resource: None,
+        }
+    }
+
+    /// With the resource indicator of the grant.
+    #[must_use]
+    pub fn resource(self, resource: Option<&'a str>) -> RefreshRequest<'a> {
+        RefreshRequest { resource, ..self }
+    }
 }
 
 /// Refreshes an access token. When the server sends no new refresh token, the returned set
@@ -201,14 +299,7 @@ pub fn refresh(agent: &ureq::Agent, req: &RefreshRequest<'_>) -> Result<TokenSet
         ("refresh_token", req.refresh_token.secret()),
     ];
     form.extend(req.resource.map(|r| ("resource", r)));
-    let mut tokens = token_request(
-        agent,
-        req.token_endpoint,
-        form,
-        req.client,
-        req.dpop,
-        Step::Refresh,
-    )?;
+    let mut tokens = req.endpoint.request(agent, form, Step::Refresh)?;
     if tokens.refresh_token.is_none() {
         tokens.refresh_token = Some(req.refresh_token.clone());
     }
@@ -228,29 +319,6 @@ const SECRET_FIELDS: [&str; 9] = [
     "subject_token",
     "token",
 ];
-
-/// A request to the token endpoint, its response parsed as a token set.
-pub(crate) fn token_request(
-    agent: &ureq::Agent,
-    token_endpoint: &str,
-    form: Vec<(&str, &str)>,
-    client: &ClientRegistration,
-    dpop: Option<&Dpop>,
-    step: Step,
-) -> Result<TokenSet> {
-    let (url, response) = authenticated_post(agent, token_endpoint, form, client, dpop, step)?;
-    let tokens = parse_token_response(&response.body, crate::local::unix_now(), step)
-        .map_err(|e| e.with_url(&url))?;
-    if tokens.is_dpop() && dpop.is_none() {
-        return Err(Error::new(
-            ErrorKind::InvalidResponse,
-            step,
-            "the server issued a DPoP-bound token although the request carried no DPoP proof",
-        )
-        .with_url(&url));
-    }
-    Ok(tokens)
-}
 
 /// POSTs `form` to an endpoint of the client's authorization server with the client's
 /// authentication (RFC 6749 §2.3; the same at the token and revocation endpoints, RFC 7009

@@ -264,29 +264,24 @@ pub fn auth_server_metadata(data: &[u8]) {
     }
     let _ = (md.require_s256(), choose_auth_method(&md, true));
     let scope = md.scopes_supported.as_deref().map(scopes_of);
-    let _ = build_authorization_url(&AuthorizationRequest {
-        authorization_endpoint: &md.authorization_endpoint,
-        client_id: "client",
-        redirect_uri: REDIRECT_URI,
-        scope: scope.as_ref(),
-        state: STATE,
-        code_challenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
-        resource: Some(DEFAULT_SERVER),
-        extra: &[],
-    });
+    let request = AuthorizationRequest::new(
+        &md.authorization_endpoint,
+        "client",
+        REDIRECT_URI,
+        STATE,
+        "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+    )
+    .scope(scope.as_ref())
+    .resource(Some(DEFAULT_SERVER));
+    let _ = build_authorization_url(&request);
 }
 
 /// Dynamic client registration responses (RFC 7591 §3.2.1); the first line is the issuer.
 pub fn registration_response(data: &[u8]) {
     let (issuer, body) = split_line(data);
     for auth_method in [AuthMethod::None, AuthMethod::ClientSecretBasic] {
-        let request = RegistrationRequest {
-            client_name: "fuzz",
-            redirect_uri: Some(REDIRECT_URI),
-            auth_method,
-            scope: None,
-            extra: None,
-        };
+        let request =
+            RegistrationRequest::new("fuzz", auth_method).redirect_uri(Some(REDIRECT_URI));
         let _ = build_registration_request(&request);
         match parse_registration_response(body, &issuer, &request) {
             Ok(client) => {
@@ -355,11 +350,7 @@ pub fn callback_request(data: &[u8]) {
     assert!(!request.method.is_empty());
     assert!(request.path.starts_with('/') && !request.path.contains('?'));
     for iss_required in [false, true] {
-        let expect = CallbackExpectation {
-            state: STATE,
-            issuer: ISSUER,
-            iss_required,
-        };
+        let expect = CallbackExpectation::new(STATE, ISSUER, iss_required);
         match validate_callback(&request.params, &expect) {
             CallbackOutcome::Code(code) => {
                 assert!(!code.secret().is_empty());
@@ -367,7 +358,7 @@ pub fn callback_request(data: &[u8]) {
             }
             CallbackOutcome::Failed(e) => {
                 check_error(&e, Step::Callback);
-                assert!(!format!("{e} {e:?}").contains(STATE));
+                assert!(!format!("{e:#} {e:?}").contains(STATE));
             }
             CallbackOutcome::Ignored(_) => {}
             other => panic!("an outcome this target does not know: {other:?}"),
@@ -431,16 +422,17 @@ pub fn authorization_callback(data: &[u8]) {
     let resource = next(DEFAULT_SERVER);
     let code = next("code");
     let extra = [(next("access_type"), next("offline"))];
-    let Ok(url) = build_authorization_url(&AuthorizationRequest {
-        authorization_endpoint: &endpoint,
-        client_id: &client_id,
-        redirect_uri: REDIRECT_URI,
-        scope: Some(&scope),
-        state: &state,
-        code_challenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
-        resource: Some(&resource),
-        extra: &extra,
-    }) else {
+    let request = AuthorizationRequest::new(
+        &endpoint,
+        &client_id,
+        REDIRECT_URI,
+        &state,
+        "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+    )
+    .scope(Some(&scope))
+    .resource(Some(&resource))
+    .extra(&extra);
+    let Ok(url) = build_authorization_url(&request) else {
         return;
     };
     // Each parameter of the request is in the URL exactly once, with the value given.
@@ -481,11 +473,7 @@ pub fn authorization_callback(data: &[u8]) {
         Err(CallbackParseError::TooLarge) => return assert!(raw.len() > MAX_CALLBACK_REQUEST),
         Err(e) => panic!("the callback of our own URL does not parse: {e:?}"),
     };
-    let expect = CallbackExpectation {
-        state: &state,
-        issuer: ISSUER,
-        iss_required: true,
-    };
+    let expect = CallbackExpectation::new(&state, ISSUER, true);
     match validate_callback(&request.params, &expect) {
         CallbackOutcome::Code(c) => assert_eq!(c.secret(), code),
         CallbackOutcome::Failed(e) if code.is_empty() => check_error(&e, Step::Callback),
@@ -525,7 +513,7 @@ pub fn token_file(data: &[u8]) {
         // No bearer token can be that: refused, without echoing it.
         let e = parsed.expect_err("an access token with invisible characters is refused");
         assert_eq!(e.kind(), ErrorKind::InvalidResponse);
-        assert!(!format!("{e} {e:?}").contains(MARK));
+        assert!(!format!("{e:#} {e:?}").contains(MARK));
         return;
     }
     let tokens = parsed.expect("a well-formed Bearer response parses");

@@ -105,13 +105,9 @@ fn capture_seeds_from_the_test_server() {
         ("none", AuthMethod::None),
         ("basic", AuthMethod::ClientSecretBasic),
     ] {
-        let request = RegistrationRequest {
-            client_name: "seed capture",
-            redirect_uri: Some(&redirect_uri),
-            auth_method: method,
-            scope: Some(&scope),
-            extra: None,
-        };
+        let request = RegistrationRequest::new("seed capture", method)
+            .redirect_uri(Some(&redirect_uri))
+            .scope(Some(&scope));
         let body = build_registration_request(&request).to_string();
         let mut r = agent()
             .post(format!("{issuer}/register"))
@@ -141,17 +137,17 @@ fn capture_seeds_from_the_test_server() {
     let state = "seed-capture-state";
     let resource = mcp.as_str().to_owned();
     let authorize = format!("{issuer}/authorize");
-    let url = build_authorization_url(&AuthorizationRequest {
-        authorization_endpoint: &authorize,
-        client_id: &client.client_id,
-        redirect_uri: &redirect_uri,
-        scope: Some(&scope),
+    let challenge = verifier.challenge();
+    let request = AuthorizationRequest::new(
+        &authorize,
+        &client.client_id,
+        &redirect_uri,
         state,
-        code_challenge: &verifier.challenge(),
-        resource: Some(&resource),
-        extra: &[],
-    })
-    .unwrap();
+        &challenge,
+    )
+    .scope(Some(&scope))
+    .resource(Some(&resource));
+    let url = build_authorization_url(&request).unwrap();
     let browser = std::thread::spawn(move || follow_redirects(&url));
     let (mut stream, _) = callback.accept().unwrap();
     stream

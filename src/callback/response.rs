@@ -6,6 +6,7 @@ use crate::secret::{Secret, constant_time_eq};
 
 /// What an authorization response must match. `Debug` hides the `state`.
 #[derive(Clone, Copy)]
+#[non_exhaustive]
 pub struct CallbackExpectation<'a> {
     /// The `state` sent on the authorization request.
     pub state: &'a str,
@@ -13,6 +14,18 @@ pub struct CallbackExpectation<'a> {
     pub issuer: &'a str,
     /// The server advertised `authorization_response_iss_parameter_supported` (RFC 9207 §3).
     pub iss_required: bool,
+}
+
+impl<'a> CallbackExpectation<'a> {
+    /// A response to the request that sent `state` to the authorization server `issuer`;
+    /// `iss_required` when the server advertised `authorization_response_iss_parameter_supported`.
+    pub fn new(state: &'a str, issuer: &'a str, iss_required: bool) -> CallbackExpectation<'a> {
+        CallbackExpectation {
+            state,
+            issuer,
+            iss_required,
+        }
+    }
 }
 
 impl std::fmt::Debug for CallbackExpectation<'_> {

@@ -9,7 +9,7 @@ use crate::browser::{AuthorizeHook, BrowserStep, open_browser};
 use crate::callback::CallbackExpectation;
 use crate::error::{Result, Step};
 use crate::pkce::PkceVerifier;
-use crate::token::{self, CodeExchange};
+use crate::token::{self, ClientEndpoint, CodeExchange};
 
 use super::cache::Presented;
 use super::clients::ChosenClient;
@@ -36,16 +36,18 @@ pub(super) fn log_in(
     let state_value = crate::secret::random_token(32, Step::Authorization)?;
     let redirect_uri = listener.redirect_uri().to_string();
     let resource = requested.resource_param(login.resource);
-    let url = build_authorization_url(&AuthorizationRequest {
-        authorization_endpoint: &metadata.authorization_endpoint,
-        client_id: &client.client_id,
-        redirect_uri: &redirect_uri,
-        scope: scopes,
-        state: &state_value,
-        code_challenge: &verifier.challenge(),
-        resource,
-        extra: &requested.authorize_params,
-    })?;
+    let challenge = verifier.challenge();
+    let request = AuthorizationRequest::new(
+        &metadata.authorization_endpoint,
+        &client.client_id,
+        &redirect_uri,
+        &state_value,
+        &challenge,
+    )
+    .scope(scopes)
+    .resource(resource)
+    .extra(&requested.authorize_params);
+    let url = build_authorization_url(&request)?;
     let launch_url = listener.launch_url(&url)?;
     let step = BrowserStep::new(
         url,
@@ -62,30 +64,19 @@ pub(super) fn log_in(
         None => open_browser(&step.launch_url)?,
     }
     let waiting = Waiting::start(wait.slot, listener.canceller());
-    let code = listener.wait(
-        &CallbackExpectation {
-            state: &state_value,
-            issuer: &metadata.issuer,
-            iss_required: metadata.authorization_response_iss_parameter_supported,
-        },
-        step.remaining(),
+    let expect = CallbackExpectation::new(
+        &state_value,
+        &metadata.issuer,
+        metadata.authorization_response_iss_parameter_supported,
     );
+    let code = listener.wait(&expect, step.remaining());
     drop(waiting);
     let code = code?;
     net.progress(Progress::Exchanging);
     let held = cache.hold();
-    let tokens = token::exchange_code(
-        net.agent(),
-        &CodeExchange {
-            token_endpoint: &metadata.token_endpoint,
-            code: &code,
-            verifier: &verifier,
-            redirect_uri: &redirect_uri,
-            client: &client,
-            resource,
-            dpop: dpop.map(|d| &**d),
-        },
-    )?;
+    let endpoint = ClientEndpoint::new(&metadata.token_endpoint, &client).dpop(dpop.map(|d| &**d));
+    let exchange = CodeExchange::new(endpoint, &code, &verifier, &redirect_uri).resource(resource);
+    let tokens = token::exchange_code(net.agent(), &exchange)?;
     let record = cache.record(metadata, resource, scopes, &client, tokens, dpop);
     let presented = cache.save(record, dpop.cloned());
     drop(held);

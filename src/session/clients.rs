@@ -191,13 +191,10 @@ impl Clients {
             .registration_endpoint
             .as_deref()
             .ok_or_else(|| no_registration(metadata))?;
-        let request = RegistrationRequest {
-            client_name: &self.name,
-            redirect_uri,
-            auth_method: choose_auth_method(metadata, false),
-            scope: scopes,
-            extra: self.metadata.as_ref(),
-        };
+        let request = RegistrationRequest::new(&self.name, choose_auth_method(metadata, false))
+            .redirect_uri(redirect_uri)
+            .scope(scopes)
+            .extra(self.metadata.as_ref());
         let client = match register(net.agent(), endpoint, &metadata.issuer, &request) {
             // Some servers accept only their own scopes at registration (resource scopes live
             // elsewhere); `scope` is optional there (RFC 7591 §2), so try once without it.
@@ -206,10 +203,7 @@ impl Clients {
                     && scopes.is_some() =>
             {
                 log::info!("{e:#}; registering again without a scope");
-                let request = RegistrationRequest {
-                    scope: None,
-                    ..request
-                };
+                let request = request.scope(None);
                 register(net.agent(), endpoint, &metadata.issuer, &request)?
             }
             other => other?,
@@ -260,17 +254,16 @@ fn check_cached(
         return ClientCheck::Unsure;
     };
     let redirect_uri = found.listener.redirect_uri().to_string();
-    check_client(
-        net.agent(),
-        &AuthorizationRequest {
-            authorization_endpoint: &login.metadata.authorization_endpoint,
-            client_id: &found.client.client_id,
-            redirect_uri: &redirect_uri,
-            scope: login.scopes,
-            state: &state,
-            code_challenge: &verifier.challenge(),
-            resource: requested.resource_param(login.resource),
-            extra: &requested.authorize_params,
-        },
+    let challenge = verifier.challenge();
+    let request = AuthorizationRequest::new(
+        &login.metadata.authorization_endpoint,
+        &found.client.client_id,
+        &redirect_uri,
+        &state,
+        &challenge,
     )
+    .scope(login.scopes)
+    .resource(requested.resource_param(login.resource))
+    .extra(&requested.authorize_params);
+    check_client(net.agent(), &request)
 }

@@ -11,6 +11,7 @@ use crate::device::{
     request_device_authorization,
 };
 use crate::error::{Error, ErrorKind, Result, Step, printable};
+use crate::token::ClientEndpoint;
 
 use super::cache::Presented;
 use super::context::{Login, Parts, Wait, Waiting};
@@ -41,15 +42,10 @@ pub(super) fn log_in(
             )
         })?;
     let resource = requested.resource_param(login.resource);
-    let device = request_device_authorization(
-        net.agent(),
-        &DeviceRequest {
-            endpoint,
-            client,
-            scope: scopes,
-            resource,
-        },
-    )?;
+    let request = DeviceRequest::new(ClientEndpoint::new(endpoint, client))
+        .scope(scopes)
+        .resource(resource);
+    let device = request_device_authorization(net.agent(), &request)?;
     let lifetime = Duration::from_secs(device.expires_in).min(wait.timeout);
     let step = DeviceStep {
         user_code: device.user_code.clone(),
@@ -70,20 +66,11 @@ pub(super) fn log_in(
     });
     let (cancel, cancelled) = std::sync::mpsc::channel::<()>();
     let waiting = Waiting::start(wait.slot, Canceller::new(move || cancel.send(()).is_ok()));
-    let polled = poll_for_tokens_held(
-        net.agent(),
-        &DevicePoll {
-            token_endpoint: &metadata.token_endpoint,
-            client,
-            device_code: &device.device_code,
-            resource,
-            dpop: dpop.map(|d| &**d),
-            interval: device.interval,
-            deadline: step.deadline,
-            cancel: &cancelled,
-        },
-        || cache.hold(),
-    );
+    let endpoint = ClientEndpoint::new(&metadata.token_endpoint, client).dpop(dpop.map(|d| &**d));
+    let poll = DevicePoll::new(endpoint, &device.device_code, step.deadline, &cancelled)
+        .interval(device.interval)
+        .resource(resource);
+    let polled = poll_for_tokens_held(net.agent(), &poll, || cache.hold());
     drop(waiting);
     let (tokens, held) = polled?;
     let record = cache.record(metadata, resource, scopes, client, tokens, dpop);

@@ -26,6 +26,7 @@ use crate::grant::Grant;
 use crate::revocation::{RevocationRequest, TokenTypeHint, revoke};
 use crate::scope::{ScopeSources, Scopes, select_scopes, step_up_scopes};
 use crate::storage::TokenStore;
+use crate::token::ClientEndpoint;
 
 use super::binding::{self, Offered, Policy};
 use super::cache::{Cache, Owner, Presented};
@@ -253,12 +254,11 @@ impl Inner {
                             report.errors.push(e);
                             break;
                         }
-                        let request = RevocationRequest {
-                            revocation_endpoint: endpoint,
+                        let request = RevocationRequest::new(
+                            ClientEndpoint::new(endpoint, &client),
                             token,
                             hint,
-                            client: &client,
-                        };
+                        );
                         match revoke(self.net.agent(), &request) {
                             Ok(()) => report.revoked.push(hint),
                             Err(e) => report.errors.push(e),
@@ -489,16 +489,18 @@ impl Inner {
     ) -> Option<Scopes> {
         let person = kind != LoginKind::Grant;
         let challenged = ctx.challenged_scope();
-        let scopes = select_scopes(&ScopeSources {
-            configured: self.requested.scopes.as_ref(),
-            challenged,
-            resource_supported: discovered.scopes_supported.as_deref(),
-            server_supported: discovered
-                .metadata
-                .scopes_supported
-                .as_deref()
-                .filter(|_| person),
-        });
+        let sources = ScopeSources::default()
+            .configured(self.requested.scopes.as_ref())
+            .challenged(challenged)
+            .resource_supported(discovered.scopes_supported.as_deref())
+            .server_supported(
+                discovered
+                    .metadata
+                    .scopes_supported
+                    .as_deref()
+                    .filter(|_| person),
+            );
+        let scopes = select_scopes(&sources);
         if person && ctx.step_up {
             let before = self.cache.stored().map(|t| t.scopes()).unwrap_or_default();
             return Some(step_up_scopes(scopes, &before, challenged));

@@ -7,6 +7,7 @@ use crate::client::{AuthMethod, ClientRegistration, ConfiguredClient};
 use crate::discovery::AuthServerMetadata;
 use crate::error::{Error, ErrorKind, Result, Step, printable};
 use crate::grant::{self, Grant, GrantRequest, TokenExchange};
+use crate::token::ClientEndpoint;
 
 use super::cache::Presented;
 use super::context::{Login, Parts};
@@ -46,13 +47,10 @@ pub(super) fn obtain(
     let (net, cache, requested) = (parts.net, parts.cache, parts.requested);
     let (metadata, scopes, dpop) = (login.metadata, login.scopes, login.dpop);
     let step = Step::Grant;
-    let request = GrantRequest {
-        token_endpoint: &metadata.token_endpoint,
-        client,
-        scope: scopes,
-        resource: requested.resource_param(login.resource),
-        dpop: dpop.map(|d| &**d),
-    };
+    let endpoint = ClientEndpoint::new(&metadata.token_endpoint, client).dpop(dpop.map(|d| &**d));
+    let request = GrantRequest::new(endpoint)
+        .scope(scopes)
+        .resource(requested.resource_param(login.resource));
     net.progress(Progress::Granting {
         token_endpoint: metadata.token_endpoint.clone(),
     });
@@ -71,17 +69,12 @@ pub(super) fn obtain(
                 "token exchange at the identity provider {}",
                 printable(&ia.idp_token_endpoint)
             );
-            let id_jag = grant::exchange_for_id_jag(
-                net.agent(),
-                &TokenExchange {
-                    token_endpoint: &ia.idp_token_endpoint,
-                    client: &idp_client,
-                    subject_token: &ia.id_token.read(Step::TokenExchange)?,
-                    audience: &metadata.issuer,
-                    resource: login.resource,
-                    scope: scopes,
-                },
-            )?;
+            let subject_token = ia.id_token.read(Step::TokenExchange)?;
+            let idp = ClientEndpoint::new(&ia.idp_token_endpoint, &idp_client);
+            let exchange =
+                TokenExchange::new(idp, &subject_token, &metadata.issuer, login.resource)
+                    .scope(scopes);
+            let id_jag = grant::exchange_for_id_jag(net.agent(), &exchange)?;
             grant::jwt_bearer(net.agent(), &request, &id_jag.token)?
         }
         Grant::AuthorizationCode | Grant::DeviceCode => {

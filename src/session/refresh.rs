@@ -7,7 +7,7 @@ use crate::error::{ErrorKind, Result, Step, printable};
 use crate::local::unix_now;
 use crate::scope::Scopes;
 use crate::storage::StoredTokens;
-use crate::token::{self, RefreshRequest};
+use crate::token::{self, ClientEndpoint, RefreshRequest};
 
 use super::binding;
 use super::cache::{Cache, Presented};
@@ -107,16 +107,10 @@ impl Refresher<'_> {
         });
         let held = self.cache.hold();
         let (earlier, marked) = self.cache.mark_refresh(refresh_token);
-        let refreshed = token::refresh(
-            self.net.agent(),
-            &RefreshRequest {
-                token_endpoint: &stored.token_endpoint,
-                refresh_token,
-                client: &client,
-                resource: stored.resource.as_deref(),
-                dpop: dpop.as_deref(),
-            },
-        );
+        let endpoint = ClientEndpoint::new(&stored.token_endpoint, &client).dpop(dpop.as_deref());
+        let request =
+            RefreshRequest::new(endpoint, refresh_token).resource(stored.resource.as_deref());
+        let refreshed = token::refresh(self.net.agent(), &request);
         // Stored before anything else is done with them: a rotated refresh token lost here
         // costs the grant.
         let refreshed =

@@ -223,13 +223,8 @@ pub fn register_out_of_band(w: &World, port: u16, method: AuthMethod) -> ClientR
         &agent,
         md.registration_endpoint.as_deref().unwrap(),
         &md.issuer,
-        &mcp_oauth_client::registration::RegistrationRequest {
-            client_name: "admin",
-            redirect_uri: Some(&format!("http://127.0.0.1:{port}/callback")),
-            auth_method: method,
-            scope: None,
-            extra: None,
-        },
+        &mcp_oauth_client::registration::RegistrationRequest::new("admin", method)
+            .redirect_uri(Some(&format!("http://127.0.0.1:{port}/callback"))),
     )
     .unwrap()
 }

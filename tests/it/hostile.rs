@@ -1421,12 +1421,11 @@ fn a_redirect_on_revocation_is_not_followed() {
     );
     let (token, client) = revocation_parts(&s, &w.server.issuer());
     let endpoint = format!("{}/revoke", w.server.issuer());
-    let request = mcp_oauth_client::revocation::RevocationRequest {
-        revocation_endpoint: &endpoint,
-        token: &token,
-        hint: mcp_oauth_client::TokenTypeHint::RefreshToken,
-        client: &client,
-    };
+    let request = mcp_oauth_client::revocation::RevocationRequest::new(
+        mcp_oauth_client::token::ClientEndpoint::new(&endpoint, &client),
+        &token,
+        mcp_oauth_client::TokenTypeHint::RefreshToken,
+    );
     let e = refused(&w, &s, ErrorKind::Refused, Step::Revocation, || {
         mcp_oauth_client::revocation::revoke(&mcp_oauth_client::http::new_agent(), &request)
             .map(|()| token.clone())
@@ -1443,12 +1442,11 @@ fn a_revocation_error_echoing_the_token_keeps_it_out() {
     let raw = echoing_server(400, "unsupported_token_type");
     let (token, client) = revocation_parts(&s, &w.server.issuer());
     let endpoint = raw.url("/revoke");
-    let request = mcp_oauth_client::revocation::RevocationRequest {
-        revocation_endpoint: &endpoint,
-        token: &token,
-        hint: mcp_oauth_client::TokenTypeHint::RefreshToken,
-        client: &client,
-    };
+    let request = mcp_oauth_client::revocation::RevocationRequest::new(
+        mcp_oauth_client::token::ClientEndpoint::new(&endpoint, &client),
+        &token,
+        mcp_oauth_client::TokenTypeHint::RefreshToken,
+    );
     let e = refused(&w, &s, ErrorKind::OAuth, Step::Revocation, || {
         mcp_oauth_client::revocation::revoke(&mcp_oauth_client::http::new_agent(), &request)
             .map(|()| token.clone())

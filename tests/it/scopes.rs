@@ -137,7 +137,10 @@ fn the_pkce_verifier_matches_the_challenge_and_the_server_checks_it() {
 
 #[test]
 fn the_server_rejects_a_wrong_verifier() {
-    use mcp_oauth_client::{Secret, pkce::PkceVerifier, token::CodeExchange, token::exchange_code};
+    use mcp_oauth_client::{
+        Secret, pkce::PkceVerifier, token::ClientEndpoint, token::CodeExchange,
+        token::exchange_code,
+    };
     let w = World::new();
     let agent = mcp_oauth_client::http::new_agent();
     let md = mcp_oauth_client::discovery::discover_auth_server_metadata(&agent, &w.server.issuer())
@@ -150,53 +153,45 @@ fn the_server_rejects_a_wrong_verifier() {
         &agent,
         md.registration_endpoint.as_deref().unwrap(),
         &md.issuer,
-        &mcp_oauth_client::registration::RegistrationRequest {
-            client_name: "t",
-            redirect_uri: Some(&redirect),
-            auth_method: mcp_oauth_client::AuthMethod::None,
-            scope: None,
-            extra: None,
-        },
+        &mcp_oauth_client::registration::RegistrationRequest::new(
+            "t",
+            mcp_oauth_client::AuthMethod::None,
+        )
+        .redirect_uri(Some(&redirect)),
     )
     .unwrap();
     let right = PkceVerifier::generate().unwrap();
     let url = mcp_oauth_client::authorize::build_authorization_url(
-        &mcp_oauth_client::authorize::AuthorizationRequest {
-            authorization_endpoint: &md.authorization_endpoint,
-            client_id: &client.client_id,
-            redirect_uri: &redirect,
-            scope: None,
-            state: "s",
-            code_challenge: &right.challenge(),
-            resource: None,
-            extra: &[],
-        },
+        &mcp_oauth_client::authorize::AuthorizationRequest::new(
+            &md.authorization_endpoint,
+            &client.client_id,
+            &redirect,
+            "s",
+            &right.challenge(),
+        ),
     )
     .unwrap();
     // The person's browser, approving at once.
     std::thread::spawn(move || mcp_oauth_client::testing::follow_redirects(&url));
     let code: Secret = listener
         .wait(
-            &mcp_oauth_client::callback::CallbackExpectation {
-                state: "s",
-                issuer: &md.issuer,
-                iss_required: md.authorization_response_iss_parameter_supported,
-            },
+            &mcp_oauth_client::callback::CallbackExpectation::new(
+                "s",
+                &md.issuer,
+                md.authorization_response_iss_parameter_supported,
+            ),
             std::time::Duration::from_secs(10),
         )
         .unwrap();
     let wrong = PkceVerifier::generate().unwrap();
     let e = exchange_code(
         &agent,
-        &CodeExchange {
-            token_endpoint: &md.token_endpoint,
-            code: &code,
-            verifier: &wrong,
-            redirect_uri: &redirect,
-            client: &client,
-            resource: None,
-            dpop: None,
-        },
+        &CodeExchange::new(
+            ClientEndpoint::new(&md.token_endpoint, &client),
+            &code,
+            &wrong,
+            &redirect,
+        ),
     )
     .unwrap_err();
     assert_eq!(e.oauth_error(), Some("invalid_grant"));
