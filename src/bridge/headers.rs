@@ -46,7 +46,7 @@ pub fn routing_headers(message: &Message<'_>, params: &[ParamHeader]) -> Vec<(St
     };
     let mut headers = vec![
         ("mcp-protocol-version".to_owned(), version),
-        ("mcp-method".to_owned(), method.to_owned()),
+        ("mcp-method".to_owned(), encode_value(method)),
     ];
     let name = match method {
         "tools/call" | "prompts/get" => Some("name"),

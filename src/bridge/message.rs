@@ -136,7 +136,13 @@ impl<'a> Message<'a> {
             version: Option<String>,
         }
         let meta: Meta = serde_json::from_str(self.param("_meta")?.get()).ok()?;
-        meta.version.filter(|v| !v.is_empty())
+        // A revision is a date (`2026-07-28`); anything that could not be one is not taken,
+        // so it never reaches a header.
+        meta.version.filter(|v| {
+            (1..=32).contains(&v.len())
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+        })
     }
 }
 
@@ -329,6 +335,15 @@ mod tests {
         assert_eq!(old.protocol_version(), None);
         let odd = Message::parse(br#"{"id":1,"method":"x","params":[1,2]}"#).unwrap();
         assert!(odd.protocol_version().is_none() && odd.param("name").is_none());
+        // What could not be a revision (found by fuzzing: control bytes would have gone into
+        // the MCP-Protocol-Version header).
+        for bad in [r"2026-\u007f07-28", r"2026-07-28\r\nX: y", "2026 07 28", ""] {
+            let text = format!(
+                r#"{{"id":1,"method":"x","params":{{"_meta":{{"io.modelcontextprotocol/protocolVersion":"{bad}"}}}}}}"#
+            );
+            let m = Message::parse(text.as_bytes()).unwrap();
+            assert_eq!(m.protocol_version(), None, "{bad:?}");
+        }
     }
 
     #[test]
