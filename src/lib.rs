@@ -123,6 +123,29 @@
 //!
 //! [`Session`] runs them in order, only as far as needed.
 //!
+//! # Layers
+//! Each layer uses the ones below it, never one above; no two source files import each other
+//! through any path (`python3 .ci/module-cycles` checks it, in CI).
+//!
+//! 1. **Wire**: [`error`](Error) (errors, [`printable`]), [`local`] (the clock, the files a
+//!    user names), [`secret`](Secret), [`address`] (where a server may send the client),
+//!    [`scope`], [`www_authenticate`], [`jwt`], [`dpop`], [`http`] (the agent, bounded
+//!    exchanges, JSON limits).
+//! 2. **Steps**, one module each, usable alone: [`discovery`], [`client`] and [`client_auth`],
+//!    [`registration`], [`pkce`], [`authorize`], [`callback`], [`browser`], [`token`] (with
+//!    [`token::ClientEndpoint`], which every request at the authorization server starts
+//!    from), [`device`], [`grant`], [`revocation`]. A step never uses the session.
+//! 3. **Storage**: [`storage`] (the cache files, their locks, the keyring).
+//! 4. **Session**: `session/flow.rs` holds the entry points and the locks; each part of a flow
+//!    is a module of its concept, given what it needs and never using `flow.rs`: the cache
+//!    entry (`cache`), the DPoP key (`keys`), the token check and refresh (`refresh`),
+//!    discovery and its checks (`servers`), client choice and registration (`clients`), and
+//!    the logins (`browser_login`, `device_login`, `grant_login`).
+//! 5. **Front ends**: [`bridge`] (the public [`Session`] API and its agent only) and the
+//!    `mcp-oauth` CLI (a binary on the public API). [`testing`] (feature `test-server`) stands
+//!    beside the client: it uses the wire and a few steps' parsers and names, never the
+//!    session.
+//!
 //! # Interruptions
 //! A refresh at a server that rotates refresh tokens spends the old token when the server
 //! answers; a code exchange spends the code. A process stopped between that answer and the
