@@ -113,13 +113,16 @@ impl Clients {
 
     /// The client for a browser login and a listener on a redirect URI it may use: the
     /// configured client, a client ID metadata document, the cached registration (on a port it
-    /// registered, unless `reuse_client` is false), or a new registration.
+    /// registered, unless `reuse_client` is false), or a new registration. The cached client
+    /// is checked at the authorization endpoint first, unless this is a `step_up` and it
+    /// obtained the tokens the MCP server just took (a 403 for more scope says they are
+    /// valid, so the server knows the client): a server counts every request to that
+    /// endpoint, and a step-up must cost one.
     pub(super) fn for_browser(
         &self,
-        net: &Net,
-        cache: &Cache,
-        requested: &Requested,
+        (net, cache, requested): (&Net, &Cache, &Requested),
         login: &Login<'_>,
+        step_up: bool,
         reuse_client: bool,
     ) -> Result<ChosenClient> {
         let metadata = login.metadata;
@@ -131,6 +134,13 @@ impl Clients {
             });
         }
         if reuse_client && let Some(found) = self.cached(cache, metadata) {
+            let vouched = step_up
+                && cache.stored().is_some_and(|t| {
+                    t.issuer == metadata.issuer && t.client_id == found.client.client_id
+                });
+            if vouched {
+                return Ok(found);
+            }
             match check_cached(net, requested, login, &found) {
                 ClientCheck::Unknown(status) => {
                     log::info!(

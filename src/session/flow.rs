@@ -443,17 +443,15 @@ impl Inner {
                 other => other,
             };
         }
-        let requested = &self.requested;
-        let chosen = self
-            .clients
-            .for_browser(net, cache, requested, &login, true)?;
+        let reach = (net, cache, &self.requested);
+        let chosen = self.clients.for_browser(reach, &login, ctx.step_up, true)?;
         let origin = chosen.origin;
         match browser_login::log_in(parts, flow.hook.as_mut(), wait, &login, chosen) {
             Err(e) if e.is_invalid_client() => {
                 stale_client(cache, e, origin, &metadata.issuer)?;
                 let chosen = self
                     .clients
-                    .for_browser(net, cache, requested, &login, false)?;
+                    .for_browser(reach, &login, ctx.step_up, false)?;
                 browser_login::log_in(parts, flow.hook.as_mut(), wait, &login, chosen)
             }
             other => other,

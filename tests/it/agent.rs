@@ -101,6 +101,10 @@ fn a_server_that_always_answers_403_gets_at_most_three_authorizations_and_a_type
     assert_eq!(e.step(), Step::Request);
     assert_eq!(e.oauth_error(), Some("insufficient_scope"));
     assert_eq!(w.browser_authorizations().len(), MAX_AUTHORIZATIONS);
+    // A server counts every request to its authorization endpoint (the conformance suite's
+    // scope-retry-limit does): the client this session registered is not checked again
+    // before each step-up.
+    assert_eq!(w.requests_to(Route::Authorize).len(), MAX_AUTHORIZATIONS);
     assert_eq!(w.requests_to(Route::Mcp).len(), MAX_AUTHORIZATIONS + 1);
 }
 
