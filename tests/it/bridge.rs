@@ -6,7 +6,7 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::time::Duration;
 
-use mcp_oauth_client::testing::{Route, ServerConfig, follow_redirects};
+use mcp_oauth_client::testing::{Fault, Route, ServerConfig, follow_redirects};
 use serde_json::{Value, json};
 
 use crate::common::{TempDir, World};
@@ -20,6 +20,23 @@ pub(crate) struct Proxy {
     junk: Receiver<String>,
     stdout: std::thread::JoinHandle<()>,
     stderr: std::thread::JoinHandle<String>,
+}
+
+/// The MCP endpoint's next answer: an event stream with one event, the result of request
+/// `id` whose text is `text`.
+pub(crate) fn answer_once_in_an_event(w: &World, id: u64, text: &str) {
+    let event = format!(
+        "event: message\ndata: {{\"jsonrpc\":\"2.0\",\"id\":{id},\"result\":{{\"content\":[{{\"type\":\"text\",\"text\":\"{text}\"}}]}}}}\n\n"
+    );
+    w.server.set_fault(
+        Route::Mcp,
+        Fault {
+            content_type: "text/event-stream".into(),
+            body: event,
+            ..Fault::status(200)
+        }
+        .times(1),
+    );
 }
 
 impl Proxy {

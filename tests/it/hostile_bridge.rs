@@ -60,18 +60,7 @@ fn a_large_answer_costs_about_its_size_in_memory_not_a_tree_of_it() {
     // A 6 MiB text in one event: a tree of it and the copies made on its way were about four
     // times its size.
     let text = "x".repeat(6 << 20);
-    let event = format!(
-        "event: message\ndata: {{\"jsonrpc\":\"2.0\",\"id\":3,\"result\":{{\"content\":[{{\"type\":\"text\",\"text\":\"{text}\"}}]}}}}\n\n"
-    );
-    w.server.set_fault(
-        Route::Mcp,
-        Fault {
-            content_type: "text/event-stream".into(),
-            body: event,
-            ..Fault::status(200)
-        }
-        .times(1),
-    );
+    crate::bridge::answer_once_in_an_event(&w, 3, &text);
     let answer = proxy.call(
         3,
         "tools/call",

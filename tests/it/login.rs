@@ -374,16 +374,22 @@ fn naming_servers(w: &World, servers: &[String]) {
     );
 }
 
-#[test]
-fn of_several_authorization_servers_the_first_usable_one_is_chosen() {
-    let w = World::new();
-    // One without metadata, one without PKCE S256, then the usable one.
+/// Two authorization servers a browser login cannot use: an issuer without metadata (beside
+/// `w`'s), and a running server without PKCE S256.
+fn unusable_servers(w: &World) -> (String, mcp_oauth_client::testing::TestServer) {
     let no_pkce = mcp_oauth_client::testing::TestServer::start_with(ServerConfig {
         code_challenge_methods: None,
         ..ServerConfig::default()
     })
     .unwrap();
-    let missing = format!("{}/missing", w.server.issuer());
+    (format!("{}/missing", w.server.issuer()), no_pkce)
+}
+
+#[test]
+fn of_several_authorization_servers_the_first_usable_one_is_chosen() {
+    let w = World::new();
+    // One without metadata, one without PKCE S256, then the usable one.
+    let (missing, no_pkce) = unusable_servers(&w);
     naming_servers(&w, &[missing, no_pkce.issuer(), w.server.issuer()]);
     let session = w.session();
     session.access_token().unwrap();
@@ -396,12 +402,7 @@ fn of_several_authorization_servers_the_first_usable_one_is_chosen() {
 #[test]
 fn when_no_authorization_server_can_be_used_the_error_names_each() {
     let w = World::new();
-    let no_pkce = mcp_oauth_client::testing::TestServer::start_with(ServerConfig {
-        code_challenge_methods: None,
-        ..ServerConfig::default()
-    })
-    .unwrap();
-    let missing = format!("{}/missing", w.server.issuer());
+    let (missing, no_pkce) = unusable_servers(&w);
     naming_servers(&w, &[missing.clone(), no_pkce.issuer()]);
     let e = w.session().access_token().unwrap_err();
     let text = e.to_string();

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use mcp_oauth_client::testing::{Fault, Route, ServerConfig};
+use mcp_oauth_client::testing::{Route, ServerConfig};
 use serde_json::{Value, json};
 
 use crate::bridge::Proxy;
@@ -264,18 +264,7 @@ fn messages_over_the_limit_are_answered_with_their_own_ids() {
         "{refused}"
     );
     // An event over the limit in an answer: its request is told why.
-    let event = format!(
-        "event: message\ndata: {{\"jsonrpc\":\"2.0\",\"id\":7,\"result\":{{\"content\":[{{\"type\":\"text\",\"text\":\"{big}\"}}]}}}}\n\n"
-    );
-    w.server.set_fault(
-        Route::Mcp,
-        Fault {
-            content_type: "text/event-stream".into(),
-            body: event,
-            ..Fault::status(200)
-        }
-        .times(1),
-    );
+    crate::bridge::answer_once_in_an_event(&w, 7, &big);
     let answer = proxy.call(
         7,
         "tools/call",

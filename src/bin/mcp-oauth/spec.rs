@@ -4,13 +4,21 @@
 /// A command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Cmd {
+    /// Logs in (again) and caches the tokens.
     Login,
+    /// Prints an access token for another program, logging in only as needed.
     Token,
+    /// The stdio bridge an MCP client starts.
     Proxy,
+    /// What the cache holds.
     Status,
+    /// Revokes and forgets a server's tokens.
     Logout,
+    /// Forgets everything the cache holds.
     ClearAll,
+    /// A whole login against the embedded server.
     Demo,
+    /// Shell completions.
     Completions,
 }
 
@@ -134,16 +142,8 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
 use Cmd::{ClearAll, Completions, Demo, Login, Logout, Proxy, Status, Token};
 
 /// Every command.
-const ALL: &[Cmd] = &[
-    Login,
-    Token,
-    Proxy,
-    Status,
-    Logout,
-    ClearAll,
-    Demo,
-    Completions,
-];
+#[rustfmt::skip]
+const ALL: &[Cmd] = &[Login, Token, Proxy, Status, Logout, ClearAll, Demo, Completions];
 /// The commands with a token cache.
 const CACHE: &[Cmd] = &[Login, Token, Proxy, Status, Logout, ClearAll, Demo];
 /// The commands that talk to a server.
