@@ -25,6 +25,8 @@ import * as path from 'node:path';
 
 import Provider, { errors } from 'oidc-provider-9';
 
+import { logProviderEvents, mcpResourceServer } from './provider_shared.mjs';
+
 const dir = process.env.INTEROP_DIR;
 const mcpUrl = process.env.INTEROP_MCP_URL;
 if (!dir || !mcpUrl) throw new Error('INTEROP_DIR and INTEROP_MCP_URL must be set');
@@ -62,62 +64,14 @@ const provider = new Provider(issuer, {
       defaultResource: async (ctx, client, oneOf) => oneOf || mcpUrl,
       // A refresh without `resource` gets the granted one.
       useGrantedResource: async () => true,
-      getResourceServerInfo: async (ctx, resourceIndicator) => {
-        if (resourceIndicator !== mcpUrl) {
-          log({ event: 'invalid_target', resource: resourceIndicator });
-          throw new errors.InvalidTarget(`unknown resource ${resourceIndicator}`);
-        }
-        return {
-          scope: mcpScope,
-          audience: mcpUrl,
-          accessTokenTTL: accessTokenTtl,
-          accessTokenFormat: 'jwt',
-        };
-      },
+      getResourceServerInfo: mcpResourceServer({
+        mcpUrl, mcpScope, accessTokenTtl, accessTokenFormat: 'jwt', log, errors,
+      }),
     },
   },
 });
 
-provider.on('registration_create.success', (ctx, client) => {
-  log({
-    event: 'registration',
-    client_id: client.clientId,
-    token_endpoint_auth_method: client.clientAuthMethod,
-    grant_types: client.grantTypes,
-    scope: client.scope,
-  });
-});
-provider.on('registration_create.error', (ctx, err) => {
-  log({ event: 'registration_error', error: err.error, error_description: err.error_description });
-});
-provider.on('authorization.error', (ctx, err) => {
-  log({ event: 'authorization_error', error: err.error, error_description: err.error_description });
-});
-// `dpop`: whether the token request carried a DPoP proof; `token_type` what the provider
-// issued (DPoP when it bound the token to the proof's key).
-provider.on('grant.success', (ctx) => {
-  const p = ctx.oidc.params || {};
-  log({
-    event: 'grant',
-    grant_type: p.grant_type,
-    resource: p.resource,
-    dpop: Boolean(ctx.get('dpop')),
-    token_type: ctx.body?.token_type,
-    issued_refresh_token: Boolean(ctx.body?.refresh_token),
-    scope: ctx.body?.scope,
-  });
-});
-provider.on('grant.error', (ctx, err) => {
-  const p = ctx.oidc.params || {};
-  log({
-    event: 'grant_error', grant_type: p.grant_type, dpop: Boolean(ctx.get('dpop')), error: err.error, error_description: err.error_description,
-  });
-});
-provider.on('revocation.error', (ctx, err) => log({ event: 'revocation_error', error: err.error }));
-// A revoked refresh token revokes its grant.
-provider.on('grant.revoked', () => log({ event: 'grant_revoked' }));
-provider.on('refresh_token.consumed', () => log({ event: 'refresh_token_consumed' }));
-provider.on('server_error', (ctx, err) => log({ event: 'server_error', message: String(err && err.stack) }));
+logProviderEvents(provider, log);
 
 const callback = provider.callback();
 server.on('request', (req, res) => {

@@ -239,6 +239,15 @@ export MCP_OAUTH_CACHE_DIR="$WORK/unused-default-cache"
 #   server checks access tokens by their signature alone, so a revoked one lives on until it
 #   expires).
 
+# endpoints AUTHORIZE TOKEN REGISTER REVOKE: the authorization server's paths, as the scenarios
+# count requests to them ("" for an endpoint it does not have).
+endpoints() {
+  AUTHORIZE_PATH=$1
+  TOKEN_PATH=$2
+  REGISTER_PATH=$3
+  REVOKE_PATH=$4
+}
+
 enter() {
   SERVER=$1
   D="$WORK/$1"
@@ -263,10 +272,7 @@ start_oidc_provider() {
   ISSUER=$(tool get "$D/server.json" d.issuer)
   MCP_URL=$(tool get "$D/server.json" d.mcp)
   PRM_URL=$(tool get "$D/server.json" d.prm)
-  AUTHORIZE_PATH=/oidc/auth
-  TOKEN_PATH=/oidc/token
-  REGISTER_PATH=/oidc/reg
-  REVOKE_PATH=/oidc/token/revocation
+  endpoints /oidc/auth /oidc/token /oidc/reg /oidc/token/revocation
   ISSUES_REFRESH=1
   LOGIN_PAGES=login,consent
 }
@@ -281,10 +287,7 @@ start_fastmcp() {
   ISSUER=$(tool get "$D/server.json" d.issuer)
   MCP_URL=$(tool get "$D/server.json" d.mcp)
   PRM_URL=$(tool get "$D/server.json" d.prm)
-  AUTHORIZE_PATH=/authorize
-  TOKEN_PATH=/token
-  REGISTER_PATH=/register
-  REVOKE_PATH=/revoke
+  endpoints /authorize /token /register /revoke
   ISSUES_REFRESH=1
   LOGIN_PAGES=""
   TOOL_NAME=add TOOL_ARGS="a=2 b=3" TOOL_JSON='{"a": 2, "b": 3}' TOOL_EXPECT=5
@@ -306,10 +309,7 @@ start_ts_sdk() {
   PRM_URL="$ORIGIN/.well-known/oauth-protected-resource/mcp"
   wait_for 30 grep -q "MCP Streamable HTTP Server listening" "$D/server.out" \
     || setup_failed "the TypeScript SDK server did not start: $(tail -3 "$D/server.out")"
-  AUTHORIZE_PATH=/authorize
-  TOKEN_PATH=/token
-  REGISTER_PATH=/register
-  REVOKE_PATH=""
+  endpoints /authorize /token /register ""
   ISSUES_REFRESH=0
   LOGIN_PAGES=""
   TOOL_NAME=greet TOOL_ARGS="name=ada" TOOL_EXPECT="Hello, ada!"
@@ -333,10 +333,7 @@ start_oidc_mixed() {
   ORIGIN=$(tool get "$D/server.json" d.origin)
   MCP_URL=$(tool get "$D/server.json" d.mcp)
   PRM_URL=$(tool get "$D/server.json" d.prm)
-  AUTHORIZE_PATH=/auth
-  TOKEN_PATH=/token
-  REGISTER_PATH=/reg
-  REVOKE_PATH=/token/revocation
+  endpoints /auth /token /reg /token/revocation
   ISSUES_REFRESH=1
   LOGIN_PAGES=login,consent
   JWT_ACCESS_TOKENS=1
@@ -370,10 +367,7 @@ start_simple_auth() {
   MCP_URL="$ORIGIN/mcp"
   PRM_URL="$ORIGIN/.well-known/oauth-protected-resource/mcp"
   wait_for 30 node "$HERE/tools.mjs" up "$PRM_URL" || setup_failed "the simple-auth resource server did not start: $(tail -3 "$D/server.out")"
-  AUTHORIZE_PATH=/authorize
-  TOKEN_PATH=/token
-  REGISTER_PATH=/register
-  REVOKE_PATH=""
+  endpoints /authorize /token /register ""
   ISSUES_REFRESH=0
   LOGIN_PAGES=login
 }

@@ -31,6 +31,8 @@ import * as path from 'node:path';
 
 import Provider, { errors } from 'oidc-provider';
 
+import { logProviderEvents, mcpResourceServer } from './provider_shared.mjs';
+
 const dir = process.env.INTEROP_DIR;
 if (!dir) throw new Error('INTEROP_DIR is not set');
 const accessTokenTtl = Number(process.env.INTEROP_AT_TTL || 75);
@@ -147,18 +149,9 @@ const provider = new Provider(issuer, {
       // No resource asked for: no default one, the token would have no audience.
       defaultResource: async (ctx, client, oneOf) => oneOf,
       useGrantedResource: async () => false,
-      getResourceServerInfo: async (ctx, resourceIndicator) => {
-        if (resourceIndicator !== mcpUrl) {
-          log({ event: 'invalid_target', resource: resourceIndicator });
-          throw new errors.InvalidTarget(`unknown resource ${resourceIndicator}`);
-        }
-        return {
-          scope: mcpScope,
-          audience: mcpUrl,
-          accessTokenTTL: accessTokenTtl,
-          accessTokenFormat: 'opaque',
-        };
-      },
+      getResourceServerInfo: mcpResourceServer({
+        mcpUrl, mcpScope, accessTokenTtl, accessTokenFormat: 'opaque', log, errors,
+      }),
     },
   },
   ...(strict ? {} : {
@@ -177,48 +170,7 @@ const provider = new Provider(issuer, {
   },
 });
 
-provider.on('registration_create.success', (ctx, client) => {
-  log({
-    event: 'registration',
-    client_id: client.clientId,
-    application_type: client.applicationType,
-    token_endpoint_auth_method: client.clientAuthMethod,
-    grant_types: client.grantTypes,
-    redirect_uris: client.redirectUris,
-    scope: client.scope,
-  });
-});
-provider.on('registration_create.error', (ctx, err) => {
-  log({ event: 'registration_error', error: err.error, error_description: err.error_description });
-});
-provider.on('authorization.error', (ctx, err) => {
-  log({ event: 'authorization_error', error: err.error, error_description: err.error_description });
-});
-provider.on('grant.success', (ctx) => {
-  const p = ctx.oidc.params || {};
-  log({
-    event: 'grant',
-    grant_type: p.grant_type,
-    resource: p.resource,
-    client_id: ctx.oidc.client?.clientId,
-    issued_refresh_token: Boolean(ctx.body?.refresh_token),
-    scope: ctx.body?.scope,
-    token_type: ctx.body?.token_type,
-  });
-});
-provider.on('grant.error', (ctx, err) => {
-  const p = ctx.oidc.params || {};
-  log({
-    event: 'grant_error',
-    grant_type: p.grant_type,
-    resource: p.resource,
-    error: err.error,
-    error_description: err.error_description,
-  });
-});
-provider.on('grant.revoked', (ctx, grantId) => log({ event: 'grant_revoked', grant: grantId.slice(0, 6) }));
-provider.on('refresh_token.consumed', () => log({ event: 'refresh_token_consumed' }));
-provider.on('server_error', (ctx, err) => log({ event: 'server_error', message: String(err && err.stack) }));
+logProviderEvents(provider, log);
 
 const providerCallback = provider.callback();
 
