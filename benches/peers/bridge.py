@@ -45,6 +45,29 @@ MESSAGES = [
 ]
 
 
+class Lines:
+    """A bridge's stdout, one line at a time, each wait bounded. Reads the pipe itself: a
+    buffered reader may hold lines the pipe no longer signals, and a select() on the pipe would
+    then wait for lines already read."""
+
+    def __init__(self, stream):
+        self.fd = stream.fileno()
+        self.buffer = b""
+
+    def next(self, deadline):
+        """The next line (text), "" at the end of the stream, None at the deadline."""
+        while b"\n" not in self.buffer:
+            left = deadline - time.perf_counter()
+            if left <= 0 or not select.select([self.fd], [], [], left)[0]:
+                return None
+            chunk = os.read(self.fd, 1 << 16)
+            if not chunk:
+                return ""
+            self.buffer += chunk
+        line, self.buffer = self.buffer.split(b"\n", 1)
+        return line.decode() + "\n"
+
+
 def follow_logins(stream):
     """Reads a bridge's stderr; opens every authorization URL it prints, as a browser would."""
     for line in iter(stream.readline, ""):
@@ -62,17 +85,17 @@ def run_once(argv, env, login=False):
         threading.Thread(target=follow_logins, args=(p.stderr,), daemon=True).start()
     answered = None
     deadline = started + TIMEOUT_S
+    lines = Lines(p.stdout)
     for message in MESSAGES:
         p.stdin.write(json.dumps(message) + "\n")
         p.stdin.flush()
         if "id" not in message:
             continue
         while True:
-            left = deadline - time.perf_counter()
-            if left <= 0 or not select.select([p.stdout], [], [], left)[0]:
+            line = lines.next(deadline)
+            if line is None:
                 p.kill()
                 raise SystemExit(f"{argv[0]}: no answer to {message['method']} in time")
-            line = p.stdout.readline()
             if not line:
                 raise SystemExit(f"{argv[0]}: stdout closed before answering {message['method']}")
             reply = json.loads(line)
@@ -97,14 +120,14 @@ def pipelined(argv, env, server):
     p = subprocess.Popen(argv, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                          stderr=subprocess.DEVNULL, text=True)
     deadline = time.perf_counter() + TIMEOUT_S
+    lines = Lines(p.stdout)
 
     def answer(wanted):
         while True:
-            left = deadline - time.perf_counter()
-            if left <= 0 or not select.select([p.stdout], [], [], left)[0]:
+            line = lines.next(deadline)
+            if line is None:
                 p.kill()
                 raise SystemExit(f"{argv[0]}: the pipelined run did not finish in time")
-            line = p.stdout.readline()
             if not line:
                 raise SystemExit(f"{argv[0]}: stdout closed in the pipelined run")
             reply = json.loads(line)
