@@ -246,8 +246,12 @@
 //!   read `state` and the challenge could authorize their own account with that challenge and
 //!   deliver the code to the listener (RFC 8252 §8.3, RFC 9700 §4.5): the client would hold
 //!   tokens for the attacker's account. What remains: on systems other than Linux the
-//!   listener cannot tell users apart, so a local user who opens the launch URL first stops
-//!   the login (a denial of service, said as such); and a front end that prints the
+//!   listener cannot tell users apart. A local user who reads the launch URL (`ps` shows other
+//!   users' command lines on macOS too) and opens it first is redirected to the authorization
+//!   URL; a real browser opening it next stops the login, but one that is slower than the
+//!   attacker's whole authorization (a scripted login at a server that remembers consent) may
+//!   let the attacker's code arrive first. There, log in on a machine of your own, or let the
+//!   front end show the URL instead of starting the browser. And a front end that prints the
 //!   authorization URL (the CLI does, for copying to another machine) shows `state` on that
 //!   terminal.
 //! - **The stdio bridge** ([`bridge`]) under a hostile server: answers are forwarded as sent,
