@@ -245,15 +245,20 @@
 //!   `embedding::a_launch_url_redirects_once_to_the_authorization_url`). Without it, one who
 //!   read `state` and the challenge could authorize their own account with that challenge and
 //!   deliver the code to the listener (RFC 8252 §8.3, RFC 9700 §4.5): the client would hold
-//!   tokens for the attacker's account. What remains: on systems other than Linux the
-//!   listener cannot tell users apart. A local user who reads the launch URL (`ps` shows other
-//!   users' command lines on macOS too) and opens it first is redirected to the authorization
-//!   URL; a real browser opening it next stops the login, but one that is slower than the
-//!   attacker's whole authorization (a scripted login at a server that remembers consent) may
-//!   let the attacker's code arrive first. There, log in on a machine of your own, or let the
-//!   front end show the URL instead of starting the browser. And a front end that prints the
-//!   authorization URL (the CLI does, for copying to another machine) shows `state` on that
-//!   terminal.
+//!   tokens for the attacker's account. Elsewhere the listener cannot tell users apart, and
+//!   what protects the launch URL is the system: macOS's kernel gives a process's arguments
+//!   only to its own user and root (XNU, `sysctl_procargsx`), and the browser is handed the URL
+//!   through LaunchServices, not on a command line; on Windows, a process's command line is
+//!   read through a handle that its default security grants only to its user, SYSTEM and
+//!   administrators. (Both from the systems' sources and documentation; the tests run on
+//!   Linux.) What remains are the other Unix systems (FreeBSD, for one, shows every
+//!   user's command lines unless `security.bsd.see_other_uids` is 0): a local user who reads
+//!   the launch URL and opens it first is redirected to the authorization URL; a real browser
+//!   opening it next stops the login, but one that is slower than the attacker's whole
+//!   authorization (a scripted login at a server that remembers consent) may let the
+//!   attacker's code arrive first. There, log in with the URL shown instead of a browser
+//!   started (`--no-browser`). And a front end that prints the authorization URL (the CLI
+//!   does, for copying to another machine) shows `state` on that terminal.
 //! - **The stdio bridge** ([`bridge`]) under a hostile server: answers are forwarded as sent,
 //!   never made a tree, each at most [`bridge::MAX_MESSAGE`] and all together at most
 //!   [`bridge::MAX_HELD`] (`hostile_bridge::a_large_answer_costs_about_its_size_in_memory_not_a_tree_of_it`);
