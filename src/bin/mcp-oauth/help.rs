@@ -27,9 +27,9 @@ pub(crate) fn command_help(spec: &CommandSpec) -> String {
         Positional::Shell => " SHELL",
     };
     let mut text = format!(
-        "mcp-oauth {}: {}\n\nUSAGE:\n    mcp-oauth {}{positional} [OPTIONS]\n\nOPTIONS:\n",
+        "mcp-oauth {}\n{}\nUSAGE:\n    mcp-oauth {}{positional} [OPTIONS]\n\nOPTIONS:\n",
         spec.name,
-        wrap(spec.about, 4).trim_start(),
+        wrap(spec.about, 4),
         spec.name
     );
     for opt in OPTIONS.iter().filter(|o| o.commands.contains(&spec.cmd)) {
