@@ -1039,6 +1039,25 @@ fn command_lines_are_checked_per_command_with_exit_code_2() {
             vec!["token", "https://mcp.example.com/mcp", "--timeout", "x"],
             "--timeout takes a number",
         ),
+        // The bridge's standard input is the MCP client's: never a secret to read.
+        (
+            vec![
+                "proxy",
+                "https://mcp.example.com/mcp",
+                "--client-secret-file",
+                "-",
+            ],
+            "proxy's standard input is the MCP client's messages",
+        ),
+        // The demo's cache is its own; clear-all removes files, not keyring items.
+        (
+            vec!["demo", "--keyring"],
+            "--keyring does not apply to demo",
+        ),
+        (
+            vec!["clear-all", "--keyring"],
+            "--keyring does not apply to clear-all",
+        ),
     ] {
         let out = cli(&args, cache.path()).output().unwrap();
         let stderr = text(&out.stderr);
@@ -1134,6 +1153,15 @@ fn verbosity_and_rust_log() {
         text(&quiet.stderr)
     );
     assert!(!text(&quiet.stderr).contains("Logged in"));
+    // -q: what logout and clear-all did is not said either; only errors are.
+    let out = cli(&["logout", url.as_str(), "-q"], w.cache.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stderr), "");
+    let out = cli(&["clear-all", "-q"], w.cache.path()).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stderr), "");
     // The library's log, its steps once (as log lines, not also as progress lines).
     let verbose = login(&["-v"], &[]);
     let verbose = text(&verbose.stderr);

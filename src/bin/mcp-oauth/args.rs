@@ -281,6 +281,12 @@ fn check(spec: &CommandSpec, o: &Options) -> Result<(), Usage> {
             "--device and --no-browser: a device login opens no browser anyway; give one",
         ),
         (
+            spec.cmd == Cmd::Proxy
+                && o.client_secret_file.as_deref() == Some(std::path::Path::new("-")),
+            "--client-secret-file -: proxy's standard input is the MCP client's messages; name a \
+             file or set MCP_OAUTH_CLIENT_SECRET",
+        ),
+        (
             o.device && (o.client_credentials || o.assertion_file.is_some()),
             "--device is a person's login; the grants without a browser need none",
         ),

@@ -37,6 +37,15 @@ macro_rules! errln {
     }};
 }
 
+/// A line that says what happened (not an error): to stderr, unless `-q`.
+macro_rules! sayln {
+    ($($arg:tt)*) => {{
+        if !crate::terminal::quiet() {
+            errln!($($arg)*);
+        }
+    }};
+}
+
 /// `eprint!` that never panics.
 macro_rules! err {
     ($($arg:tt)*) => {{

@@ -112,7 +112,8 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
         positional: Positional::None,
         summary: "forget every cached token and client",
         about: "Removes every file this tool wrote in the cache directory, and nothing else. Does \
-                not revoke anything at the servers (use logout for that).",
+                not revoke anything at the servers (use logout for that), and leaves the OS \
+                keyring alone (`logout URL --keyring` forgets a login kept there).",
         examples: "mcp-oauth clear-all",
     },
     CommandSpec {
@@ -349,7 +350,7 @@ pub(crate) const OPTIONS: &[OptSpec] = &[
         long: "keyring",
         short: None,
         value: None,
-        commands: CACHE,
+        commands: &[Login, Token, Proxy, Status, Logout],
         help: "keep tokens and client secrets in the OS keyring (a build with the feature \
                keyring); the cache directory keeps copies without them",
     },

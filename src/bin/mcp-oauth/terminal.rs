@@ -44,6 +44,14 @@ pub(crate) fn progress_printer(start: Instant) -> impl Fn(&Progress) + Send + Sy
     }
 }
 
+/// Set once by [`Logger::install`] for `-q`.
+static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether only errors are to be shown (`-q`).
+pub(crate) fn quiet() -> bool {
+    QUIET.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Prints log records to stderr: this crate's at the level asked (`-q`, `-v`, `-vv`, or
 /// `RUST_LOG`), other crates' only when `RUST_LOG` names them. The HTTP layers (`ureq`,
 /// `ureq_proto`, `rustls`) never reach the terminal below `info`: ureq's protocol layer logs
@@ -62,6 +70,10 @@ impl Logger {
     /// # Errors
     /// `RUST_LOG`'s value, when it is not a list of `level` or `target=level`.
     pub(crate) fn install(verbosity: Verbosity) -> Result<(), String> {
+        QUIET.store(
+            verbosity == Verbosity::Quiet,
+            std::sync::atomic::Ordering::Relaxed,
+        );
         let ours = match verbosity {
             Verbosity::Quiet => log::LevelFilter::Error,
             Verbosity::Normal => log::LevelFilter::Warn,

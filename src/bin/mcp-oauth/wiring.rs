@@ -223,11 +223,18 @@ fn client_secret(file: Option<&std::path::Path>) -> Result<Option<String>, Failu
     use std::io::Read;
     let text = match file {
         Some(path) if path.as_os_str() == "-" => {
+            let limit = mcp_oauth_client::local::MAX_USER_FILE;
             let mut text = String::new();
             std::io::stdin()
-                .take(64 * 1024)
+                .take(limit + 1)
                 .read_to_string(&mut text)
                 .map_err(|e| Failure::Other(format!("cannot read the client secret: {e:#}")))?;
+            if text.len() as u64 > limit {
+                return Err(Failure::Other(format!(
+                    "the client secret on standard input is larger than {} KiB",
+                    limit / 1024
+                )));
+            }
             text
         }
         Some(path) => {

@@ -31,9 +31,12 @@ pub(crate) fn demo(options: &Options) -> Result<(), Failure> {
     errln!("Token cache for this demo: {}\n", cache.display());
 
     let browser = HeadlessBrowser::new();
-    let mut builder = options
-        .builder(server.mcp_url().as_str())?
-        .on_progress(crate::terminal::progress_printer(Instant::now()))
+    let mut builder = options.builder(server.mcp_url().as_str())?;
+    // At -v the log says the same, line for line.
+    if options.verbosity == crate::terminal::Verbosity::Normal {
+        builder = builder.on_progress(crate::terminal::progress_printer(Instant::now()));
+    }
+    let mut builder = builder
         .cache_dir(&cache)
         .callback_timeout(Duration::from_secs(options.timeout.unwrap_or(120)));
     if !options.browser {

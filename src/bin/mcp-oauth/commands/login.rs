@@ -27,9 +27,7 @@ pub(crate) fn login(options: &Options) -> Result<(), Failure> {
     done.store(true, Ordering::SeqCst);
     let token = result.map_err(|e| why_no_login(e, person, options.url()))?;
     stored(&session, &token)?;
-    if options.verbosity >= Verbosity::Normal {
-        errln!("Logged in to {}", session.server_url());
-    }
+    sayln!("Logged in to {}", session.server_url());
     Ok(())
 }
 
@@ -67,8 +65,8 @@ pub(crate) fn token(options: &Options) -> Result<(), Failure> {
         return Ok(());
     }
     let tokens = cached.as_ref().map(|s| &s.tokens);
-    if tokens.is_some_and(|t| t.is_dpop()) && options.verbosity >= Verbosity::Normal {
-        errln!(
+    if tokens.is_some_and(|t| t.is_dpop()) {
+        sayln!(
             "mcp-oauth: this token is bound to a DPoP key (--dpop): a server takes it only with \
              a proof signed by that key; without --dpop, token gives a Bearer token"
         );
@@ -132,13 +130,16 @@ pub(crate) fn nobody_to_log_in(url: &str) -> Failure {
 }
 
 impl Options {
-    /// The cache, once it is known that tokens can be written there: a login whose tokens
+    /// The cache, once it is known that tokens can be written there (with `--keyring`, the
+    /// keyring too, and the directory that keeps copies without secrets): a login whose tokens
     /// could not be stored would be lost to the next command.
     pub(crate) fn storage_checked(&self) -> Result<(), Failure> {
+        let files = self.storage()?;
+        files.check_writable()?;
+        #[cfg(feature = "keyring")]
         if self.keyring {
-            return Ok(());
+            mcp_oauth_client::storage::KeyringTokenStore::new(files.dir()).probe()?;
         }
-        self.storage()?.check_writable()?;
         Ok(())
     }
 }

@@ -10,7 +10,7 @@ pub(crate) fn logout(options: &Options) -> Result<(), Failure> {
     let session = options.builder(options.url())?.build()?;
     let report = session.logout()?;
     if !report.had_tokens {
-        errln!("No cached login for {}", session.server_url());
+        sayln!("No cached login for {}", session.server_url());
         return Ok(());
     }
     let names: Vec<&str> = report
@@ -22,9 +22,9 @@ pub(crate) fn logout(options: &Options) -> Result<(), Failure> {
         })
         .collect();
     if names.is_empty() {
-        errln!("Nothing revoked (the server offers no revocation, or it failed).");
+        sayln!("Nothing revoked (the server offers no revocation, or it failed).");
     } else {
-        errln!(
+        sayln!(
             "Revoked {} at the authorization server.",
             names.join(" and ")
         );
@@ -32,7 +32,7 @@ pub(crate) fn logout(options: &Options) -> Result<(), Failure> {
     for e in &report.errors {
         errln!("mcp-oauth: {e:#}");
     }
-    errln!("Forgot the cached tokens of {}", session.server_url());
+    sayln!("Forgot the cached tokens of {}", session.server_url());
     Ok(())
 }
 
@@ -40,7 +40,7 @@ pub(crate) fn logout(options: &Options) -> Result<(), Failure> {
 pub(crate) fn clear_all(options: &Options) -> Result<(), Failure> {
     let storage = options.storage()?;
     let n = storage.clear_all()?;
-    errln!(
+    sayln!(
         "Removed {n} cached file(s) from {}",
         storage.dir().display()
     );

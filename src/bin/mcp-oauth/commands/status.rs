@@ -11,7 +11,9 @@ use crate::args::Options;
 pub(crate) fn status(options: &Options) -> Result<(), Failure> {
     let storage = options.storage()?;
     let wanted = match &options.url {
-        Some(u) => Some(options.builder(u)?.build()?.server_url().clone()),
+        Some(u) => {
+            Some(url::Url::parse(u).map_err(|e| Failure::Usage(format!("{}: {e}", printable(u))))?)
+        }
         None => None,
     };
     let now = unix_now();
