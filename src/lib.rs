@@ -239,7 +239,10 @@
 //!   answers the launch URL, and a callback carrying this login's `state`, only for programs of
 //!   its own user (or root), read from the kernel's socket table: another user who opens the
 //!   launch URL first gets a refusal and the login goes on
-//!   (`local_users::another_user_replaying_the_launch_url_gets_nothing_and_the_login_goes_on`).
+//!   (`local_users::another_user_replaying_the_launch_url_gets_nothing_and_the_login_goes_on`);
+//!   a program that sends its request and closes at once, leaving a row the kernel shows with
+//!   uid 0 or none at all, is refused too, not taken for root
+//!   (`callback::peer::tests::a_peer_that_closed_first_is_not_taken_for_root`).
 //!   Opened twice by this user's programs, it stops the login
 //!   (`embedding::a_launch_url_opened_twice_stops_the_login`,
 //!   `embedding::a_launch_url_redirects_once_to_the_authorization_url`). Without it, one who

@@ -283,6 +283,7 @@ pub(super) fn redirect(stream: &mut TcpStream, location: &Url) {
 pub(super) fn respond(stream: &mut TcpStream, status: u16, body: &str) {
     let reason = match status {
         200 => "OK",
+        403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
         408 => "Request Timeout",
