@@ -192,7 +192,8 @@ fn is_tchar(b: u8) -> bool {
 pub struct Screened {
     /// The response to forward instead, when tools were dropped from it.
     pub rewritten: Option<Vec<u8>>,
-    /// The argument headers of the tools kept, by tool name (tools with none left out).
+    /// The argument headers of the tools kept, by tool name; a tool with none has an empty
+    /// list, so one that lost its annotations since an earlier listing loses its headers too.
     pub headers: HashMap<String, Vec<ParamHeader>>,
     /// The tools dropped, with why.
     pub dropped: Vec<(String, String)>,
@@ -235,9 +236,7 @@ pub fn screen_tools(response: &[u8]) -> Screened {
         };
         match tool_param_headers(&tool.input_schema) {
             Ok(params) => {
-                if !params.is_empty() {
-                    screened.headers.insert(tool.name, params);
-                }
+                screened.headers.insert(tool.name, params);
                 kept.push(raw);
             }
             Err(why) => screened.dropped.push((tool.name, why)),
@@ -374,6 +373,8 @@ mod tests {
             (json!(1), json!("c2"))
         );
         assert_eq!(screened.headers["ok"][0].header, "Mcp-Param-A");
+        // Listed without annotations: an empty list replaces what an earlier listing said.
+        assert!(screened.headers["plain"].is_empty());
         let dropped: Vec<&str> = screened.dropped.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(dropped, ["number", "twice", "space", "items"]);
         // Nothing to drop: the response goes as it came.

@@ -5,14 +5,20 @@
 //! ends, the requests it still owed are answered with an error, and the next message opens a
 //! new one.
 
+use std::io::Read;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use url::Url;
 
 use super::headers::content_type;
 use super::sse::EventReader;
 use super::{MAX_MESSAGE, Outgoing, STREAM_IDLE_TIMEOUT, Shared, UNANSWERED, lock};
+
+/// How long a new event stream may take to name its endpoint: the messages waiting for it
+/// (and the channel's lock) are held meanwhile.
+const ENDPOINT_WAIT: Duration = Duration::from_secs(30);
 
 /// An open event stream and where its messages go.
 pub(super) struct Channel {
@@ -84,14 +90,26 @@ fn open(shared: &Arc<Shared>) -> Result<Arc<Channel>, String> {
              stream answered HTTP {status})"
         ));
     }
-    let input = std::io::BufReader::new(response.into_body().into_reader());
+    let named = Arc::new(AtomicBool::new(false));
+    let input = std::io::BufReader::new(UntilNamed {
+        inner: response.into_body().into_reader(),
+        deadline: Instant::now() + ENDPOINT_WAIT,
+        named: Arc::clone(&named),
+    });
     let mut reader = EventReader::with_budget(input, MAX_MESSAGE, Arc::clone(&shared.budget));
     let endpoint = loop {
         match reader.next_event() {
             Ok(Some(e)) if e.event == "endpoint" && e.cut.is_none() => {
+                named.store(true, Ordering::SeqCst);
                 break endpoint(shared, reader.data())?;
             }
             Ok(Some(_)) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                return Err(format!(
+                    "the MCP server's event stream did not name its endpoint within {} s",
+                    ENDPOINT_WAIT.as_secs()
+                ));
+            }
             Ok(None) | Err(_) => {
                 return Err(
                     "the MCP server's event stream ended before naming its endpoint".into(),
@@ -151,5 +169,65 @@ fn read<R: std::io::BufRead>(shared: &Shared, mut reader: EventReader<R>) {
             shared.note_version(data);
             shared.output.write_server_message(data);
         }
+    }
+}
+
+/// A new stream's reader: fails once its deadline has passed while the stream has not named
+/// its endpoint (a server sending only comments would hold every message behind it forever;
+/// the per-read timeout restarts with each one), and reads on without a bound once it has.
+struct UntilNamed<R> {
+    inner: R,
+    deadline: Instant,
+    named: Arc<AtomicBool>,
+}
+
+impl<R: Read> Read for UntilNamed<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if !self.named.load(Ordering::SeqCst) && Instant::now() > self.deadline {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "no endpoint event in time",
+            ));
+        }
+        self.inner.read(buf)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stream that sends a comment every millisecond, forever.
+    struct Pings;
+
+    impl Read for Pings {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            std::thread::sleep(Duration::from_millis(1));
+            let ping = b": ping\n";
+            let n = ping.len().min(buf.len());
+            buf[..n].copy_from_slice(&ping[..n]);
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn a_stream_of_comments_only_ends_the_wait_for_its_endpoint() {
+        let named = Arc::new(AtomicBool::new(false));
+        let input = std::io::BufReader::new(UntilNamed {
+            inner: Pings,
+            deadline: Instant::now() + Duration::from_millis(50),
+            named: Arc::clone(&named),
+        });
+        let mut reader = EventReader::new(input, MAX_MESSAGE);
+        let e = reader.next_event().unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::TimedOut);
+        // Once named, the same stream is read on past the deadline.
+        let mut late = UntilNamed {
+            inner: Pings,
+            deadline: Instant::now(),
+            named,
+        };
+        late.named.store(true, Ordering::SeqCst);
+        assert!(late.read(&mut [0; 16]).is_ok());
     }
 }

@@ -136,14 +136,18 @@ impl<'a> Message<'a> {
             version: Option<String>,
         }
         let meta: Meta = serde_json::from_str(self.param("_meta")?.get()).ok()?;
-        // A revision is a date (`2026-07-28`); anything that could not be one is not taken,
-        // so it never reaches a header.
-        meta.version.filter(|v| {
-            (1..=32).contains(&v.len())
-                && v.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
-        })
+        meta.version.filter(|v| could_be_revision(v))
     }
+}
+
+/// Whether `version` could name a protocol revision (a date, `2026-07-28`): what is not taken
+/// from a client's request or a server's `initialize` result, so it never reaches the
+/// `MCP-Protocol-Version` header.
+pub(crate) fn could_be_revision(version: &str) -> bool {
+    (1..=32).contains(&version.len())
+        && version
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
 }
 
 /// A message id as a key: equal ids, equal keys.

@@ -155,7 +155,15 @@ impl Shared {
         let status = response.status().as_u16();
         let content_type = content_type(&response);
         let mut cut = None;
-        if (200..300).contains(&status) && content_type.starts_with("text/event-stream") {
+        if (200..300).contains(&status)
+            && content_type.starts_with("text/event-stream")
+            && outgoing.keys.is_empty()
+        {
+            // A notification or a client's answer takes no stream (servers answer 202): one
+            // read to its end would hold the input behind it, which keeps such messages in
+            // order. Dropped unread.
+            log::debug!("bridge: an event stream in answer to a message without an id dropped");
+        } else if (200..300).contains(&status) && content_type.starts_with("text/event-stream") {
             cut = self.read_stream(response.into_body(), outgoing);
         } else if (200..300).contains(&status) && content_type.starts_with("application/json") {
             match read_body(response.into_body(), &self.budget) {
@@ -343,7 +351,7 @@ impl Shared {
         let version = serde_json::from_slice::<Reply>(bytes)
             .ok()
             .and_then(|r| r.result?.protocol_version)
-            .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_graphic()));
+            .filter(|v| message::could_be_revision(v));
         if let Some(version) = version {
             lock(&self.mcp).protocol_version = Some(version);
         }
@@ -365,7 +373,7 @@ impl Shared {
                 .cancelled
                 .as_ref()
                 .is_some_and(|c| c.load(Ordering::SeqCst));
-            if cancelled || (!outgoing.keys.is_empty() && !answering(self)) {
+            if cancelled || !answering(self) {
                 break;
             }
             let event = match reader.next_event() {
