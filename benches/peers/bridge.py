@@ -106,7 +106,7 @@ def run_once(argv, env, login=False):
     answered = time.perf_counter() - started
     peak = peak_rss_kib(p.pid)
     p.stdin.close()
-    _, status, _ = os.wait4(p.pid, 0)
+    status = p.wait(timeout=TIMEOUT_S)
     exited = time.perf_counter() - started
     if status != 0:
         print(f"{argv[0]} exited with status {status}", file=sys.stderr)

@@ -297,7 +297,12 @@ fn exit_codes_per_failure() {
     let port = closed.local_addr().unwrap().port();
     drop(closed);
     assert_eq!(
-        code(&["token", &format!("http://127.0.0.1:{port}/mcp")]),
+        code(&[
+            "token",
+            &format!("http://127.0.0.1:{port}/mcp"),
+            "--timeout",
+            "10"
+        ]),
         Some(5)
     );
     // Protocol: an authorization server without PKCE S256.
@@ -306,7 +311,10 @@ fn exit_codes_per_failure() {
         ..ServerConfig::default()
     })
     .unwrap();
-    assert_eq!(code(&["token", no_pkce.mcp_url().as_str()]), Some(6));
+    assert_eq!(
+        code(&["token", no_pkce.mcp_url().as_str(), "--timeout", "10"]),
+        Some(6)
+    );
     // Denied by the user.
     let deny = TestServer::start_with(ServerConfig {
         deny_authorization: true,
@@ -948,9 +956,7 @@ fn a_login_whose_tokens_cannot_be_stored_fails_with_the_caches_exit_code() {
     let file = w.cache.path().join("a-file");
     std::fs::write(&file, "x").unwrap();
     for dir in [file.clone(), file.join("below")] {
-        let out = Command::new(env!("CARGO_BIN_EXE_mcp-oauth"))
-            .args(["login", &url, "--no-browser", "--cache-dir"])
-            .arg(&dir)
+        let out = cli(&["login", &url, "--no-browser"], &dir)
             .stdin(Stdio::null())
             .output()
             .unwrap();
@@ -963,10 +969,8 @@ fn a_login_whose_tokens_cannot_be_stored_fails_with_the_caches_exit_code() {
     // The directory goes away while the browser is awaited: logged in, but nothing stored.
     let cache = TempDir::new();
     let dir = cache.path().join("cache");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mcp-oauth"));
-    cmd.args(["login", &url, "--no-browser", "--cache-dir"])
-        .arg(&dir)
-        .stdin(Stdio::null());
+    let mut cmd = cli(&["login", &url, "--no-browser"], &dir);
+    cmd.stdin(Stdio::null());
     let watched = Watched::spawn(cmd);
     let authorize = watched.authorization_url().unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
@@ -983,7 +987,11 @@ fn a_login_whose_tokens_cannot_be_stored_fails_with_the_caches_exit_code() {
 fn with_no_browser_and_no_terminal_a_login_fails_at_once_saying_what_to_run() {
     let w = World::new();
     let url = w.server.mcp_url().to_string();
-    for args in [vec!["token", &url], vec!["login", &url]] {
+    // A timeout, so that a login that waits after all fails the test in seconds, not minutes.
+    for args in [
+        vec!["token", &url, "--timeout", "10"],
+        vec!["login", &url, "--timeout", "10"],
+    ] {
         let started = std::time::Instant::now();
         let out = cli(&args, w.cache.path())
             .stdin(Stdio::null())
@@ -1183,9 +1191,9 @@ fn verbosity_and_rust_log() {
 
 #[test]
 fn a_web_server_without_oauth_is_named_as_such() {
-    let (base, _) = crate::habits::plain_web_server();
+    let web = crate::habits::plain_web_server();
     let cache = TempDir::new();
-    let out = cli(&["token", &format!("{base}/mcp")], cache.path())
+    let out = cli(&["token", &web.url("/mcp")], cache.path())
         .env("BROWSER", "true")
         .output()
         .unwrap();
@@ -1193,6 +1201,7 @@ fn a_web_server_without_oauth_is_named_as_such() {
     assert_eq!(out.status.code(), Some(6), "{stderr}");
     assert!(stderr.contains("does not offer OAuth for MCP"), "{stderr}");
     assert!(!stderr.contains("registration"), "{stderr}");
+    assert!(!crate::habits::registered_at(&web));
 }
 
 #[test]

@@ -480,6 +480,7 @@ fn a_front_end_is_told_each_step_as_a_typed_event() {
     session.access_token().unwrap();
     let issuer = w.server.issuer();
     let events = seen.lock().unwrap().clone();
+    assert_eq!(events.len(), 5, "{events:?}");
     assert!(
         matches!(&events[0], Progress::AuthorizationServer { issuer: i } if *i == issuer),
         "{events:?}"
@@ -497,10 +498,10 @@ fn a_front_end_is_told_each_step_as_a_typed_event() {
         "{events:?}"
     );
     assert_eq!(events[4], Progress::Exchanging);
-    assert_eq!(events.len(), 5);
     w.expire_cached_token(&session);
     session.access_token().unwrap();
     let events = seen.lock().unwrap().clone();
+    assert_eq!(events.len(), 6, "{events:?}");
     assert!(
         matches!(&events[5], Progress::Refreshing { .. }),
         "{events:?}"

@@ -411,55 +411,34 @@ fn an_access_token_that_is_not_visible_ascii_is_refused_at_the_exchange() {
 }
 
 /// A web server that is no MCP server and no OAuth server (`python3 -m http.server`): 404 for
-/// every GET, 501 for anything else. Returns its base URL and how many requests it got.
-pub(crate) fn plain_web_server() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
-    use std::io::{Read, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let seen = std::sync::Arc::clone(&count);
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(2)));
-            // The whole request, its body too: one left unread resets the connection.
-            let mut request = Vec::new();
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = stream.read(&mut buf) {
-                request.extend_from_slice(&buf[..n]);
-                let text = String::from_utf8_lossy(&request).to_ascii_lowercase();
-                let Some(end) = text.find("\r\n\r\n") else {
-                    if n == 0 { break } else { continue }
-                };
-                let length = text[..end]
-                    .lines()
-                    .find_map(|l| l.strip_prefix("content-length:"))
-                    .and_then(|v| v.trim().parse::<usize>().ok())
-                    .unwrap_or(0);
-                if n == 0 || request.len() >= end + 4 + length {
-                    break;
-                }
-            }
-            let status = if request.starts_with(b"GET ") {
-                "404 File not found"
-            } else {
-                "501 Unsupported method"
-            };
-            let _ = write!(
-                stream,
-                "HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-            );
-        }
-    });
-    (base, count)
+/// every GET, 501 for anything else.
+pub(crate) fn plain_web_server() -> crate::hostile::RawServer {
+    crate::hostile::RawServer::start(|request, stream| {
+        let status = if request.starts_with(b"GET ") {
+            "404 File not found"
+        } else {
+            "501 Unsupported method"
+        };
+        let _ = std::io::Write::write_all(
+            stream,
+            format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        );
+    })
+}
+
+/// Whether `web` received a registration request.
+pub(crate) fn registered_at(web: &crate::hostile::RawServer) -> bool {
+    web.requests()
+        .iter()
+        .any(|r| r.starts_with(b"POST /register"))
 }
 
 #[test]
 fn a_web_server_without_oauth_is_said_to_offer_none_before_any_registration() {
-    let (base, _) = plain_web_server();
+    let web = plain_web_server();
     let cache = crate::common::TempDir::new();
-    let session = mcp_oauth_client::Session::builder(format!("{base}/mcp"))
+    let session = mcp_oauth_client::Session::builder(web.url("/mcp"))
         .cache_dir(cache.path())
         .build()
         .unwrap();
@@ -470,4 +449,5 @@ fn a_web_server_without_oauth_is_said_to_offer_none_before_any_registration() {
     );
     assert!(e.to_string().contains("HTTP 501"), "{e}");
     assert_ne!(e.step(), Step::Registration, "{e}");
+    assert!(!registered_at(&web));
 }

@@ -145,7 +145,7 @@ fn refused_with(
 fn assert_no_secret(w: &World, session: &Session, extra: &[String], e: &Error) {
     let mut secrets = secrets_seen(w, session);
     secrets.extend(extra.iter().cloned());
-    let text = format!("{e}\n{e:?}");
+    let text = format!("{e}\n{e:#}\n{e:?}");
     assert!(
         !text.chars().any(|c| c.is_control() && c != '\n'),
         "a control character in {text:?}"
@@ -317,7 +317,7 @@ type Answer = dyn Fn(&[u8], &mut TcpStream) + Send + Sync;
 
 /// A loopback listener that reads each request (head and `Content-Length` body) and lets the
 /// case answer with any bytes at all. Requests are kept for the secret checks.
-struct RawServer {
+pub(crate) struct RawServer {
     addr: SocketAddr,
     stop: Arc<AtomicBool>,
     requests: Arc<Mutex<Vec<Vec<u8>>>>,
@@ -325,7 +325,9 @@ struct RawServer {
 }
 
 impl RawServer {
-    fn start(answer: impl Fn(&[u8], &mut TcpStream) + Send + Sync + 'static) -> RawServer {
+    pub(crate) fn start(
+        answer: impl Fn(&[u8], &mut TcpStream) + Send + Sync + 'static,
+    ) -> RawServer {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let stop = Arc::new(AtomicBool::new(false));
@@ -356,8 +358,13 @@ impl RawServer {
         }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
+    }
+
+    /// The requests it received so far, as sent.
+    pub(crate) fn requests(&self) -> Vec<Vec<u8>> {
+        self.requests.lock().unwrap().clone()
     }
 
     /// The secrets in the forms it received.
@@ -892,7 +899,7 @@ fn an_error_response_echoing_the_state_keeps_it_out_of_the_error() {
         .unwrap();
     let e = login_refused(&w, &s, ErrorKind::OAuth, Step::Callback);
     let state = state_seen.lock().unwrap().clone();
-    assert!(!format!("{e} {e:?}").contains(&state), "{e}");
+    assert!(!format!("{e} {e:#} {e:?}").contains(&state), "{e}");
     assert_eq!(e.oauth_description(), Some("state [redacted] is odd"));
 }
 
@@ -1140,7 +1147,7 @@ fn a_token_error_echoing_the_code_and_verifier_keeps_them_out() {
     );
     let sent = raw.secrets();
     assert_eq!(sent.len(), 2, "the code and the verifier were sent");
-    let text = format!("{e} {e:?}");
+    let text = format!("{e} {e:#} {e:?}");
     for secret in &sent {
         assert!(!text.contains(secret.as_str()), "{text}");
     }
@@ -1294,7 +1301,7 @@ fn a_device_poll_error_echoing_the_device_code_keeps_it_out() {
     assert_eq!(e.oauth_error(), Some("expired_token"), "{e}");
     let sent = raw.secrets();
     assert_eq!(sent.len(), 1, "the device code was sent once");
-    let text = format!("{e} {e:?}");
+    let text = format!("{e} {e:#} {e:?}");
     assert!(
         !text.contains(&sent[0]),
         "the device code is in the error: {text}"
@@ -1451,7 +1458,7 @@ fn a_revocation_error_echoing_the_token_keeps_it_out() {
         mcp_oauth_client::revocation::revoke(&mcp_oauth_client::http::new_agent(), &request)
             .map(|()| token.clone())
     });
-    assert!(!format!("{e} {e:?}").contains(token.secret()), "{e}");
+    assert!(!format!("{e} {e:#} {e:?}").contains(token.secret()), "{e}");
 }
 
 // -------------------------------------------------------------------------------------------
@@ -1471,7 +1478,7 @@ fn a_token_file_with_a_token_in_the_wrong_place_leaks_it_nowhere() {
         .load_tokens(first.server_url())
         .unwrap_err();
     assert_eq!((e.kind(), e.step()), (ErrorKind::Storage, Step::TokenCheck));
-    assert!(!format!("{e} {e:?}").contains(old.secret()), "{e}");
+    assert!(!format!("{e} {e:#} {e:?}").contains(old.secret()), "{e}");
     // A new session reports the file, treats it as absent and logs in again.
     let second = w.session();
     let new = second.access_token().unwrap();
