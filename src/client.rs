@@ -14,9 +14,6 @@ use crate::secret::Secret;
 /// The device authorization grant's type (RFC 8628 §3.4).
 pub const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 
-/// The JWT bearer grant's type (RFC 7523 §2.1).
-pub const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
-
 /// How the client authenticates at the token endpoint (RFC 7591 §2, OAuth 2.1 §2.4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

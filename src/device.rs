@@ -153,7 +153,8 @@ pub fn parse_device_authorization_response(body: &[u8]) -> Result<DeviceAuthoriz
 #[derive(Debug, Clone, Copy)]
 #[non_exhaustive]
 pub struct DeviceRequest<'a> {
-    /// The authorization server's `device_authorization_endpoint` and the client.
+    /// The authorization server's `device_authorization_endpoint` and the client (a DPoP key
+    /// is not used here: the device code is not bound; the polls' token requests are).
     pub endpoint: ClientEndpoint<'a>,
     /// The scopes asked for.
     pub scope: Option<&'a Scopes>,
@@ -261,7 +262,7 @@ impl<'a> DevicePoll<'a> {
             endpoint,
             device_code,
             resource: None,
-            interval: 5,
+            interval: DEFAULT_INTERVAL,
             deadline,
             cancel,
         }

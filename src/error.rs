@@ -482,6 +482,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn redaction_leaves_no_secret_and_no_control_character() {
+        assert_eq!(
+            redact("a\nb", &["", "\n"]),
+            "ab",
+            "control characters go, empty secrets match nothing"
+        );
+        // "]a" would reappear across the marker: "]]aa" -> "][redacted]a".
+        assert_eq!(redact("]]aa", &["]a"]), "");
+    }
+
+    #[test]
     fn error_is_one_pointer() {
         assert_eq!(std::mem::size_of::<Error>(), std::mem::size_of::<usize>());
     }

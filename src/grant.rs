@@ -11,14 +11,15 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use crate::client::ClientRegistration;
 use crate::error::{Error, ErrorKind, Result, Step};
-use crate::registration::ClientRegistration;
 use crate::scope::Scopes;
 use crate::secret::Secret;
 use crate::token::{ClientEndpoint, TokenSet};
 
 /// The JWT bearer grant type (RFC 7523 §2.1).
-pub use crate::client::JWT_BEARER;
+/// The JWT bearer grant's type (RFC 7523 §2.1).
+pub const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 /// The token exchange grant type (RFC 8693 §2.1).
 pub const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 /// The token type of an OpenID Connect ID token (RFC 8693 §3).
@@ -236,8 +237,8 @@ fn send<'a>(
 #[derive(Debug, Clone, Copy)]
 #[non_exhaustive]
 pub struct TokenExchange<'a> {
-    /// The identity provider's token endpoint and the client there (no DPoP key: an ID-JAG
-    /// is not bound).
+    /// The identity provider's token endpoint and the client there (a DPoP key is not used
+    /// here: an ID-JAG is not bound).
     pub endpoint: ClientEndpoint<'a>,
     /// The person's ID token.
     pub subject_token: &'a Secret,

@@ -335,7 +335,7 @@ pub use url;
 
 pub use browser::{AuthorizeHook, BrowserStep};
 pub use callback::{CallbackHost, PasteOutcome, Paster};
-pub use client_auth::AuthMethod;
+pub use client::AuthMethod;
 pub use error::{Error, ErrorKind, OAuthErrorCode, Result, Step, printable};
 pub use grant::{Assertion, Grant, IdentityAssertion};
 pub use jwt::SigningKey;

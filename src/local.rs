@@ -15,6 +15,7 @@ use std::path::Path;
 use crate::error::{Error, ErrorKind, Result, Step};
 
 /// Seconds since the Unix epoch (0 on a clock set before it).
+#[doc(hidden)]
 pub fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

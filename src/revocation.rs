@@ -29,7 +29,7 @@ impl TokenTypeHint {
 #[non_exhaustive]
 pub struct RevocationRequest<'a> {
     /// The authorization server's `revocation_endpoint`, with the client the token was issued
-    /// to, which authenticates as at the token endpoint.
+    /// to, which authenticates as at the token endpoint (a DPoP key is not used here).
     pub endpoint: ClientEndpoint<'a>,
     /// The token to revoke.
     pub token: &'a Secret,

@@ -6,12 +6,12 @@
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+use crate::client::ClientRegistration;
 use crate::client_auth;
 use crate::dpop::{DPOP_HEADER, Dpop};
 use crate::error::{Error, ErrorKind, Result, Step};
 use crate::http::{self, Body};
 use crate::pkce::PkceVerifier;
-use crate::registration::ClientRegistration;
 use crate::secret::Secret;
 
 /// The longest lifetime believed, in seconds (ten years); longer values are capped.
@@ -167,15 +167,61 @@ impl<'a> ClientEndpoint<'a> {
         ClientEndpoint { dpop, ..self }
     }
 
-    /// `form` POSTed with the client's authentication and, with a key, a proof (see
-    /// [`authenticated_post`]); the 200 response.
+    /// POSTs `form` here with the client's authentication (RFC 6749 §2.3; the same at the
+    /// token and revocation endpoints, RFC 7009 §2.1) and, with a DPoP key, a proof; returns
+    /// the 200 response; any other status, or an error object sent with 200, is the server's
+    /// error. A `use_dpop_nonce` refusal that brings a new nonce is answered by one more
+    /// request with it (RFC 9449 §8). The requests that bind no token (device authorization,
+    /// revocation, the token exchange at an identity provider) send no proof: they post with
+    /// `.dpop(None)`.
     pub(crate) fn post(
         &self,
         agent: &ureq::Agent,
         form: Vec<(&str, &str)>,
         step: Step,
     ) -> Result<(Url, http::Response)> {
-        authenticated_post(agent, self.url, form, self.client, self.dpop, step)
+        let url: Url = crate::address::parse_endpoint(self.url, step)?;
+        let secret = self.client.client_secret.as_ref().map(Secret::secret);
+        let mut nonce_retried = false;
+        loop {
+            // A fresh assertion and a fresh proof for every request (new `jti`s).
+            let credentials = client_auth::credentials(self.client, step)?;
+            let mut fields = form.clone();
+            fields.extend(credentials.form.iter().map(|(k, v)| (*k, v.as_str())));
+            let proof = self
+                .dpop
+                .map(|d| d.proof("POST", &url, None, step))
+                .transpose()?;
+            let headers: Vec<(&str, &str)> = credentials
+                .authorization
+                .as_deref()
+                .map(|a| ("authorization", a))
+                .into_iter()
+                .chain(proof.as_deref().map(|p| (DPOP_HEADER, p)))
+                .collect();
+            let response = http::send(agent, &url, Body::Form(&fields), &headers, step)?;
+            let new_nonce = match (self.dpop, &response.dpop_nonce) {
+                (Some(dpop), Some(nonce)) => dpop.remember_nonce(&url, nonce),
+                _ => false,
+            };
+            if response.status == 200 && !http::is_error_object(&response) {
+                return Ok((url, response));
+            }
+            if new_nonce
+                && !nonce_retried
+                && http::error_code(&response).as_deref() == Some("use_dpop_nonce")
+            {
+                nonce_retried = true;
+                continue;
+            }
+            let sent: Vec<&str> = fields
+                .iter()
+                .filter(|(name, _)| SECRET_FIELDS.contains(name))
+                .map(|(_, value)| *value)
+                .chain(secret)
+                .collect();
+            return Err(http::status_error(&response, step, &url, &sent));
+        }
     }
 
     /// A token request with the grant's `form`, its response parsed as a token set.
@@ -319,62 +365,6 @@ const SECRET_FIELDS: [&str; 9] = [
     "subject_token",
     "token",
 ];
-
-/// POSTs `form` to an endpoint of the client's authorization server with the client's
-/// authentication (RFC 6749 §2.3; the same at the token and revocation endpoints, RFC 7009
-/// §2.1) and, with `dpop`, a proof; returns the 200 response; any other status, or an error
-/// object sent with 200, is the server's error. A `use_dpop_nonce` refusal that brings a new
-/// nonce is answered by one more request with it (RFC 9449 §8).
-pub(crate) fn authenticated_post(
-    agent: &ureq::Agent,
-    endpoint: &str,
-    form: Vec<(&str, &str)>,
-    client: &ClientRegistration,
-    dpop: Option<&Dpop>,
-    step: Step,
-) -> Result<(Url, http::Response)> {
-    let url: Url = crate::address::parse_endpoint(endpoint, step)?;
-    let secret = client.client_secret.as_ref().map(Secret::secret);
-    let mut nonce_retried = false;
-    loop {
-        // A fresh assertion and a fresh proof for every request (new `jti`s).
-        let credentials = client_auth::credentials(client, step)?;
-        let mut fields = form.clone();
-        fields.extend(credentials.form.iter().map(|(k, v)| (*k, v.as_str())));
-        let proof = dpop
-            .map(|d| d.proof("POST", &url, None, step))
-            .transpose()?;
-        let headers: Vec<(&str, &str)> = credentials
-            .authorization
-            .as_deref()
-            .map(|a| ("authorization", a))
-            .into_iter()
-            .chain(proof.as_deref().map(|p| (DPOP_HEADER, p)))
-            .collect();
-        let response = http::send(agent, &url, Body::Form(&fields), &headers, step)?;
-        let new_nonce = match (dpop, &response.dpop_nonce) {
-            (Some(dpop), Some(nonce)) => dpop.remember_nonce(&url, nonce),
-            _ => false,
-        };
-        if response.status == 200 && !http::is_error_object(&response) {
-            return Ok((url, response));
-        }
-        if new_nonce
-            && !nonce_retried
-            && http::error_code(&response).as_deref() == Some("use_dpop_nonce")
-        {
-            nonce_retried = true;
-            continue;
-        }
-        let sent: Vec<&str> = fields
-            .iter()
-            .filter(|(name, _)| SECRET_FIELDS.contains(name))
-            .map(|(_, value)| *value)
-            .chain(secret)
-            .collect();
-        return Err(http::status_error(&response, step, &url, &sent));
-    }
-}
 
 #[cfg(test)]
 mod tests {

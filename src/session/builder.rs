@@ -10,7 +10,7 @@ use url::Url;
 use crate::address::AddressRules;
 use crate::browser::{AuthorizeHook, BrowserStep};
 use crate::callback::CallbackHost;
-use crate::client_auth::AuthMethod;
+use crate::client::AuthMethod;
 use crate::device::{DeviceHook, DeviceStep};
 use crate::error::{Error, ErrorKind, Result, Step};
 use crate::grant::{Assertion, Grant, IdentityAssertion};

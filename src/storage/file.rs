@@ -14,8 +14,8 @@ use super::{
     CacheLock, FORMAT_VERSION, RefreshMark, StoredClient, StoredTokens, TokenStore, cache_key,
     parse_refresh_mark, parse_stored_client, parse_stored_tokens,
 };
+use crate::client::ClientRegistration;
 use crate::error::{Error, ErrorKind, Result, Step};
-use crate::registration::ClientRegistration;
 
 /// The environment variable that overrides the default cache directory.
 pub const CACHE_DIR_ENV: &str = "MCP_OAUTH_CACHE_DIR";
@@ -96,9 +96,12 @@ impl FileTokenStorage {
     /// read-only, no space).
     pub fn check_writable(&self) -> Result<()> {
         self.ensure_dir()?;
+        // Its own name for each check: two sessions of one process may check at once.
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let probe = self
             .dir
-            .join(format!(".write-check.pid{}.tmp", std::process::id()));
+            .join(format!(".write-check.pid{}.{n}.tmp", std::process::id()));
         let written = write_new_file(&probe, b"");
         let _ = fs::remove_file(&probe);
         written.map_err(|e| storage_io("cannot write in", &self.dir, e))

@@ -24,9 +24,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use url::Url;
 
-use crate::client_auth::AuthMethod;
+use crate::client::AuthMethod;
+use crate::client::ClientRegistration;
 use crate::error::{Error, ErrorKind, Result, Step};
-use crate::registration::ClientRegistration;
 use crate::scope::Scopes;
 use crate::secret::{Secret, sha256_base64url};
 use crate::token::TokenSet;

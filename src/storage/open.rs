@@ -84,8 +84,8 @@ fn checked(file: File, path: &Path, mode: u32) -> Result<File> {
             ));
         }
         if meta.mode() & 0o077 != 0 {
-            // Group and other rights are taken away; the owner's are left as they are (a
-            // directory made read-only on purpose stays read-only).
+            // Group and other rights are taken away; the owner's are kept within `mode`, never
+            // added (a directory made read-only on purpose stays read-only).
             let restricted = meta.mode() & 0o7700 & (mode | 0o7000);
             log::warn!("{} was open to others; restricting it", path.display());
             file.set_permissions(fs::Permissions::from_mode(restricted))

@@ -22,8 +22,8 @@ use super::{
     CacheLock, FORMAT_VERSION, FileTokenStorage, IN_KEYRING, RefreshMark, StoredClient,
     StoredTokens, TokenStore, cache_key, parse_stored_client, parse_stored_tokens,
 };
+use crate::client::ClientRegistration;
 use crate::error::{Error, ErrorKind, Result, Step};
-use crate::registration::ClientRegistration;
 use crate::secret::Secret;
 
 /// The keyring service name of this crate's items.

@@ -32,10 +32,16 @@ pub(super) fn check_assertion(
     let now = unix_now();
     match claims["exp"].as_u64() {
         None => return Err("the assertion has no exp".into()),
-        Some(exp) if exp + LEEWAY <= now => return Err("the assertion has expired".into()),
+        Some(exp) if exp.saturating_add(LEEWAY) <= now => {
+            return Err("the assertion has expired".into());
+        }
         Some(_) => {}
     }
-    let ahead = |name: &str| claims[name].as_u64().is_some_and(|t| t > now + LEEWAY);
+    let ahead = |name: &str| {
+        claims[name]
+            .as_u64()
+            .is_some_and(|t| t > now.saturating_add(LEEWAY))
+    };
     if ahead("nbf") || ahead("iat") {
         return Err("the assertion is not valid yet".into());
     }

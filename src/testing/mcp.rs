@@ -10,7 +10,6 @@ use serde_json::{Map, Value, json};
 use super::dpop::{Endpoint, Refusal};
 use super::http::{Request, Response};
 use super::state::{Shared, method_not_allowed};
-
 use super::util::{has_scopes, random_token};
 
 /// The protocol version answered when the client does not ask for one.

@@ -1,7 +1,7 @@
 //! Small helpers shared by the route handlers.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -25,12 +25,7 @@ pub(super) fn random_token() -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
-/// Seconds since the Unix epoch.
-pub(super) fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
+pub(super) use crate::local::unix_now;
 
 /// Decodes `application/x-www-form-urlencoded` text (`+` is a space); invalid escapes are kept
 /// as they are and invalid UTF-8 is replaced.
