@@ -4,12 +4,12 @@
 
 use std::time::Instant;
 
-use crate::authorize::{AuthorizationRequest, build_authorization_url};
+use crate::authorize::build_authorization_url;
 use crate::browser::{AuthorizeHook, BrowserStep, open_browser};
 use crate::callback::CallbackExpectation;
 use crate::error::{Result, Step};
 use crate::pkce::PkceVerifier;
-use crate::token::{self, ClientEndpoint, CodeExchange};
+use crate::token::{self, CodeExchange};
 
 use super::cache::Presented;
 use super::clients::ChosenClient;
@@ -26,7 +26,7 @@ pub(super) fn log_in(
     chosen: ChosenClient,
 ) -> Result<Presented> {
     let (net, cache, requested) = (parts.net, parts.cache, parts.requested);
-    let (metadata, scopes, dpop) = (login.metadata, login.scopes, login.dpop);
+    let metadata = login.metadata;
     let ChosenClient {
         client,
         mut listener,
@@ -37,16 +37,13 @@ pub(super) fn log_in(
     let redirect_uri = listener.redirect_uri().to_string();
     let resource = requested.resource_param(login.resource);
     let challenge = verifier.challenge();
-    let request = AuthorizationRequest::new(
-        &metadata.authorization_endpoint,
+    let request = requested.authorization_request(
+        login,
         &client.client_id,
         &redirect_uri,
         &state_value,
         &challenge,
-    )
-    .scope(scopes)
-    .resource(resource)
-    .extra(&requested.authorize_params);
+    );
     let url = build_authorization_url(&request)?;
     let launch_url = listener.launch_url(&url)?;
     let step = BrowserStep::new(
@@ -74,11 +71,15 @@ pub(super) fn log_in(
     let code = code?;
     net.progress(Progress::Exchanging);
     let held = cache.hold();
-    let endpoint = ClientEndpoint::new(&metadata.token_endpoint, &client).dpop(dpop.map(|d| &**d));
-    let exchange = CodeExchange::new(endpoint, &code, &verifier, &redirect_uri).resource(resource);
+    let exchange = CodeExchange::new(
+        login.token_endpoint(&client),
+        &code,
+        &verifier,
+        &redirect_uri,
+    )
+    .resource(resource);
     let tokens = token::exchange_code(net.agent(), &exchange)?;
-    let record = cache.record(metadata, resource, scopes, &client, tokens, dpop);
-    let presented = cache.save(record, dpop.cloned());
+    let presented = login.keep(cache, resource, &client, tokens);
     drop(held);
     Ok(presented)
 }

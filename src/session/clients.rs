@@ -5,7 +5,7 @@
 
 use url::Url;
 
-use crate::authorize::{AuthorizationRequest, ClientCheck, check_client};
+use crate::authorize::{ClientCheck, check_client};
 use crate::callback::{CallbackHost, CallbackListener};
 use crate::client::{ClientRegistration, ConfiguredClient, choose_auth_method};
 use crate::discovery::AuthServerMetadata;
@@ -265,15 +265,12 @@ fn check_cached(
     };
     let redirect_uri = found.listener.redirect_uri().to_string();
     let challenge = verifier.challenge();
-    let request = AuthorizationRequest::new(
-        &login.metadata.authorization_endpoint,
+    let request = requested.authorization_request(
+        login,
         &found.client.client_id,
         &redirect_uri,
         &state,
         &challenge,
-    )
-    .scope(login.scopes)
-    .resource(requested.resource_param(login.resource))
-    .extra(&requested.authorize_params);
+    );
     check_client(net.agent(), &request)
 }

@@ -4,15 +4,18 @@
 
 use std::sync::{Arc, Mutex};
 
+use crate::authorize::AuthorizationRequest;
 use crate::callback::Canceller;
+use crate::client::ClientRegistration;
 use crate::discovery::AuthServerMetadata;
 use crate::dpop::Dpop;
 use crate::error::printable;
 use crate::scope::Scopes;
+use crate::token::{ClientEndpoint, TokenSet};
 use crate::www_authenticate::Challenge;
 
 use super::binding::Offered;
-use super::cache::Cache;
+use super::cache::{Cache, Presented};
 use super::net::Net;
 
 /// How a flow came about.
@@ -25,6 +28,11 @@ pub(crate) struct LoginContext<'a> {
     pub rejected: bool,
     /// A 403 `insufficient_scope`: authorize again with the union of the scopes.
     pub step_up: bool,
+    /// Asked for a new token although the cached one may be fresh ([`Session::refresh`]):
+    /// nothing was rejected.
+    ///
+    /// [`Session::refresh`]: super::Session::refresh
+    pub forced: bool,
     /// The token schemes the 401 or 403 offered, when one was seen.
     pub offered: Option<Offered>,
 }
@@ -36,7 +44,16 @@ impl<'a> LoginContext<'a> {
             challenge,
             rejected: true,
             step_up: false,
+            forced: false,
             offered: None,
+        }
+    }
+
+    /// A new token wanted now, with no response of the MCP server's behind it.
+    pub(crate) fn forced() -> LoginContext<'a> {
+        LoginContext {
+            forced: true,
+            ..LoginContext::default()
         }
     }
 
@@ -77,6 +94,29 @@ impl Requested {
         (!self.omit_resource).then_some(resource)
     }
 
+    /// The authorization request of `login` for `client_id`, redirected to `redirect_uri`,
+    /// with its `state` and PKCE `challenge`: the browser's, and the one that checks a cached
+    /// client first.
+    pub(super) fn authorization_request<'b>(
+        &'b self,
+        login: &'b Login<'_>,
+        client_id: &'b str,
+        redirect_uri: &'b str,
+        state: &'b str,
+        challenge: &'b str,
+    ) -> AuthorizationRequest<'b> {
+        AuthorizationRequest::new(
+            &login.metadata.authorization_endpoint,
+            client_id,
+            redirect_uri,
+            state,
+            challenge,
+        )
+        .scope(login.scopes)
+        .resource(self.resource_param(login.resource))
+        .extra(&self.authorize_params)
+    }
+
     /// Says, once per login, that the tokens will not be bound to the MCP server.
     pub(super) fn warn_omitted_resource(&self, resource: &str) {
         if self.omit_resource {
@@ -97,6 +137,37 @@ pub(super) struct Login<'a> {
     pub(super) scopes: Option<&'a Scopes>,
     /// The key the tokens are to be bound to, when they are.
     pub(super) dpop: Option<&'a Arc<Dpop>>,
+}
+
+impl Login<'_> {
+    /// The token endpoint of this login's server for `client`, with the key the tokens are
+    /// to be bound to.
+    pub(super) fn token_endpoint<'b>(
+        &'b self,
+        client: &'b ClientRegistration,
+    ) -> ClientEndpoint<'b> {
+        ClientEndpoint::new(&self.metadata.token_endpoint, client).dpop(self.dpop.map(|d| &**d))
+    }
+
+    /// Stores the `tokens` this login obtained with `client` for `resource` (the parameter
+    /// as sent), bound to its key when they are.
+    pub(super) fn keep(
+        &self,
+        cache: &Cache,
+        resource: Option<&str>,
+        client: &ClientRegistration,
+        tokens: TokenSet,
+    ) -> Presented {
+        let record = cache.record(
+            self.metadata,
+            resource,
+            self.scopes,
+            client,
+            tokens,
+            self.dpop,
+        );
+        cache.save(record, self.dpop.cloned())
+    }
 }
 
 /// Where the login waiting for a person registers what cancels it.

@@ -26,7 +26,15 @@ pub(super) fn log_in(
     client: &ClientRegistration,
 ) -> Result<Presented> {
     let (net, cache, requested) = (parts.net, parts.cache, parts.requested);
-    let (metadata, scopes, dpop) = (login.metadata, login.scopes, login.dpop);
+    // The builder refuses a device login without a hook; checked before a code is asked for.
+    let hook = hook.ok_or_else(|| {
+        Error::new(
+            ErrorKind::Config,
+            Step::Authorization,
+            "a device login needs a hook that shows the code (SessionBuilder::device_login)",
+        )
+    })?;
+    let (metadata, scopes) = (login.metadata, login.scopes);
     let endpoint = metadata
         .device_authorization_endpoint
         .as_deref()
@@ -53,28 +61,24 @@ pub(super) fn log_in(
         verification_uri_complete: device.verification_uri_complete.clone(),
         deadline: Instant::now() + lifetime,
     };
-    let hook = hook.ok_or_else(|| {
-        Error::new(
-            ErrorKind::Config,
-            Step::Authorization,
-            "a device login needs a hook that shows the code (SessionBuilder::device_login)",
-        )
-    })?;
     hook(&step);
     net.progress(Progress::WaitingForDevice {
         verification_uri: step.verification_uri.clone(),
     });
     let (cancel, cancelled) = std::sync::mpsc::channel::<()>();
     let waiting = Waiting::start(wait.slot, Canceller::new(move || cancel.send(()).is_ok()));
-    let endpoint = ClientEndpoint::new(&metadata.token_endpoint, client).dpop(dpop.map(|d| &**d));
-    let poll = DevicePoll::new(endpoint, &device.device_code, step.deadline, &cancelled)
-        .interval(device.interval)
-        .resource(resource);
+    let poll = DevicePoll::new(
+        login.token_endpoint(client),
+        &device.device_code,
+        step.deadline,
+        &cancelled,
+    )
+    .interval(device.interval)
+    .resource(resource);
     let polled = poll_for_tokens_held(net.agent(), &poll, || cache.hold());
     drop(waiting);
     let (tokens, held) = polled?;
-    let record = cache.record(metadata, resource, scopes, client, tokens, dpop);
-    let presented = cache.save(record, dpop.cloned());
+    let presented = login.keep(cache, resource, client, tokens);
     drop(held);
     Ok(presented)
 }

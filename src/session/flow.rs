@@ -336,7 +336,7 @@ impl Inner {
     pub(crate) fn refresh_now(&self) -> Result<Presented> {
         let mut flow = self.flow();
         let _lock = self.cache.lock();
-        let ctx = LoginContext::unauthorized(None);
+        let ctx = LoginContext::forced();
         if let Some(stored) = self.cache.stored()
             && let Some(token) = self.refresher().fresh_or_refreshed(stored, &ctx, None)?
         {

@@ -45,12 +45,12 @@ pub(super) fn obtain(
     client: &ClientRegistration,
 ) -> Result<Presented> {
     let (net, cache, requested) = (parts.net, parts.cache, parts.requested);
-    let (metadata, scopes, dpop) = (login.metadata, login.scopes, login.dpop);
+    let (metadata, scopes) = (login.metadata, login.scopes);
     let step = Step::Grant;
-    let endpoint = ClientEndpoint::new(&metadata.token_endpoint, client).dpop(dpop.map(|d| &**d));
-    let request = GrantRequest::new(endpoint)
+    let resource = requested.resource_param(login.resource);
+    let request = GrantRequest::new(login.token_endpoint(client))
         .scope(scopes)
-        .resource(requested.resource_param(login.resource));
+        .resource(resource);
     net.progress(Progress::Granting {
         token_endpoint: metadata.token_endpoint.clone(),
     });
@@ -85,15 +85,7 @@ pub(super) fn obtain(
             ));
         }
     };
-    let record = cache.record(
-        metadata,
-        requested.resource_param(login.resource),
-        scopes,
-        client,
-        tokens,
-        dpop,
-    );
-    let presented = cache.save(record, dpop.cloned());
+    let presented = login.keep(cache, resource, client, tokens);
     drop(held);
     Ok(presented)
 }

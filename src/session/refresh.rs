@@ -61,6 +61,7 @@ impl Refresher<'_> {
         prm: Option<&ResourceMetadata>,
     ) -> Result<Option<Presented>> {
         if !ctx.rejected
+            && !ctx.forced
             && let Some(token) = self.fresh(&stored)
         {
             return Ok(Some(token));

@@ -449,5 +449,11 @@ fn a_web_server_without_oauth_is_said_to_offer_none_before_any_registration() {
     );
     assert!(e.to_string().contains("HTTP 501"), "{e}");
     assert_ne!(e.step(), Step::Registration, "{e}");
+    // Asked to refresh with nothing cached: the same, not a registration at `/register`.
+    let e = session.refresh().unwrap_err();
+    assert!(
+        e.to_string().contains("does not offer OAuth for MCP"),
+        "{e}"
+    );
     assert!(!registered_at(&web));
 }
