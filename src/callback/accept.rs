@@ -40,9 +40,10 @@ pub(super) const LAUNCH_PATH: &str = "/start/";
 /// The page text for a response that arrives after the wait ended.
 pub(super) const FINISHED: &str = "No sign-in is waiting for this response any more.";
 
-/// The connections being read, oldest first. At most [`MAX_IN_FLIGHT`]: a new connection
-/// beyond that closes the oldest, so connections that are opened and left idle (or fed a byte
-/// at a time) can delay the real redirect by one eviction at most, never lock it out.
+/// The connections being read, oldest first, on every address of the listener. At most
+/// [`MAX_IN_FLIGHT`]: a new connection beyond that closes the oldest, so connections that are
+/// opened and left idle (or fed a byte at a time) can delay the real redirect by one eviction
+/// at most, never lock it out.
 #[derive(Default)]
 struct Reading {
     open: Mutex<VecDeque<(u64, TcpStream)>>,
@@ -128,22 +129,34 @@ impl Drop for Acceptor {
     }
 }
 
-/// What the listener serves: its port (for the `Host` check) and the callback's path.
+/// What the listener serves: its port (for the `Host` check) and the callback's path; and the
+/// connections being read, shared by the acceptors of every address it listens on.
 #[derive(Clone)]
 pub(super) struct Served {
     pub(super) port: u16,
     pub(super) path: Arc<str>,
+    reading: Arc<Reading>,
+}
+
+impl Served {
+    pub(super) fn new(port: u16, path: &str) -> Served {
+        Served {
+            port,
+            path: path.into(),
+            reading: Arc::default(),
+        }
+    }
 }
 
 /// Accepts connections until `stop`, handing each to a reader thread.
 fn accept_loop(listener: &TcpListener, tx: &Sender<Event>, served: &Served, stop: &AtomicBool) {
-    let reading = Arc::new(Reading::default());
+    let reading = &served.reading;
     for stream in listener.incoming() {
         if stop.load(Ordering::SeqCst) {
             break;
         }
         match stream {
-            Ok(stream) => dispatch(stream, tx, served, &reading),
+            Ok(stream) => dispatch(stream, tx, served, reading),
             Err(e) => {
                 // Out of file descriptors, say: back off instead of spinning.
                 log::debug!("callback accept failed: {e:#}");
@@ -315,10 +328,7 @@ mod tests {
     use crate::callback::test_params as params;
 
     fn served(port: u16) -> Served {
-        Served {
-            port,
-            path: CALLBACK_PATH.into(),
-        }
+        Served::new(port, CALLBACK_PATH)
     }
 
     #[test]

@@ -144,10 +144,7 @@ impl CallbackListener {
     /// response (`access_denied`, …); [`ErrorKind::Refused`] for an `iss` mismatch.
     pub fn wait(self, expect: &CallbackExpectation<'_>, timeout: Duration) -> Result<Secret> {
         let deadline = Instant::now() + timeout;
-        let served = Served {
-            port: self.port(),
-            path: self.redirect_uri.path().into(),
-        };
+        let served = Served::new(self.port(), self.redirect_uri.path());
         let acceptors = self
             .listeners
             .into_iter()

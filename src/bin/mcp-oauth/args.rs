@@ -313,6 +313,37 @@ mod tests {
     }
 
     #[test]
+    fn every_option_of_the_table_is_parsed() {
+        for opt in OPTIONS {
+            let spec = COMMANDS.iter().find(|c| c.cmd == opt.commands[0]).unwrap();
+            let mut line = match spec.positional {
+                Positional::Url | Positional::OptionalUrl => vec!["https://x.example/mcp"],
+                Positional::Shell => vec!["bash"],
+                Positional::None => vec![],
+            };
+            let flag = format!("--{}", opt.long);
+            line.push(&flag);
+            if opt.value.is_some() {
+                line.push(match opt.long {
+                    "timeout" | "callback-port" => "8765",
+                    "client-auth-method" => "client_secret_post",
+                    "header" => "X-Tenant: acme",
+                    "authorize-param" => "prompt=consent",
+                    "transport" => "sse",
+                    "callback-path" => "/cb",
+                    "callback-host" => "localhost",
+                    _ => "some-value",
+                });
+            }
+            if opt.long == "keyring" && !cfg!(feature = "keyring") {
+                continue;
+            }
+            let parsed = parse(spec, args(&line));
+            assert!(parsed.is_ok(), "{line:?}: {:?}", parsed.err());
+        }
+    }
+
+    #[test]
     fn options_apply_to_their_commands_only() {
         let clear_all = command("clear-all").unwrap();
         let e = parse(clear_all, args(&["--device"])).err().unwrap();

@@ -116,6 +116,24 @@ pub(crate) fn completions(shell: &str) -> Option<String> {
     };
     match shell {
         "bash" => {
+            // Options that take a path complete file names; those with a few values, those.
+            let paths: Vec<String> = OPTIONS
+                .iter()
+                .filter(|o| matches!(o.value, Some("FILE" | "DIR")))
+                .map(|o| format!("--{}", o.long))
+                .collect();
+            let paths = paths.join("|");
+            let choices: String = OPTIONS
+                .iter()
+                .filter_map(|o| {
+                    let values = o.value.filter(|v| v.contains('|'))?;
+                    Some(format!(
+                        "        --{}) COMPREPLY=($(compgen -W \"{}\" -- \"$cur\")); return ;;\n",
+                        o.long,
+                        values.replace('|', " ")
+                    ))
+                })
+                .collect();
             let mut cases = String::new();
             for c in COMMANDS {
                 cases.push_str(&format!(
@@ -128,8 +146,8 @@ pub(crate) fn completions(shell: &str) -> Option<String> {
                 "# bash completion for mcp-oauth\n_mcp_oauth() {{\n    local cur=\"${{COMP_WORDS[COMP_CWORD]}}\" opts\n    \
                  if [ \"$COMP_CWORD\" -eq 1 ]; then\n        COMPREPLY=($(compgen -W \"{} --version\" -- \"$cur\"))\n        return\n    fi\n    \
                  case \"${{COMP_WORDS[1]}}\" in\n{cases}        help) opts=\"{}\" ;;\n        *) opts=\"\" ;;\n    esac\n    \
-                 case \"${{COMP_WORDS[COMP_CWORD-1]}}\" in\n        --cache-dir|--client-secret-file|--client-key-file|--assertion-file|--ca-file)\n            \
-                 COMPREPLY=($(compgen -f -- \"$cur\")); return ;;\n        --transport) COMPREPLY=($(compgen -W \"auto streamable sse\" -- \"$cur\")); return ;;\n    esac\n    \
+                 case \"${{COMP_WORDS[COMP_CWORD-1]}}\" in\n        {paths})\n            \
+                 COMPREPLY=($(compgen -f -- \"$cur\")); return ;;\n{choices}    esac\n    \
                  COMPREPLY=($(compgen -W \"$opts\" -- \"$cur\"))\n}}\ncomplete -F _mcp_oauth mcp-oauth\n",
                 names.join(" "),
                 COMMANDS

@@ -161,19 +161,14 @@ fn run(args: Vec<OsString>) -> Result<(), Failure> {
         }
         "-h" | "--help" | "help" => {
             match rest.first().map(|c| c.to_string_lossy()) {
-                Some(name) => {
-                    let spec = args::command(&name)
-                        .ok_or_else(|| Failure::Usage(format!("unknown command {name}")))?;
-                    out!("{}", help::command_help(spec));
-                }
+                Some(name) => out!("{}", help::command_help(known(&name)?)),
                 None => out!("{}", help::overview()),
             }
             return Ok(());
         }
         _ => {}
     }
-    let spec = args::command(&first)
-        .ok_or_else(|| Failure::Usage(format!("unknown command {}", printable(&first))))?;
+    let spec = known(&first)?;
     let options = args::parse(spec, rest.to_vec())?;
     if options.help {
         out!("{}", help::command_help(spec));
@@ -200,6 +195,12 @@ fn run(args: Vec<OsString>) -> Result<(), Failure> {
             Ok(())
         }
     }
+}
+
+/// The command named `name`, or a usage error naming it.
+fn known(name: &str) -> Result<&'static spec::CommandSpec, Failure> {
+    args::command(name)
+        .ok_or_else(|| Failure::Usage(format!("unknown command {}", printable(name))))
 }
 
 #[cfg(feature = "demo")]
