@@ -190,9 +190,7 @@ impl Shared {
                 .take(16 * 1024)
                 .read_to_end(&mut body);
             // A JSON-RPC error object from the server answers the request itself.
-            if serde_json::from_slice::<&serde_json::value::RawValue>(&body).is_ok()
-                && Message::parse(&body).is_ok_and(|m| m.kind == Kind::Response)
-            {
+            if Message::parse(&body).is_ok_and(|m| m.kind == Kind::Response) {
                 if self.retry_after_header_mismatch(outgoing, &body) {
                     return;
                 }
@@ -211,15 +209,10 @@ impl Shared {
         if outgoing.keys.is_empty() {
             return;
         }
-        let why = match cut {
-            Some(Cut::TooLarge) => {
-                format!("the MCP server's answer is larger than {MAX_MESSAGE} bytes")
-            }
-            Some(Cut::NoRoom) => {
-                "the bridge holds too much of the MCP server's answers at once".to_owned()
-            }
-            None => "the MCP server's answer ended without a response to this request".to_owned(),
-        };
+        let why = cut.map_or_else(
+            || "the MCP server's answer ended without a response to this request".to_owned(),
+            not_kept,
+        );
         self.fail(&outgoing.keys, &why);
     }
 
@@ -383,12 +376,7 @@ impl Shared {
             if event.cut.is_some() {
                 // Answered with its own id when its start names one.
                 let id = id_from_prefix(reader.data()).map(|id| id.to_string());
-                let why = match event.cut {
-                    Some(Cut::TooLarge) => {
-                        format!("the MCP server's answer is larger than {MAX_MESSAGE} bytes")
-                    }
-                    _ => "the bridge holds too much of the MCP server's answers at once".to_owned(),
-                };
+                let why = event.cut.map(not_kept).unwrap_or_default();
                 match id {
                     Some(key) => self.output.fail(&key, UNANSWERED, &why),
                     None => log::warn!("bridge: a message of the server's was dropped: {why}"),
@@ -532,6 +520,14 @@ impl<R: Read> Read for Cancellable<R> {
     }
 }
 
+/// Why an answer of the server's was not kept, as its request's error says.
+fn not_kept(cut: Cut) -> String {
+    match cut {
+        Cut::TooLarge => format!("the MCP server's answer is larger than {MAX_MESSAGE} bytes"),
+        Cut::NoRoom => "the bridge holds too much of the MCP server's answers at once".to_owned(),
+    }
+}
+
 /// A JSON answer's body, within [`MAX_MESSAGE`] and the budget.
 fn read_body(body: ureq::Body, budget: &Arc<Budget>) -> std::result::Result<Held, String> {
     let mut held = Held::new(Some(Arc::clone(budget)));
@@ -545,12 +541,10 @@ fn read_body(body: ureq::Body, budget: &Arc<Budget>) -> std::result::Result<Held
             break;
         }
         if held.bytes().len() + n > MAX_MESSAGE {
-            return Err(format!(
-                "the MCP server's answer is larger than {MAX_MESSAGE} bytes"
-            ));
+            return Err(not_kept(Cut::TooLarge));
         }
         if !held.make_room(n) {
-            return Err("the bridge holds too much of the MCP server's answers at once".into());
+            return Err(not_kept(Cut::NoRoom));
         }
         held.bytes_mut().extend_from_slice(&chunk[..n]);
     }

@@ -124,8 +124,9 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
         about: "Starts the embedded authorization server and MCP endpoint on 127.0.0.1 and runs \
                 the whole flow against it, printing each step with its time: discovery, \
                 registration, the browser step (a headless user agent, or your browser with \
-                --browser), the code exchange, a cached token, a refresh. (A build with the \
-                feature demo.)",
+                --browser), the code exchange, a cached token, a refresh. Its cache is a \
+                temporary directory, removed at the end, unless --cache-dir names one; its \
+                --timeout is 120 s. (A build with the feature demo.)",
         examples: "mcp-oauth demo\nmcp-oauth demo --browser",
     },
     CommandSpec {
