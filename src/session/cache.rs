@@ -48,8 +48,8 @@ fn fingerprint(token: &Secret) -> [u8; 32] {
 /// browser, by its configured client. A service and a person sharing a cache directory must
 /// not get each other's tokens.
 pub(super) struct Owner {
-    pub(super) grant: Grant,
-    pub(super) client: ConfiguredClient,
+    pub(super) grant: Arc<Grant>,
+    pub(super) client: Arc<ConfiguredClient>,
 }
 
 /// One MCP server's entry of the token cache, as this session sees it.

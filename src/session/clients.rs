@@ -3,6 +3,8 @@
 //! authorization endpoint first: servers forget clients when they restart), or a new dynamic
 //! registration (RFC 7591); with a callback listener on a redirect URI the client may use.
 
+use std::sync::Arc;
+
 use url::Url;
 
 use crate::authorize::{ClientCheck, check_client};
@@ -94,7 +96,7 @@ pub(super) fn stale_client(
 /// The session's client settings.
 pub(super) struct Clients {
     /// A pre-registered client or a client ID metadata document.
-    pub(super) configured: ConfiguredClient,
+    pub(super) configured: Arc<ConfiguredClient>,
     /// The client name sent on registration.
     pub(super) name: String,
     /// More client metadata sent on registration.

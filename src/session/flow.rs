@@ -97,7 +97,7 @@ pub(crate) struct Inner {
     clients: Clients,
     requested: Requested,
     /// How tokens are obtained when there are none to use or refresh.
-    grant: Grant,
+    grant: Arc<Grant>,
     /// Whether a person may be asked to log in.
     interactive: bool,
     callback_timeout: Duration,
@@ -117,20 +117,22 @@ impl Inner {
         rules: Arc<AddressRules>,
     ) -> Inner {
         let lock_wait = config.callback_timeout + LOCK_WAIT_MARGIN;
+        // One copy of each, shared by the cache (whose entries they own) and the logins.
+        let (grant, client) = (Arc::new(config.grant), Arc::new(config.client));
         Inner {
             net: Net::new(agent, rules, config.progress),
             cache: Cache::new(
                 (server_url, store),
                 Owner {
-                    grant: config.grant.clone(),
-                    client: config.client.clone(),
+                    grant: Arc::clone(&grant),
+                    client: Arc::clone(&client),
                 },
                 lock_wait,
                 config.critical,
             ),
             keys: DpopKeys::new(config.dpop),
             clients: Clients {
-                configured: config.client,
+                configured: client,
                 name: config.client_name,
                 metadata: config.client_metadata,
                 callback: CallbackPlace {
@@ -144,7 +146,7 @@ impl Inner {
                 authorize_params: config.authorize_params,
                 omit_resource: config.omit_resource,
             },
-            grant: config.grant,
+            grant,
             interactive: config.interactive,
             callback_timeout: config.callback_timeout,
             flow: Mutex::new(flow),
@@ -378,7 +380,7 @@ impl Inner {
         ctx: &LoginContext<'_>,
         prm: Option<Option<ResourceMetadata>>,
     ) -> Result<Presented> {
-        let kind = match self.grant {
+        let kind = match *self.grant {
             Grant::DeviceCode => LoginKind::Device,
             ref grant if grant.is_headless() => LoginKind::Grant,
             _ => LoginKind::Browser,
