@@ -126,7 +126,7 @@ fn open(shared: &Arc<Shared>) -> Result<Arc<Channel>, String> {
     std::thread::Builder::new()
         .name("mcp-oauth-bridge-sse".into())
         .spawn(move || {
-            read(&worker, reader);
+            worker.relay(&mut reader, Some("message"));
             reading.open.store(false, Ordering::SeqCst);
             // The session ended with its stream: what it owed will not come.
             worker.output.fail_all(
@@ -153,23 +153,6 @@ fn endpoint(shared: &Shared, data: &[u8]) -> Result<Url, String> {
         ));
     }
     Ok(url)
-}
-
-/// Writes the stream's `message` events until it ends or the bridge stops.
-fn read<R: std::io::BufRead>(shared: &Shared, mut reader: EventReader<R>) {
-    while let Ok(Some(event)) = reader.next_event() {
-        if shared.stopping.load(Ordering::SeqCst) {
-            return;
-        }
-        if event.event != "message" || event.cut.is_some() {
-            continue;
-        }
-        let data = reader.data_mut();
-        if serde_json::from_slice::<&serde_json::value::RawValue>(data).is_ok() {
-            shared.note_version(data);
-            shared.output.write_server_message(data);
-        }
-    }
 }
 
 /// A new stream's reader: fails once its deadline has passed while the stream has not named

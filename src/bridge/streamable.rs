@@ -327,6 +327,28 @@ impl Shared {
         true
     }
 
+    /// Writes each whole JSON event of a server's own stream (only those of type `only`, when
+    /// given) as a message, until the stream ends or the bridge stops.
+    pub(super) fn relay<R: std::io::BufRead>(
+        &self,
+        reader: &mut EventReader<R>,
+        only: Option<&str>,
+    ) {
+        while let Ok(Some(event)) = reader.next_event() {
+            if self.stopping.load(Ordering::SeqCst) {
+                return;
+            }
+            if event.cut.is_some() || only.is_some_and(|only| event.event != only) {
+                continue;
+            }
+            let data = reader.data_mut();
+            if serde_json::from_slice::<&serde_json::value::RawValue>(data).is_ok() {
+                self.note_version(data);
+                self.output.write_server_message(data);
+            }
+        }
+    }
+
     /// Keeps the protocol version an `initialize` result agreed to.
     pub(super) fn note_version(&self, bytes: &[u8]) {
         if !bytes.windows(15).any(|w| w == b"protocolVersion") {
@@ -443,18 +465,7 @@ impl Shared {
                     let input = std::io::BufReader::new(r.into_body().into_reader());
                     let mut reader =
                         EventReader::with_budget(input, MAX_MESSAGE, Arc::clone(&self.budget));
-                    while let Ok(Some(event)) = reader.next_event() {
-                        if self.stopping.load(Ordering::SeqCst) {
-                            return;
-                        }
-                        let data = reader.data_mut();
-                        if event.cut.is_none()
-                            && serde_json::from_slice::<&serde_json::value::RawValue>(data).is_ok()
-                        {
-                            self.note_version(data);
-                            self.output.write_server_message(data);
-                        }
-                    }
+                    self.relay(&mut reader, None);
                     last_id = reader.last_event_id().map(str::to_owned).or(last_id);
                     wait = reader.retry().unwrap_or(Duration::from_secs(1));
                 }
